@@ -1,0 +1,33 @@
+"""watchkeeper: monitoring for machine-learning models in production."""
+
+from watchkeeper.config import Config, load_config, parse_config
+from watchkeeper.errors import (
+    ConfigError,
+    InputError,
+    SchemaError,
+    StoreError,
+    UnknownMethodError,
+    UnknownModelError,
+    WatchkeeperError,
+)
+from watchkeeper.ingest import IngestResult
+from watchkeeper.workspace import Workspace, open
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "IngestResult",
+    "InputError",
+    "SchemaError",
+    "StoreError",
+    "UnknownMethodError",
+    "UnknownModelError",
+    "WatchkeeperError",
+    "Workspace",
+    "__version__",
+    "load_config",
+    "open",
+    "parse_config",
+]

@@ -1,0 +1,198 @@
+"""The command line: a thin door into the library.
+
+Exit codes: 0 success, 1 a watchkeeper error (one line on stderr), 2 a usage or
+configuration mistake.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from watchkeeper.config import CONFIG_FILENAME, EXAMPLE_CONFIG
+from watchkeeper.errors import WatchkeeperError
+from watchkeeper.ingest import IngestResult
+from watchkeeper.schema import KINDS, Kind
+from watchkeeper.workspace import Workspace, find_config
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class _Group(click.Group):
+    """Turns watchkeeper's errors into one clear line and an exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WatchkeeperError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=_Group)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Config file (default: $WATCHKEEPER_CONFIG or ./{CONFIG_FILENAME}).",
+)
+@click.version_option(package_name="watchkeeper")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None) -> None:
+    """watchkeeper: monitor machine-learning models in production."""
+    ctx.obj = {"config": config_path}
+
+
+@contextmanager
+def _workspace(ctx: click.Context) -> Iterator[Workspace]:
+    with Workspace.open(find_config(ctx.obj["config"])) as ws:
+        yield ws
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing config.")
+@click.pass_context
+def init(ctx: click.Context, force: bool) -> None:
+    """Write a commented example watchkeeper.yaml into the current folder."""
+    target = ctx.obj["config"] or Path(CONFIG_FILENAME)
+    if target.exists() and not force:
+        raise click.UsageError(f"{target} exists; use --force to overwrite it")
+    target.write_text(EXAMPLE_CONFIG, encoding="utf-8")
+    out.print(f"wrote {target}: edit the model and its columns, then run `watchkeeper ingest`")
+
+
+def _ingest(
+    ctx: click.Context, kind: Kind, model: str, path: Path, version: str | None, as_json: bool
+) -> None:
+    with _workspace(ctx) as ws, _progress(f"{kind} ← {path.name}") as advance:
+        result = ws.ingest(kind, model, path, version=version, progress=advance)
+    _print_result(result, as_json)
+
+
+def _print_result(result: IngestResult, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+    else:
+        out.print(result.summary(), highlight=False)
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int], None] | None]:
+    if not err.is_terminal:
+        yield None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda n: bar.advance(task, n)
+
+
+_FILE = click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+_MODEL = click.option("--model", "-m", required=True, help="Model name, as in the config.")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+
+
+@main.command("ingest")
+@click.argument("kind", type=click.Choice(["events", "labels", "outcomes"]))
+@_MODEL
+@_FILE
+@click.option("--version", help="Model version for events that carry none.")
+@_JSON
+@click.pass_context
+def ingest_cmd(
+    ctx: click.Context, kind: Kind, model: str, file: Path, version: str | None, as_json: bool
+) -> None:
+    """Validate and store events, labels or outcomes from a Parquet, CSV or JSON Lines file.
+
+    Bad rows go to quarantine with their reason; rows already stored are skipped.
+    """
+    _ingest(ctx, kind, model, file, version, as_json)
+
+
+@main.group()
+def reference() -> None:
+    """The reference data a model version is judged against."""
+
+
+@reference.command("set")
+@_MODEL
+@_FILE
+@click.option("--version", help="Model version (default: the model's version in the config).")
+@_JSON
+@click.pass_context
+def reference_set(
+    ctx: click.Context, model: str, file: Path, version: str | None, as_json: bool
+) -> None:
+    """Store the reference (training or validation) data for a model version."""
+    _ingest(ctx, "reference", model, file, version, as_json)
+
+
+@main.command()
+@_MODEL
+@click.option("--kind", type=click.Choice(list(KINDS)), default=None)
+@click.option("--reason", default=None, help="Only this reason code.")
+@click.option("--limit", default=20, show_default=True)
+@click.pass_context
+def quarantine(
+    ctx: click.Context, model: str, kind: Kind | None, reason: str | None, limit: int
+) -> None:
+    """Show quarantined rows, newest first, with their reason and raw values."""
+    with _workspace(ctx) as ws:
+        rows = ws.quarantine(model, kind=kind, reason=reason, limit=limit).to_pylist()
+    if not rows:
+        out.print("no quarantined rows")
+        return
+    table = Table("kind", "reason", "row", "detail", "raw", box=None)
+    for r in rows:
+        table.add_row(r["kind"], r["reason"], str(r["row_number"]), r["detail"], r["raw"][:80])
+    out.print(table)
+
+
+@main.command()
+@click.pass_context
+def models(ctx: click.Context) -> None:
+    """List the configured models and what is stored for each."""
+    with _workspace(ctx) as ws:
+        table = Table("model", "task", "owner", *KINDS, box=None)
+        for m in ws.config.models:
+            counts = [f"{ws.count(m.name, k):,}" for k in KINDS]
+            table.add_row(m.name, m.task, m.owner, *counts)
+    out.print(table)
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-output"),
+    show_default=True,
+)
+@click.option("--seed", default=7, show_default=True)
+def demo(directory: Path, seed: int) -> None:
+    """Generate a sample model's data and run watchkeeper on it end to end."""
+    from watchkeeper.demo import run_demo
+
+    run_demo(directory, seed=seed, console=out)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,427 @@
+"""watchkeeper.yaml: loaded once into frozen models and passed down.
+
+Every mistake is reported with its place in the file (a path such as
+``models[0].columns.features[3].kind`` and the line), and all mistakes are reported
+together: first the structural ones pydantic finds, then, if the structure is sound, the
+cross-field checks (unknown columns, a threshold on a regression model, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+)
+
+from watchkeeper.errors import ConfigError, ConfigProblem, UnknownModelError
+from watchkeeper.windows import format_duration, parse_duration
+
+CONFIG_FILENAME = "watchkeeper.yaml"
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+
+Task = Literal["binary_classification", "multiclass_classification", "regression", "ranking"]
+FeatureKind = Literal["numeric", "categorical", "boolean"]
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EngineConfig(_Frozen):
+    """Where events are stored. Default: a DuckDB file beside the config."""
+
+    path: str | None = None
+    url: str | None = None
+
+
+class FeatureConfig(_Frozen):
+    name: str = Field(min_length=1)
+    kind: FeatureKind
+    nullable: bool = True
+    range: tuple[float, float] | None = None
+    values: tuple[str, ...] | None = None
+
+
+class ColumnsConfig(_Frozen):
+    """The columns of an event, by role. Each value is a column name in the logged data."""
+
+    event_id: str = "event_id"
+    timestamp: str = "timestamp"
+    features: tuple[FeatureConfig, ...] = ()
+    prediction: str | None = None
+    score: str | None = None
+    scores: Mapping[str, str] | None = None
+    segments: tuple[str, ...] = ()
+    sensitive: tuple[str, ...] = ()
+    latency: str | None = None
+    status: str | None = None
+    model_version: str | None = None
+    metadata: tuple[str, ...] = ()
+    query_id: str | None = None
+    item_id: str | None = None
+    position: str | None = None
+
+
+class LabelsConfig(_Frozen):
+    """How ground truth arrives: its column names and how long it may take."""
+
+    column: str = "label"
+    timestamp: str = "label_timestamp"
+    expected_coverage: float = Field(default=1.0, gt=0, le=1)
+    max_delay: Duration = timedelta(days=30)
+
+
+class OutcomeConfig(_Frozen):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+
+
+class OutcomeColumnsConfig(_Frozen):
+    name: str = "outcome"
+    value: str = "value"
+    timestamp: str = "timestamp"
+
+
+class CostConfig(_Frozen):
+    false_positive: float = 0.0
+    false_negative: float = 0.0
+    true_positive_value: float = 0.0
+
+
+class ModelConfig(_Frozen):
+    name: str = Field(pattern=NAME_PATTERN)
+    task: Task
+    owner: str = "model"
+    version: str = "1"
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    classes: tuple[str, ...] | None = None
+    columns: ColumnsConfig = ColumnsConfig()
+    labels: LabelsConfig = LabelsConfig()
+    outcomes: tuple[OutcomeConfig, ...] = ()
+    outcome_columns: OutcomeColumnsConfig = OutcomeColumnsConfig()
+    costs: CostConfig | None = None
+
+    @property
+    def decision_threshold(self) -> float:
+        return 0.5 if self.threshold is None else self.threshold
+
+    def feature(self, name: str) -> FeatureConfig | None:
+        return next((f for f in self.columns.features if f.name == name), None)
+
+
+class Config(_Frozen):
+    engine: EngineConfig = EngineConfig()
+    models: tuple[ModelConfig, ...] = ()
+    # Where the file was read from; relative engine paths resolve against its folder.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def model(self, name: str) -> ModelConfig:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise UnknownModelError(name, [m.name for m in self.models])
+
+    def engine_url(self) -> str:
+        """The Ibis connection URL; a DuckDB file beside the config by default."""
+        if self.engine.url:
+            return self.engine.url
+        path = Path(self.engine.path or "watchkeeper.duckdb")
+        if not path.is_absolute():
+            path = self.base_dir / path
+        return f"duckdb://{path.resolve()}"
+
+
+# ---------------------------------------------------------------------------------------
+# loading
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; raises ConfigError naming every mistake."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem("", f"cannot read {source}: {exc.strerror}")]) from exc
+    return parse_config(text, source=str(source), base_dir=source.resolve().parent)
+
+
+def parse_config(text: str, source: str = "<config>", base_dir: Path | None = None) -> Config:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = str(getattr(exc, "problem", None) or exc)
+        raise ConfigError([ConfigProblem("", f"not valid YAML: {problem}", line)], source) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem("", "the top level must be a mapping")], source)
+    data = {**data, "base_dir": base_dir or Path(".")}
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = [_problem_from_pydantic(err, node) for err in exc.errors()]
+        raise ConfigError(problems, source) from None
+    problems = [
+        ConfigProblem(path, message, _line_of(node, path)) for path, message in _check(config)
+    ]
+    if problems:
+        raise ConfigError(problems, source)
+    return config
+
+
+def _format_loc(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _problem_from_pydantic(err: Any, node: yaml.Node | None) -> ConfigProblem:
+    # Pydantic appends the validator's name (e.g. "function-before[...]") for
+    # annotated types; it is not a place in the file.
+    loc = [p for p in err["loc"] if not (isinstance(p, str) and "[" in p)]
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind == "literal_error":
+        expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        message = f"must be one of {expected}"
+    elif kind == "missing":
+        message = "is required"
+    elif kind == "extra_forbidden":
+        message = "is not a known setting"
+    elif kind == "string_pattern_mismatch":
+        message = "must be lowercase letters, digits and underscores, starting with a letter"
+    elif kind in ("value_error", "assertion_error"):
+        message = str(ctx.get("error", err["msg"]))
+    else:
+        message = err["msg"][0].lower() + err["msg"][1:]
+    path = _format_loc(loc)
+    return ConfigProblem(path, message, _line_of_loc(node, loc))
+
+
+def _line_of(node: yaml.Node | None, path: str) -> int | None:
+    loc: list[int | str] = []
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        loc.append(int(part[1:-1]) if part.startswith("[") else part)
+    return _line_of_loc(node, loc)
+
+
+def _line_of_loc(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
+    """The 1-based line of the deepest YAML node that ``loc`` reaches."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in loc:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            for key, value in node.value:
+                if getattr(key, "value", None) == part:
+                    child = value
+                    line = key.start_mark.line + 1
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
+
+
+# ---------------------------------------------------------------------------------------
+# cross-field checks: pure, return (path, message) pairs
+
+
+def _check(config: Config) -> Iterator[tuple[str, str]]:
+    if config.engine.path and config.engine.url:
+        yield "engine", "give either path or url, not both"
+    seen: dict[str, int] = {}
+    for i, model in enumerate(config.models):
+        where = f"models[{i}]"
+        if model.name in seen:
+            yield (
+                f"{where}.name",
+                f"model {model.name!r} is already declared at models[{seen[model.name]}]",
+            )
+        seen.setdefault(model.name, i)
+        yield from _check_model(model, where)
+
+
+def _check_model(model: ModelConfig, where: str) -> Iterator[tuple[str, str]]:
+    cols = model.columns
+    at = f"{where}.columns"
+    owned: dict[str, str] = {}
+
+    def claim(name: str | None, path: str) -> Iterator[tuple[str, str]]:
+        if name is None:
+            return
+        if name.startswith("wk_"):
+            yield path, "column names starting with wk_ are reserved for watchkeeper"
+        elif name in owned:
+            yield path, f"column {name!r} is already used by {owned[name]}"
+        else:
+            owned[name] = path
+
+    yield from claim(cols.event_id, f"{at}.event_id")
+    yield from claim(cols.timestamp, f"{at}.timestamp")
+    for j, feature in enumerate(cols.features):
+        fpath = f"{at}.features[{j}]"
+        yield from claim(feature.name, f"{fpath}.name")
+        if feature.range is not None:
+            if feature.kind != "numeric":
+                yield f"{fpath}.range", "only numeric features have a range"
+            elif not feature.range[0] < feature.range[1]:
+                yield f"{fpath}.range", "must be [low, high] with low < high"
+        if feature.values is not None:
+            if feature.kind != "categorical":
+                yield f"{fpath}.values", "only categorical features have allowed values"
+            elif len(set(feature.values)) != len(feature.values):
+                yield f"{fpath}.values", "lists a value twice"
+            elif not feature.values:
+                yield f"{fpath}.values", "must list at least one value"
+    single = ("prediction", "score", "latency", "status", "model_version", "query_id", "item_id")
+    for role in (*single, "position"):
+        yield from claim(getattr(cols, role), f"{at}.{role}")
+    if cols.scores:
+        for cls, name in cols.scores.items():
+            yield from claim(name, f"{at}.scores.{cls}")
+    for j, name in enumerate(cols.metadata):
+        yield from claim(name, f"{at}.metadata[{j}]")
+    # Segments and sensitive attributes may reuse a feature or metadata column.
+    reusable = {f.name for f in cols.features} | set(cols.metadata)
+    for role in ("segments", "sensitive"):
+        names: tuple[str, ...] = getattr(cols, role)
+        for j, name in enumerate(names):
+            if names.index(name) != j:
+                yield f"{at}.{role}[{j}]", f"lists {name!r} twice"
+            elif name not in reusable:
+                yield from claim(name, f"{at}.{role}[{j}]")
+
+    if model.labels.column in owned:
+        yield (
+            f"{where}.labels.column",
+            (
+                f"{model.labels.column!r} is an event column ({owned[model.labels.column]}); "
+                "name the label column differently"
+            ),
+        )
+    task = model.task
+    if model.threshold is not None and task != "binary_classification":
+        yield f"{where}.threshold", "a decision threshold applies only to binary_classification"
+    if task == "binary_classification" and not (cols.score or cols.prediction):
+        yield at, "a binary_classification model needs a score or a prediction column"
+    if task == "multiclass_classification":
+        if not model.classes:
+            yield f"{where}.classes", "a multiclass_classification model must list its classes"
+        elif len(model.classes) < 2:
+            yield f"{where}.classes", "must list at least two classes"
+        if not (cols.prediction or cols.scores):
+            yield at, "a multiclass_classification model needs a prediction or scores columns"
+        if cols.scores and model.classes:
+            for cls in cols.scores:
+                if cls not in model.classes:
+                    yield f"{at}.scores.{cls}", f"{cls!r} is not one of the model's classes"
+    elif model.classes is not None:
+        yield f"{where}.classes", "classes apply only to multiclass_classification"
+    if cols.scores and task != "multiclass_classification":
+        yield f"{at}.scores", "per-class scores apply only to multiclass_classification"
+    if task == "regression" and not cols.prediction:
+        yield f"{at}.prediction", "a regression model needs its prediction column"
+    if task == "ranking":
+        if not cols.query_id:
+            yield f"{at}.query_id", "a ranking model needs a query_id column"
+        if not (cols.score or cols.position):
+            yield at, "a ranking model needs a score or a position column"
+    outcome_names = [o.name for o in model.outcomes]
+    for j, name in enumerate(outcome_names):
+        if outcome_names.index(name) != j:
+            yield f"{where}.outcomes[{j}].name", f"outcome {name!r} is declared twice"
+    if model.costs is not None and task != "binary_classification":
+        yield f"{where}.costs", "a cost matrix applies only to binary_classification"
+
+
+# ---------------------------------------------------------------------------------------
+# the example written by `watchkeeper init`
+
+EXAMPLE_CONFIG = """\
+# watchkeeper.yaml: what to monitor and where the data lives.
+# Durations are written as a number and a unit: 30s, 15m, 1h, 14d, 2w.
+
+engine:
+  # The default store is an embedded DuckDB file beside this config; no server needed.
+  path: watchkeeper.duckdb
+  # Or any engine Ibis speaks, by URL (give path or url, not both):
+  # url: duckdb:///var/lib/watchkeeper/store.duckdb
+
+models:
+  - name: fraud                     # lowercase letters, digits, underscores
+    task: binary_classification     # binary_classification, multiclass_classification,
+                                    # regression or ranking
+    owner: risk-ml                  # the team that answers for this model
+    version: "1"                    # used when events carry no model_version column
+    threshold: 0.5                  # decision threshold on the score (binary only)
+    columns:                        # column names in your logged events, by role
+      event_id: event_id            # unique per prediction; re-sending it changes nothing
+      timestamp: timestamp          # event time (UTC if no zone is given)
+      features:
+        - name: amount
+          kind: numeric             # numeric, categorical or boolean
+          range: [0, 50000]         # values outside are quarantined as out_of_range
+          nullable: false           # a missing value is quarantined as null_in_required
+        - name: merchant_category
+          kind: categorical         # without `values` any category is accepted
+        - name: country
+          kind: categorical
+          values: [US, GB, DE, FR, BR, IN]   # closes the set: others are unknown_category
+        - name: account_age_days
+          kind: numeric
+        - name: is_new_user
+          kind: boolean
+      score: score                  # the model's probability of the positive class
+      prediction: prediction        # optional; derived from score >= threshold if absent
+      segments: [region, device]    # slices to monitor separately
+      sensitive: [age_band]         # protected groups for fairness
+      latency: latency_ms           # milliseconds
+      status: status                # ok, error, timeout, ...
+      model_version: model_version
+      metadata: [feature_version]   # travels with every event
+    labels:
+      column: label                 # 0/1 (or true/false) in label files
+      timestamp: label_timestamp    # when the truth became known
+      expected_coverage: 0.9        # share of events that eventually get a label
+      max_delay: 30d                # after this a window's performance is final
+    outcomes:                       # business results, per event or as a time series
+      - name: confirmed_fraud
+      - name: manual_review
+    costs:
+      false_positive: 5             # cost of reviewing a legitimate transaction
+      false_negative: 120           # cost of missed fraud
+      true_positive_value: 100
+"""

@@ -1,0 +1,185 @@
+"""The engine connection: open, create tables, insert Arrow data, run Ibis expressions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+from ibis.common.exceptions import IbisError
+
+from watchkeeper.config import Config
+from watchkeeper.errors import StoreError
+from watchkeeper.schema import KINDS, DType, spec_for
+from watchkeeper.store.tables import META, SCHEMA_VERSION, SHARED
+
+_IBIS_TYPES: dict[DType, str] = {
+    "string": "string",
+    "float64": "float64",
+    "int64": "int64",
+    "boolean": "boolean",
+    "timestamp": "timestamp('UTC')",
+}
+ARROW_TYPES: dict[DType, pa.DataType] = {
+    "string": pa.string(),
+    "float64": pa.float64(),
+    "int64": pa.int64(),
+    "boolean": pa.bool_(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+
+
+def _engine_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [IbisError]
+    try:
+        import duckdb
+
+        errors.append(duckdb.Error)
+    except ImportError:  # pragma: no cover - duckdb is a dependency
+        pass
+    return tuple(errors)
+
+
+_ENGINE_ERRORS = _engine_errors()
+
+
+@contextmanager
+def engine_errors(action: str) -> Iterator[None]:
+    """Translate the engine's exceptions into StoreError, keeping the cause."""
+    try:
+        yield
+    except _ENGINE_ERRORS as exc:
+        raise StoreError(f"{action}: {exc}") from exc
+
+
+def ibis_schema(columns: Mapping[str, DType]) -> ibis.Schema:
+    return ibis.schema({name: _IBIS_TYPES[dtype] for name, dtype in columns.items()})
+
+
+def arrow_schema(columns: Mapping[str, DType]) -> pa.Schema:
+    return pa.schema([(name, ARROW_TYPES[dtype]) for name, dtype in columns.items()])
+
+
+class Store:
+    """A connection to the engine behind Ibis, with watchkeeper's tables."""
+
+    def __init__(self, backend: Any, url: str) -> None:
+        self.backend = backend
+        self.url = url
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        with engine_errors(f"cannot open the store at {url}"):
+            backend = ibis.connect(url)
+        return cls(backend, url)
+
+    @property
+    def engine(self) -> str:
+        return str(self.backend.name)
+
+    def close(self) -> None:
+        disconnect = getattr(self.backend, "disconnect", None)
+        if disconnect is not None:
+            with engine_errors("closing the store"):
+                disconnect()
+
+    # -- tables -------------------------------------------------------------------------
+
+    def tables(self) -> set[str]:
+        with engine_errors("listing tables"):
+            return set(self.backend.list_tables())
+
+    def table(self, name: str) -> ir.Table:
+        with engine_errors(f"opening table {name}"):
+            return self.backend.table(name)
+
+    def ensure(self, config: Config) -> None:
+        """Create every table the config needs (idempotent) and check the schema version."""
+        existing = self.tables()
+        with engine_errors("creating tables"):
+            for name, columns in SHARED.items():
+                self._ensure_table(name, columns, existing)
+            for model in config.models:
+                for kind in KINDS:
+                    spec = spec_for(kind, model)
+                    self._ensure_table(spec.table, spec.stored_schema(), existing)
+        self._check_version(META in existing)
+
+    def _ensure_table(self, name: str, columns: Mapping[str, DType], existing: set[str]) -> None:
+        if name not in existing:
+            self.backend.create_table(name, schema=ibis_schema(columns))
+            return
+        # A column added to the config since the table was made: add it (nulls for the past).
+        stored = self.backend.table(name).schema()
+        for column, dtype in columns.items():
+            wanted = ibis.dtype(_IBIS_TYPES[dtype])
+            if column not in stored:
+                sql_type = self.backend.compiler.type_mapper.from_ibis(wanted)
+                dialect = self.backend.compiler.dialect
+                ident = self.backend.compiler.quoted
+                quote = '"' if ident else ""
+                self.backend.raw_sql(
+                    f"ALTER TABLE {quote}{name}{quote} ADD COLUMN "
+                    f"{quote}{column}{quote} {sql_type.sql(dialect)}"
+                )
+            elif stored[column].copy(nullable=True) != wanted.copy(nullable=True):
+                raise StoreError(
+                    f"table {name!r} stores column {column!r} as {stored[column]}, but the "
+                    f"config now makes it {wanted}; rename the column or start a new store"
+                )
+
+    def _check_version(self, had_meta: bool) -> None:
+        meta = self.table(META)
+        with engine_errors("reading the store version"):
+            rows = meta.filter(meta.key == "schema_version").to_pyarrow().to_pylist()
+        if not rows:
+            self.insert(META, pa.table({"key": ["schema_version"], "value": [str(SCHEMA_VERSION)]}))
+            return
+        found = int(rows[0]["value"])
+        if found > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store at {self.url} has schema version {found}, newer than this "
+                f"watchkeeper understands ({SCHEMA_VERSION}); upgrade watchkeeper"
+            )
+        # Migrations from older versions go here, one function per step, when version 2 exists.
+
+    # -- reads and writes ---------------------------------------------------------------
+
+    def insert(self, name: str, data: pa.Table | ir.Table) -> None:
+        if isinstance(data, pa.Table) and data.num_rows == 0:
+            return
+        with engine_errors(f"writing to {name}"):
+            self.backend.insert(name, data)
+
+    def execute(self, expr: ir.Expr) -> pa.Table:
+        with engine_errors("running a query"):
+            result = expr.to_pyarrow()
+        return result if isinstance(result, pa.Table) else pa.table({"value": [result]})
+
+    def scalar(self, expr: ir.Scalar) -> Any:
+        with engine_errors("running a query"):
+            return expr.execute()
+
+    def memtable(self, data: pa.Table) -> ir.Table:
+        return ibis.memtable(data)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all (where the engine has transactions)."""
+        raw = getattr(self.backend, "con", None)
+        if self.engine != "duckdb" or raw is None:
+            yield
+            return
+        with engine_errors("starting a transaction"):
+            raw.begin()
+        try:
+            yield
+        except BaseException:
+            with engine_errors("rolling back"):
+                raw.rollback()
+            raise
+        with engine_errors("committing"):
+            raw.commit()

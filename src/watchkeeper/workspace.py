@@ -1,0 +1,179 @@
+"""The Python door into watchkeeper: a config and its store, opened together.
+
+>>> import watchkeeper
+>>> with watchkeeper.open("watchkeeper.yaml") as wk:
+...     result = wk.ingest_events("fraud", "events.parquet")
+...     print(result.summary())
+
+The CLI and the HTTP service call the same methods.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from watchkeeper.config import CONFIG_FILENAME, Config, load_config
+from watchkeeper.ingest import IngestResult, ingest, open_source
+from watchkeeper.ingest.pipeline import Progress
+from watchkeeper.schema import BATCH, INGESTED_AT, Kind, spec_for
+from watchkeeper.store import Store
+from watchkeeper.store.tables import QUARANTINE, REFERENCE_SETS
+
+Clock = Callable[[], datetime]
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def find_config(path: str | Path | None = None) -> Path:
+    """The config to use: the given path, $WATCHKEEPER_CONFIG, or ./watchkeeper.yaml."""
+    if path is not None:
+        return Path(path)
+    env = os.environ.get("WATCHKEEPER_CONFIG")
+    return Path(env) if env else Path.cwd() / CONFIG_FILENAME
+
+
+class Workspace:
+    """A loaded config and an open store. Time comes from ``clock`` (injectable)."""
+
+    def __init__(self, config: Config, store: Store, clock: Clock = _wall_clock) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+
+    @classmethod
+    def open(
+        cls, config: str | Path | Config | None = None, clock: Clock = _wall_clock
+    ) -> Workspace:
+        cfg = config if isinstance(config, Config) else load_config(find_config(config))
+        store = Store.open(cfg.engine_url())
+        try:
+            store.ensure(cfg)
+        except BaseException:
+            store.close()
+            raise
+        return cls(cfg, store, clock)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- ingestion ----------------------------------------------------------------------
+
+    def ingest(
+        self,
+        kind: Kind,
+        model: str,
+        data: Any,
+        *,
+        version: str | None = None,
+        progress: Progress | None = None,
+        batch_rows: int | None = None,
+    ) -> IngestResult:
+        """Validate and store events, labels, outcomes or reference rows from ``data``:
+        a file path, a pandas or polars DataFrame, a pyarrow Table or a list of dicts."""
+        cfg = self.config.model(model)
+        source = open_source(data) if batch_rows is None else open_source(data, batch_rows)
+        return ingest(
+            self.store, cfg, kind, source, now=self.clock(), version=version, progress=progress
+        )
+
+    def ingest_events(self, model: str, data: Any, **kwargs: Any) -> IngestResult:
+        return self.ingest("events", model, data, **kwargs)
+
+    def ingest_labels(self, model: str, data: Any, **kwargs: Any) -> IngestResult:
+        return self.ingest("labels", model, data, **kwargs)
+
+    def ingest_outcomes(self, model: str, data: Any, **kwargs: Any) -> IngestResult:
+        return self.ingest("outcomes", model, data, **kwargs)
+
+    def set_reference(
+        self, model: str, data: Any, version: str | None = None, **kwargs: Any
+    ) -> IngestResult:
+        """Store the reference data (training or validation set) for a model version."""
+        return self.ingest("reference", model, data, version=version, **kwargs)
+
+    # -- reading back -------------------------------------------------------------------
+
+    def events(self, model: str) -> ir.Table:
+        return self.store.table(spec_for("events", self.config.model(model)).table)
+
+    def labels(self, model: str) -> ir.Table:
+        """The label in force per event: the newest one received."""
+        return _latest(
+            self.store.table(spec_for("labels", self.config.model(model)).table), "event_id"
+        )
+
+    def label_history(self, model: str, event_id: str) -> pa.Table:
+        """Every label received for one event, oldest first (corrections included)."""
+        t = self.store.table(spec_for("labels", self.config.model(model)).table)
+        rows = t.filter(t.event_id == event_id).order_by([t[INGESTED_AT], t[BATCH]])
+        return self.store.execute(rows)
+
+    def outcomes(self, model: str) -> ir.Table:
+        """The outcome in force per key (event and outcome, or time and outcome)."""
+        return _latest(
+            self.store.table(spec_for("outcomes", self.config.model(model)).table), "wk_key"
+        )
+
+    def reference(self, model: str, version: str | None = None) -> ir.Table:
+        """The rows of the newest reference set for a model version (default: the config's)."""
+        cfg = self.config.model(model)
+        wanted = version or cfg.version
+        sets = self.store.table(REFERENCE_SETS)
+        mine = sets.filter((sets.model == model) & (sets.model_version == wanted))
+        latest = self.store.execute(mine.order_by(ibis.desc(mine.set_at)).limit(1))
+        ref = self.store.table(spec_for("reference", cfg).table)
+        if latest.num_rows == 0:
+            return ref.filter(ibis.literal(False))
+        return ref.filter(ref[BATCH] == latest["reference_id"][0].as_py())
+
+    def quarantine(
+        self, model: str, *, kind: Kind | None = None, reason: str | None = None, limit: int = 100
+    ) -> pa.Table:
+        self.config.model(model)
+        q = self.store.table(QUARANTINE)
+        expr = q.filter(q.model == model)
+        if kind is not None:
+            expr = expr.filter(expr.kind == kind)
+        if reason is not None:
+            expr = expr.filter(expr.reason == reason)
+        expr = expr.order_by([ibis.desc(expr.wk_ingested_at), expr.row_number]).limit(limit)
+        return self.store.execute(
+            expr.select("kind", "reason", "detail", "row_number", "raw", "source", "wk_ingested_at")
+        )
+
+    def count(self, model: str, kind: Kind) -> int:
+        table = self.store.table(spec_for(kind, self.config.model(model)).table)
+        return int(self.store.scalar(table.count()))
+
+
+def _latest(table: ir.Table, key: str) -> ir.Table:
+    order = [ibis.desc(table[INGESTED_AT]), ibis.desc(table[BATCH])]
+    ranked = table.mutate(_rank=ibis.row_number().over(group_by=table[key], order_by=order))
+    return ranked.filter(ranked._rank == 0).drop("_rank")
+
+
+def open(config: str | Path | Config | None = None, clock: Clock = _wall_clock) -> Workspace:
+    """Open the workspace of a config file (default: $WATCHKEEPER_CONFIG or ./watchkeeper.yaml)."""
+    return Workspace.open(config, clock)

@@ -49,6 +49,11 @@ class EngineConfig(_Frozen):
 
     path: str | None = None
     url: str | None = None
+    # DuckDB only: how much memory its buffer pool may hold (it spills to disk past that).
+    memory_limit: str | None = Field(
+        default="256MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
+    )
+    threads: int | None = Field(default=None, ge=1)
 
 
 class FeatureConfig(_Frozen):

@@ -56,7 +56,7 @@ class Workspace:
         cls, config: str | Path | Config | None = None, clock: Clock = _wall_clock
     ) -> Workspace:
         cfg = config if isinstance(config, Config) else load_config(find_config(config))
-        store = Store.open(cfg.engine_url())
+        store = Store.open(cfg.engine_url(), cfg.engine.memory_limit, cfg.engine.threads)
         try:
             store.ensure(cfg)
         except BaseException:

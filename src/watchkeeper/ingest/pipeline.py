@@ -3,7 +3,10 @@
 Every call: validate each batch in Arrow, quarantine bad rows with their reason and raw
 values, drop what is already stored (an event id, or a label identical to the stored one),
 append the rest, record the event-time hours it touched, and log the call in
-``ingestions``. The whole call commits at once.
+``ingestions``. Each batch commits whole (its rows, its quarantine and the hours it
+touched), so memory stays bounded for a file of any size; a call that is interrupted keeps
+its committed batches, and running it again stores the rest, because what is stored already
+is skipped. A reference set becomes visible only when its last batch is in.
 
 Labels and outcomes are append-only: a corrected label is a new row, and the newest row
 per key is the label in force, so the change history is the table itself. A label may
@@ -23,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -126,14 +130,15 @@ def ingest(
     batch_id = new_batch_id(now)
     result = IngestResult(model.name, kind, batch_id, source.name)
     run = _Run(store, spec, model, result, now, version or model.version)
-    with store.transaction():
-        offset = 0
-        for batch in source.batches:
+    offset = 0
+    for batch in source.batches:
+        with store.transaction():
             run.batch(batch, offset)
-            offset += batch.num_rows
-            result.rows += batch.num_rows
-            if progress is not None:
-                progress(batch.num_rows)
+        offset += batch.num_rows
+        result.rows += batch.num_rows
+        if progress is not None:
+            progress(batch.num_rows)
+    with store.transaction():
         run.rejected_lines(source)
         if kind == "reference":
             store.insert(
@@ -232,9 +237,10 @@ class _Run:
         good, positions = _first_only(good, positions, id_col, bad)
         if good.num_rows == 0:
             return good, positions
-        ids = self.store.memtable(pa.table({"id": good[id_col]}))
         stored = self.table.select(id=self.table[id_col], batch=self.table[BATCH])
-        found = self.store.execute(stored.semi_join(ids, stored.id == ids.id))
+        found = self.store.query_with(
+            pa.table({"id": good[id_col]}), lambda ids: stored.semi_join(ids, stored.id == ids.id)
+        )
         if found.num_rows == 0:
             return good, positions
         ours = pc.equal(found["batch"], self.result.batch)
@@ -260,12 +266,14 @@ class _Run:
         if good.num_rows == 0:
             return good, positions
         t = self.table
-        keys = self.store.memtable(pa.table({"k": good[key]}))
-        mine = t.semi_join(keys, t[key] == keys.k)
-        order = [ibis.desc(t[INGESTED_AT]), ibis.desc(t[BATCH])]
-        latest = mine.mutate(rank=ibis.row_number().over(group_by=t[key], order_by=order))
-        latest = latest.filter(latest.rank == 0).select(key, BATCH, *compare)
-        current = self.store.execute(latest)
+
+        def in_force(keys: ir.Table) -> ir.Table:
+            mine = t.semi_join(keys, t[key] == keys.k)
+            order = [ibis.desc(t[INGESTED_AT]), ibis.desc(t[BATCH])]
+            ranked = mine.mutate(rank=ibis.row_number().over(group_by=t[key], order_by=order))
+            return ranked.filter(ranked.rank == 0).select(key, BATCH, *compare)
+
+        current = self.store.query_with(pa.table({"k": good[key]}), in_force)
         if current.num_rows == 0:
             return good, positions
         work = good.select([key, *compare]).append_column(
@@ -319,11 +327,15 @@ class _Run:
             # an event that arrives later touches its own hour then.
             events = self.store.table(spec_for("events", self.model).table)
             ts = events[self.model.columns.timestamp]
-            ids = self.store.memtable(pa.table({"id": good["event_id"]}))
-            hours = events.semi_join(ids, events[self.model.columns.event_id] == ids.id).select(
-                hour=ts.truncate("h")
+            event_id = events[self.model.columns.event_id]
+            found = self.store.query_with(
+                pa.table({"id": good["event_id"]}),
+                lambda ids: (
+                    events.semi_join(ids, event_id == ids.id)
+                    .select(hour=ts.truncate("h"))
+                    .distinct()
+                ),
             )
-            found = self.store.execute(hours.distinct())
             times = found["hour"]
         hours_arr = pc.unique(pc.floor_temporal(times, unit="hour").drop_null())
         new = [h for h in hours_arr.to_pylist() if h not in self._touched]
@@ -385,13 +397,12 @@ class _Run:
         ]
         # Idempotent: a bad row already quarantined by an earlier call is not stored again.
         q = self.store.table(QUARANTINE)
-        probe = self.store.memtable(pa.table({"fp": prints}))
         seen = q.filter((q.model == self.model.name) & (q.wk_batch != self.result.batch))
-        known = set(
-            self.store.execute(
-                seen.semi_join(probe, seen.fingerprint == probe.fp).select("fingerprint")
-            )["fingerprint"].to_pylist()
+        found = self.store.query_with(
+            pa.table({"fp": prints}),
+            lambda probe: seen.semi_join(probe, seen.fingerprint == probe.fp).select("fingerprint"),
         )
+        known = set(found["fingerprint"].to_pylist())
         keep = [i for i, fp in enumerate(prints) if fp not in known]
         for i in range(len(rows)):
             self.result.quarantined[rows[i][1]] += 1

@@ -223,8 +223,9 @@ def _to_float(raw: pa.Array) -> Coerced:
         raw = _blank_to_null(raw)
         ok = pc.match_substring_regex(raw, _NUMBER)
         failed = _mask(pc.invert(ok))
-        cleaned = pc.if_else(ok, raw, pa.scalar(None, pa.string()))
-        return pc.utf8_trim_whitespace(cleaned).cast(pa.float64()), failed
+        cleaned = pc.utf8_trim_whitespace(pc.if_else(ok, raw, pa.scalar(None, pa.string())))
+        values, unparsed = _cast_or_each(cleaned, pa.float64())
+        return values, failed | unparsed
     return _all_failed(raw, pa.float64())
 
 

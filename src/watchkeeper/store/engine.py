@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+import sqlglot as sg
 from ibis.common.exceptions import IbisError
 
 from watchkeeper.config import Config
 from watchkeeper.errors import StoreError
 from watchkeeper.schema import KINDS, DType, spec_for
 from watchkeeper.store.tables import META, SCHEMA_VERSION, SHARED
+
+ROW_GROUP = 122_880
 
 _IBIS_TYPES: dict[DType, str] = {
     "string": "string",
@@ -63,6 +67,13 @@ def arrow_schema(columns: Mapping[str, DType]) -> pa.Schema:
     return pa.schema([(name, ARROW_TYPES[dtype]) for name, dtype in columns.items()])
 
 
+def _same_type(stored: Any, wanted: Any) -> bool:
+    """Equal up to nullability and timestamp precision (engines store microseconds)."""
+    if stored.is_timestamp() and wanted.is_timestamp():
+        return bool(stored.timezone == wanted.timezone)
+    return bool(stored.copy(nullable=True) == wanted.copy(nullable=True))
+
+
 class Store:
     """A connection to the engine behind Ibis, with watchkeeper's tables."""
 
@@ -71,9 +82,14 @@ class Store:
         self.url = url
 
     @classmethod
-    def open(cls, url: str) -> Store:
+    def open(cls, url: str, memory_limit: str | None = None, threads: int | None = None) -> Store:
         with engine_errors(f"cannot open the store at {url}"):
             backend = ibis.connect(url)
+            if backend.name == "duckdb":
+                if memory_limit:
+                    backend.raw_sql(f"SET memory_limit = '{memory_limit}'")
+                if threads:
+                    backend.raw_sql(f"SET threads = {int(threads)}")
         return cls(backend, url)
 
     @property
@@ -117,15 +133,12 @@ class Store:
         for column, dtype in columns.items():
             wanted = ibis.dtype(_IBIS_TYPES[dtype])
             if column not in stored:
-                sql_type = self.backend.compiler.type_mapper.from_ibis(wanted)
-                dialect = self.backend.compiler.dialect
-                ident = self.backend.compiler.quoted
-                quote = '"' if ident else ""
-                self.backend.raw_sql(
-                    f"ALTER TABLE {quote}{name}{quote} ADD COLUMN "
-                    f"{quote}{column}{quote} {sql_type.sql(dialect)}"
-                )
-            elif stored[column].copy(nullable=True) != wanted.copy(nullable=True):
+                compiler = self.backend.compiler
+                sql_type = compiler.type_mapper.from_ibis(wanted).sql(compiler.dialect)
+                table_sql = sg.to_identifier(name, quoted=True).sql(compiler.dialect)
+                column_sql = sg.to_identifier(column, quoted=True).sql(compiler.dialect)
+                self.backend.raw_sql(f"ALTER TABLE {table_sql} ADD COLUMN {column_sql} {sql_type}")
+            elif not _same_type(stored[column], wanted):
                 raise StoreError(
                     f"table {name!r} stores column {column!r} as {stored[column]}, but the "
                     f"config now makes it {wanted}; rename the column or start a new store"
@@ -149,10 +162,50 @@ class Store:
     # -- reads and writes ---------------------------------------------------------------
 
     def insert(self, name: str, data: pa.Table | ir.Table) -> None:
-        if isinstance(data, pa.Table) and data.num_rows == 0:
+        """Append rows (an Arrow table, or an Ibis expression the engine runs) to a table."""
+        if isinstance(data, ir.Table):
+            with engine_errors(f"writing to {name}"):
+                self.backend.insert(name, data)
             return
-        with engine_errors(f"writing to {name}"):
-            self.backend.insert(name, data)
+        if data.num_rows == 0:
+            return
+        with self.arrow(data) as rows, engine_errors(f"writing to {name}"):
+            self.backend.insert(name, rows.select(*data.column_names))
+
+    def query_with(self, data: pa.Table, build: Callable[[ir.Table], ir.Expr]) -> pa.Table:
+        """Run the query ``build`` makes from ``data`` (e.g. a semi-join on a batch's ids)."""
+        with self.arrow(data) as table:
+            return self.execute(build(table))
+
+    @contextmanager
+    def arrow(self, data: pa.Table) -> Iterator[ir.Table]:
+        """An Arrow table as an Ibis table, for the duration of the block.
+
+        Ibis keeps every ``memtable`` registered until the process exits; a long ingestion
+        would hold all of its data. This registers the table and drops it afterwards.
+        """
+        # Engines scan Arrow data in parallel by record batch: hand them batches of one
+        # row group each (DuckDB's is 122,880 rows), not one large batch.
+        data = pa.Table.from_batches(data.to_batches(max_chunksize=ROW_GROUP), data.schema)
+        name = f"wk_arrow_{uuid.uuid4().hex}"
+        raw = getattr(self.backend, "con", None)
+        if self.engine == "duckdb" and raw is not None:
+            with engine_errors("registering rows"):
+                raw.register(name, data)
+                table = self.backend.table(name)
+            try:
+                yield table
+            finally:
+                raw.unregister(name)
+            return
+        table = ibis.memtable(data, name=name)
+        try:
+            yield table
+        finally:
+            finalize = self.backend._make_memtable_finalizer(name)
+            if finalize is not None:
+                with suppress(Exception):
+                    finalize()
 
     def execute(self, expr: ir.Expr) -> pa.Table:
         with engine_errors("running a query"):
@@ -162,9 +215,6 @@ class Store:
     def scalar(self, expr: ir.Scalar) -> Any:
         with engine_errors("running a query"):
             return expr.execute()
-
-    def memtable(self, data: pa.Table) -> ir.Table:
-        return ibis.memtable(data)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

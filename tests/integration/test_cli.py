@@ -1,0 +1,100 @@
+"""The CLI as a user runs it: a real process, real files, exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from tests.conftest import MODEL_YAML, event
+from watchkeeper.ingest.readers import rows_to_table
+
+
+def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "WATCHKEEPER_CONFIG"}
+    return subprocess.run(
+        [sys.executable, "-m", "watchkeeper.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_init_writes_a_valid_config_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    first = run(tmp_path, "init")
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "watchkeeper.yaml").exists()
+    again = run(tmp_path, "init")
+    assert again.returncode == 2
+    assert "exists; use --force" in again.stderr
+    models = run(tmp_path, "models")
+    assert models.returncode == 0, models.stderr
+    assert "fraud" in models.stdout and "binary_classification" in models.stdout
+
+
+def test_ingest_prints_a_summary_and_json(tmp_path: Path) -> None:
+    (tmp_path / "watchkeeper.yaml").write_text(MODEL_YAML)
+    rows = [event(i) for i in range(6)]
+    rows[2]["amount"] = -4.0
+    pq.write_table(rows_to_table(rows), tmp_path / "events.parquet")
+    done = run(tmp_path, "ingest", "events", "--model", "fraud", "events.parquet")
+    assert done.returncode == 0, done.stderr
+    assert "6 rows read; 5 accepted, 0 duplicates, 1 quarantined (out_of_range: 1)" in done.stdout
+    again = run(tmp_path, "ingest", "events", "-m", "fraud", "events.parquet", "--json")
+    summary = json.loads(again.stdout)
+    assert (summary["accepted"], summary["duplicates"]) == (0, 5)
+    shown = run(tmp_path, "quarantine", "--model", "fraud")
+    assert "out_of_range" in shown.stdout and "amount: outside [0, 1000]" in shown.stdout
+
+
+def test_reference_set(tmp_path: Path) -> None:
+    (tmp_path / "watchkeeper.yaml").write_text(MODEL_YAML)
+    rows = [{k: v for k, v in event(i).items() if k not in ("id", "ts")} for i in range(3)]
+    pq.write_table(rows_to_table(rows), tmp_path / "train.parquet")
+    done = run(tmp_path, "reference", "set", "--model", "fraud", "--version", "3", "train.parquet")
+    assert done.returncode == 0, done.stderr
+    assert "reference for fraud: 3 rows read; 3 accepted" in done.stdout
+
+
+def test_a_bad_config_exits_non_zero_with_every_problem_and_no_traceback(tmp_path: Path) -> None:
+    bad = MODEL_YAML.replace("kind: boolean", "kind: bool").replace("task: regression", "task: reg")
+    (tmp_path / "watchkeeper.yaml").write_text(bad)
+    done = run(tmp_path, "models")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "models[0].columns.features[3].kind: must be one of numeric, categorical, boolean" in (
+        done.stderr
+    )
+    assert "models[1].task: must be one of" in done.stderr
+
+
+def test_unknown_model_and_missing_file(tmp_path: Path) -> None:
+    (tmp_path / "watchkeeper.yaml").write_text(MODEL_YAML)
+    (tmp_path / "x.csv").write_text("id\n1\n")
+    unknown = run(tmp_path, "ingest", "events", "--model", "nope", "x.csv")
+    assert unknown.returncode == 1
+    assert "unknown model 'nope'; the config declares: fraud, prices" in unknown.stderr
+    missing = run(tmp_path, "ingest", "events", "--model", "fraud", "nope.csv")
+    assert missing.returncode == 2
+    assert "Traceback" not in missing.stderr
+
+
+def test_config_option_and_environment(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere.yaml").write_text(MODEL_YAML)
+    done = run(tmp_path, "--config", "elsewhere.yaml", "models")
+    assert done.returncode == 0, done.stderr
+    assert "prices" in done.stdout
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    done = run(tmp_path, "demo", "--dir", "out")
+    assert done.returncode == 0, done.stderr
+    assert "the same file again" in done.stdout
+    assert "0 accepted, 50,000 duplicates" in done.stdout
+    assert "unparseable_row: 1" in done.stdout

@@ -1,0 +1,321 @@
+"""Ingestion into a real DuckDB file: quarantine, idempotency, late and corrected labels."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import watchkeeper
+from tests.conftest import Clock, event
+from watchkeeper.ingest.readers import rows_to_table
+from watchkeeper.ingest.validate import REASONS
+from watchkeeper.store.tables import INGESTIONS, QUARANTINE, TOUCHED
+
+
+def stored(ws: watchkeeper.Workspace, table: str) -> pa.Table:
+    return ws.store.execute(ws.store.table(table))
+
+
+def test_good_rows_land_and_bad_rows_are_quarantined_with_raw_values(
+    ws: watchkeeper.Workspace,
+) -> None:
+    rows = [event(i) for i in range(5)]
+    rows[1]["amount"] = -5.0
+    rows[3]["country"] = "XX"
+    result = ws.ingest_events("fraud", rows)
+    assert (result.rows, result.accepted, result.duplicates) == (5, 3, 0)
+    assert dict(result.quarantined) == {"out_of_range": 1, "unknown_category": 1}
+    ids = sorted(stored(ws, "events_fraud")["id"].to_pylist())
+    assert ids == ["e0", "e2", "e4"]
+    q = ws.quarantine("fraud").to_pylist()
+    by_row = {r["row_number"]: r for r in q}
+    assert by_row[1]["reason"] == "out_of_range"
+    assert json.loads(by_row[1]["raw"])["amount"] == -5.0
+    assert json.loads(by_row[3]["raw"])["country"] == "XX"
+    assert by_row[3]["detail"] == "country: not one of the declared values"
+
+
+def test_every_reason_code_reaches_the_quarantine(
+    ws: watchkeeper.Workspace, tmp_path: Path
+) -> None:
+    rows = [event(i) for i in range(10)]
+    rows[1]["amount"] = "lots"  # bad_type
+    rows[2]["amount"] = 5000.0  # out_of_range
+    rows[3]["country"] = "XX"  # unknown_category
+    rows[4]["score"] = None  # null_in_required
+    rows[5]["ts"] = "tomorrow"  # unparseable_timestamp
+    rows.append(dict(rows[6]))  # duplicate_id
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken\n")  # unparseable_row
+    result = ws.ingest_events("fraud", path)
+    missing = ws.ingest_events("fraud", [{k: v for k, v in event(99).items() if k != "amount"}])
+    found = set(result.quarantined) | set(missing.quarantined)
+    assert found == set(REASONS)
+    assert result.accepted == 5
+    reasons = {r["reason"] for r in ws.quarantine("fraud").to_pylist()}
+    assert reasons == set(REASONS)
+
+
+def test_reingesting_the_same_file_changes_nothing(
+    ws: watchkeeper.Workspace, tmp_path: Path
+) -> None:
+    rows = [event(i) for i in range(20)]
+    rows[4]["amount"] = -1.0
+    path = tmp_path / "events.parquet"
+    pq.write_table(rows_to_table(rows), path)
+    first = ws.ingest_events("fraud", path)
+    before = {t: stored(ws, t).num_rows for t in ("events_fraud", QUARANTINE, TOUCHED)}
+    second = ws.ingest_events("fraud", path)
+    after = {t: stored(ws, t).num_rows for t in ("events_fraud", QUARANTINE, TOUCHED)}
+    assert (first.accepted, first.duplicates) == (19, 0)
+    assert (second.accepted, second.duplicates) == (0, 19)
+    assert second.quarantined == {"out_of_range": 1}  # reported again, stored once
+    assert before == after
+    assert stored(ws, INGESTIONS).num_rows == 2
+
+
+def test_duplicates_across_batches_of_one_file_are_quarantined(
+    ws: watchkeeper.Workspace, tmp_path: Path
+) -> None:
+    rows = [event(i) for i in range(10)] + [event(3, amount=99.0)]
+    path = tmp_path / "events.parquet"
+    pq.write_table(rows_to_table(rows), path)
+    result = ws.ingest("events", "fraud", path, batch_rows=4)
+    assert result.accepted == 10
+    assert result.quarantined == {"duplicate_id": 1}
+    assert result.duplicates == 0
+    events = stored(ws, "events_fraud").to_pandas().set_index("id")
+    assert events.loc["e3", "amount"] == 13.0  # the first one wins
+
+
+def test_every_input_kind_is_accepted(ws: watchkeeper.Workspace, tmp_path: Path) -> None:
+    rows = [event(i) for i in range(12)]
+    table = rows_to_table(rows)
+    csv_path = tmp_path / "a.csv"
+    pd.DataFrame(rows[6:8]).to_csv(csv_path, index=False)
+    json_path = tmp_path / "b.json"
+    json_path.write_text(json.dumps(rows[8:10]))
+    parquet_path = tmp_path / "c.parquet"
+    pq.write_table(table.slice(10, 2), parquet_path)
+    sources: list[object] = [
+        pd.DataFrame(rows[0:2]),
+        pl.DataFrame(rows[2:4]),
+        table.slice(4, 2),
+        csv_path,
+        json_path,
+        parquet_path,
+    ]
+    accepted = [ws.ingest_events("fraud", s).accepted for s in sources]
+    assert accepted == [2, 2, 2, 2, 2, 2]
+    assert ws.count("fraud", "events") == 12
+    # CSV is read as text and typed by validation.
+    events = stored(ws, "events_fraud").to_pandas().set_index("id")
+    assert events.loc["e6", "amount"] == 16.0
+    assert bool(events.loc["e6", "is_new"]) is True
+
+
+def test_a_mixed_type_column_quarantines_rows_not_the_file(
+    ws: watchkeeper.Workspace, tmp_path: Path
+) -> None:
+    rows = [event(i) for i in range(3)]
+    rows[2]["amount"] = "n/a"
+    frame = pd.DataFrame(rows)
+    result = ws.ingest_events("fraud", frame)
+    assert (result.accepted, dict(result.quarantined)) == (2, {"bad_type": 1})
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text(
+        "id,ts,amount,score,pred\n"
+        "c1,2026-04-30T01:00:00Z,5,0.1,0\n"
+        "c2,2026-04-30T01:00:00Z,5,0.1\n"  # a field short
+        "c3,2026-04-30T01:00:00Z,abc,0.1,0\n"
+    )
+    result = ws.ingest_events("fraud", bad_csv)
+    assert result.accepted == 1
+    assert dict(result.quarantined) == {"unparseable_row": 1, "bad_type": 1}
+    assert "country" in result.missing_columns
+
+
+def test_labels_before_and_after_their_events(ws: watchkeeper.Workspace, clock: Clock) -> None:
+    ws.ingest_events("fraud", [event(0), event(1)])
+    clock.now += timedelta(days=2)
+    early = ws.ingest_labels("fraud", [{"id": "e1", "is_fraud": 1}, {"id": "e2", "is_fraud": 0}])
+    assert early.accepted == 2  # e2's event has not arrived: the label waits
+    clock.now += timedelta(days=1)
+    ws.ingest_events("fraud", [event(2)])
+    ws.ingest_labels("fraud", [{"id": "e0", "is_fraud": 0, "labelled_at": "2026-05-03T00:00:00Z"}])
+    events = ws.events("fraud")
+    labels = ws.labels("fraud")
+    joined = events.left_join(labels, events.id == labels.event_id)
+    got = {
+        r["id"]: (r["label"], r["label_timestamp"])
+        for r in ws.store.execute(joined.select("id", "label", "label_timestamp")).to_pylist()
+    }
+    assert got["e0"] == (0, datetime(2026, 5, 3, tzinfo=UTC))
+    # No label time given: the time it was received is used.
+    assert got["e1"] == (1, clock.now - timedelta(days=1))
+    assert got["e2"][0] == 0
+
+
+def test_a_corrected_label_replaces_the_earlier_one_and_is_recorded(
+    ws: watchkeeper.Workspace, clock: Clock
+) -> None:
+    ws.ingest_events("fraud", [event(0), event(1)])
+    ws.ingest_labels("fraud", [{"id": "e0", "is_fraud": 0}, {"id": "e1", "is_fraud": 1}])
+    clock.now += timedelta(days=5)
+    again = ws.ingest_labels("fraud", [{"id": "e0", "is_fraud": 1}, {"id": "e1", "is_fraud": 1}])
+    assert (again.accepted, again.corrected, again.duplicates) == (1, 1, 1)
+    current = ws.store.execute(ws.labels("fraud").order_by("event_id"))
+    assert current["label"].to_pylist() == [1, 1]
+    history = ws.label_history("fraud", "e0")
+    assert history["label"].to_pylist() == [0, 1]
+    assert history["wk_ingested_at"].to_pylist() == [clock.now - timedelta(days=5), clock.now]
+    # Resending the correction changes nothing.
+    clock.now += timedelta(hours=1)
+    same = ws.ingest_labels("fraud", [{"id": "e0", "is_fraud": 1}])
+    assert (same.accepted, same.duplicates) == (0, 1)
+
+
+def test_outcomes_per_event_and_as_time_series(ws: watchkeeper.Workspace, clock: Clock) -> None:
+    ws.ingest_events("fraud", [event(0)])
+    first = ws.ingest_outcomes(
+        "fraud",
+        [
+            {"id": "e0", "outcome": "chargeback", "value": 1},
+            {"outcome": "chargeback", "value": 3, "timestamp": "2026-04-30T00:00:00Z"},
+            {"outcome": "chargeback", "value": 3},  # neither event nor time
+            {"id": "e0", "outcome": "refund", "value": 1},  # not declared
+        ],
+    )
+    assert first.accepted == 2
+    assert dict(first.quarantined) == {"null_in_required": 1, "unknown_category": 1}
+    clock.now += timedelta(hours=1)
+    fixed = ws.ingest_outcomes(
+        "fraud", [{"outcome": "chargeback", "value": 4, "timestamp": "2026-04-30T00:00:00Z"}]
+    )
+    assert fixed.corrected == 1
+    values = sorted(ws.store.execute(ws.outcomes("fraud"))["value"].to_pylist())
+    assert values == [1.0, 4.0]
+
+
+def test_reference_sets_per_version(ws: watchkeeper.Workspace, clock: Clock) -> None:
+    rows = [{k: v for k, v in event(i).items() if k not in ("id", "ts")} for i in range(4)]
+    for r in rows:
+        r["is_fraud"] = 1
+    first = ws.set_reference("fraud", rows, version="3")
+    assert first.accepted == 4 and not first.unexpected_columns
+    clock.now += timedelta(hours=1)
+    ws.set_reference("fraud", rows[:2], version="3")
+    ws.set_reference("fraud", rows[:1], version="4")
+    assert ws.store.execute(ws.reference("fraud", "3")).num_rows == 2
+    assert ws.store.execute(ws.reference("fraud", "4")).num_rows == 1
+    assert ws.store.execute(ws.reference("fraud", "9")).num_rows == 0
+
+
+def test_touched_hours_follow_event_time(ws: watchkeeper.Workspace) -> None:
+    ws.ingest_events("fraud", [event(1), event(2), event(2 + 24)])
+    ws.ingest_labels("fraud", [{"id": "e1", "is_fraud": 1}, {"id": "zz", "is_fraud": 1}])
+    touched = stored(ws, TOUCHED).to_pylist()
+    by_kind: dict[str, set[int]] = {}
+    for row in touched:
+        by_kind.setdefault(row["kind"], set()).add(row["hour"].hour)
+    assert by_kind == {"events": {1, 2}, "labels": {1}}
+
+
+def test_model_version_defaults_from_the_config(ws: watchkeeper.Workspace) -> None:
+    ws.ingest_events("fraud", [event(0, version=None), event(1)])
+    versions = stored(ws, "events_fraud").sort_by("id")["wk_model_version"].to_pylist()
+    assert versions == ["1", "3"]
+
+
+def test_tables_are_created_idempotently_and_grow_with_the_config(
+    config: watchkeeper.Config,
+) -> None:
+    with watchkeeper.open(config) as ws:
+        ws.ingest_events("fraud", [event(0)])
+    grown = config.model_copy(
+        update={
+            "models": (
+                config.models[0].model_copy(
+                    update={
+                        "columns": config.models[0].columns.model_copy(
+                            update={"metadata": ("feature_version", "dataset_id")}
+                        )
+                    }
+                ),
+                config.models[1],
+            )
+        }
+    )
+    with watchkeeper.open(grown) as ws:
+        ws.ingest_events("fraud", [event(1, dataset_id="d7")])
+        rows = stored(ws, "events_fraud").sort_by("id")["dataset_id"].to_pylist()
+    assert rows == [None, "d7"]
+
+
+def test_a_store_from_a_newer_release_is_refused(config: watchkeeper.Config) -> None:
+    with watchkeeper.open(config) as ws:
+        ws.store.backend.raw_sql("UPDATE wk_meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(watchkeeper.StoreError, match="schema version 99"):
+        watchkeeper.open(config)
+
+
+def test_engine_errors_become_store_errors(tmp_path: Path) -> None:
+    (tmp_path / "dir.duckdb").mkdir()
+    config = watchkeeper.parse_config("engine: {path: dir.duckdb}\n", base_dir=tmp_path)
+    with pytest.raises(watchkeeper.StoreError) as info:
+        watchkeeper.open(config)
+    assert info.value.__cause__ is not None
+
+
+def test_an_interrupted_call_keeps_whole_batches_and_a_rerun_completes_it(
+    ws: watchkeeper.Workspace,
+) -> None:
+    rows = [event(i) for i in range(5)]
+
+    def interrupt_after_first_batch(_: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ws.ingest("events", "fraud", rows, progress=interrupt_after_first_batch, batch_rows=2)
+    assert ws.count("fraud", "events") == 2
+    assert stored(ws, INGESTIONS).num_rows == 0
+    rerun = ws.ingest("events", "fraud", rows, batch_rows=2)
+    assert (rerun.accepted, rerun.duplicates) == (3, 2)
+    assert ws.count("fraud", "events") == 5
+
+
+def test_a_batch_that_fails_midway_is_rolled_back_whole(
+    ws: watchkeeper.Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [event(i) for i in range(4)]
+    rows[1]["amount"] = -1.0
+    real_insert = ws.store.insert
+
+    def failing_insert(name: str, data: object) -> None:
+        if name == QUARANTINE:
+            raise watchkeeper.StoreError("disk full")
+        real_insert(name, data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ws.store, "insert", failing_insert)
+    with pytest.raises(watchkeeper.StoreError, match="disk full"):
+        ws.ingest_events("fraud", rows)
+    monkeypatch.undo()
+    assert ws.count("fraud", "events") == 0  # the events of the failed batch are not kept
+    assert stored(ws, TOUCHED).num_rows == 0
+
+
+def test_unreadable_input_is_an_input_error(ws: watchkeeper.Workspace, tmp_path: Path) -> None:
+    with pytest.raises(watchkeeper.InputError, match="no such file"):
+        ws.ingest_events("fraud", tmp_path / "nope.parquet")
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(watchkeeper.InputError, match="unknown file type"):
+        ws.ingest_events("fraud", tmp_path / "x.txt")
+    with pytest.raises(watchkeeper.InputError, match="cannot ingest a int"):
+        ws.ingest_events("fraud", 42)

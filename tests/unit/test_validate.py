@@ -1,0 +1,147 @@
+"""Validation is pure Arrow: each reason code, and every lossless coercion."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pytest
+
+from tests.conftest import MODEL_YAML, event
+from watchkeeper.config import parse_config
+from watchkeeper.ingest.readers import rows_to_table
+from watchkeeper.ingest.validate import validate
+from watchkeeper.schema import events_spec, labels_spec
+
+CONFIG = parse_config(MODEL_YAML)
+EVENTS = events_spec(CONFIG.model("fraud"))
+LABELS = labels_spec(CONFIG.model("fraud"))
+
+
+def reasons(rows: list[dict[str, object]]) -> dict[int, str]:
+    checked = validate(rows_to_table(rows), EVENTS)
+    return {row: checked.problems.primary(row)[0] for row in checked.problems.rows}
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ({"amount": -1.0}, "out_of_range"),
+        ({"amount": 1000.5}, "out_of_range"),
+        ({"score": 1.5}, "out_of_range"),
+        ({"latency_ms": -3}, "out_of_range"),
+        ({"country": "XX"}, "unknown_category"),
+        ({"pred": 2}, "unknown_category"),
+        ({"amount": None}, "null_in_required"),
+        ({"id": None}, "null_in_required"),
+        ({"score": None}, "null_in_required"),
+        ({"amount": "12,5"}, "bad_type"),
+        ({"is_new": "maybe"}, "bad_type"),
+        ({"is_new": 3}, "bad_type"),
+        ({"pred": 0.5}, "bad_type"),
+        ({"amount": [1, 2]}, "bad_type"),
+        ({"ts": "yesterday"}, "unparseable_timestamp"),
+        ({"ts": "2026-13-45T00:00:00"}, "unparseable_timestamp"),
+        ({"ts": None}, "null_in_required"),
+    ],
+)
+def test_each_reason(override: dict[str, object], reason: str) -> None:
+    rows = [event(0), event(1, **override), event(2)]
+    assert reasons(rows) == {1: reason}
+
+
+def test_missing_required_column_quarantines_every_row() -> None:
+    table = rows_to_table([event(0), event(1)]).drop(["amount"])
+    checked = validate(table, EVENTS)
+    assert checked.good.num_rows == 0
+    assert {checked.problems.primary(r)[0] for r in range(2)} == {"missing_column"}
+
+
+def test_missing_optional_column_is_null_and_reported() -> None:
+    table = rows_to_table([event(0), event(1)]).drop(["channel"])
+    checked = validate(table, EVENTS)
+    assert checked.good.num_rows == 2
+    assert checked.good["channel"].null_count == 2
+    assert checked.missing_columns == ("channel",)
+
+
+def test_unexpected_column_is_reported() -> None:
+    checked = validate(rows_to_table([event(0, shoe_size=42)]), EVENTS)
+    assert checked.unexpected_columns == ("shoe_size",)
+
+
+def test_a_row_with_several_problems_has_one_primary_reason_and_all_details() -> None:
+    checked = validate(rows_to_table([event(0, amount=None, country="XX", ts="bad")]), EVENTS)
+    reason, detail = checked.problems.primary(0)
+    assert reason == "null_in_required"
+    assert "amount: missing value" in detail
+    assert "country: not one of the declared values" in detail
+    assert "ts: not an ISO 8601 time" in detail
+
+
+def test_lossless_coercions() -> None:
+    rows = [
+        event(0, amount="12.5", is_new="yes", pred="1", score="0.75", ts="2026-04-30 10:00:00"),
+        event(1, amount=7, is_new=0, pred=True, ts="2026-04-30T12:00:00+02:00"),
+        event(2, amount=float("nan"), channel=3, ts="2026-04-30T10:00:00.5Z"),
+    ]
+    rows[2]["amount"] = 5  # keep required amount valid; NaN is tested on latency
+    rows[2]["latency_ms"] = float("nan")
+    checked = validate(rows_to_table(rows), EVENTS)
+    assert checked.problems.rows == {}
+    good = checked.good.to_pydict()
+    assert good["amount"] == [12.5, 7.0, 5.0]
+    assert good["is_new"] == [True, False, True]
+    assert good["pred"] == [1, 1, 0]
+    assert good["score"] == [0.75, 0.25, 0.25]
+    assert good["channel"] == ["web", "web", "3"]
+    assert good["latency_ms"][2] is None  # NaN is stored as null
+    assert good["ts"] == [
+        datetime(2026, 4, 30, 10, tzinfo=UTC),
+        datetime(2026, 4, 30, 10, tzinfo=UTC),
+        datetime(2026, 4, 30, 10, 0, 0, 500000, tzinfo=UTC),
+    ]
+    assert checked.good.schema.field("ts").type == pa.timestamp("us", tz="UTC")
+
+
+def test_typed_columns_pass_through() -> None:
+    table = pa.table(
+        {
+            "id": pa.array([1, 2], pa.int32()),
+            "ts": pa.array([datetime(2026, 1, 1), datetime(2026, 1, 2)], pa.timestamp("ms")),
+            "amount": pa.array([1, 2], pa.int16()),
+            "score": pa.array([0.1, 0.9], pa.float32()),
+            "pred": pa.array([False, True]),
+            "country": pa.array(["US", "DE"]).dictionary_encode(),
+        }
+    )
+    checked = validate(table, EVENTS)
+    assert checked.problems.rows == {}
+    good = checked.good.to_pydict()
+    assert good["id"] == ["1", "2"]
+    assert good["ts"][0] == datetime(2026, 1, 1, tzinfo=UTC)
+    assert good["pred"] == [0, 1]
+    assert good["country"] == ["US", "DE"]
+    assert math.isclose(good["score"][1], 0.9, rel_tol=1e-6)
+
+
+def test_float_category_codes_become_integer_text() -> None:
+    checked = validate(rows_to_table([event(0, channel=3.0), event(1, channel=2.5)]), EVENTS)
+    assert checked.good["channel"].to_pylist() == ["3", "2.5"]
+
+
+def test_binary_labels_accept_bools_and_text() -> None:
+    rows = [
+        {"id": "a", "is_fraud": True},
+        {"id": "b", "is_fraud": "0"},
+        {"id": "c", "is_fraud": "false"},
+        {"id": "d", "is_fraud": 2},
+        {"id": "e", "is_fraud": None},
+    ]
+    checked = validate(rows_to_table(rows), LABELS)
+    assert checked.good["label"].to_pylist() == [1, 0, 0]
+    assert {r: checked.problems.primary(r)[0] for r in checked.problems.rows} == {
+        3: "unknown_category",
+        4: "null_in_required",
+    }

@@ -109,7 +109,7 @@ models:
 def test_yaml_syntax_error_names_the_line() -> None:
     found = problems("models:\n  - name: m\n    task: [regression\n")
     assert len(found) == 1
-    path, line, message = found[0]
+    _path, line, message = found[0]
     assert line is not None and line >= 3
     assert message.startswith("not valid YAML")
 

@@ -47,7 +47,9 @@ def fates(rows: list[dict[str, Any]]) -> list[bool]:
 def test_every_row_is_either_kept_or_quarantined(rows: list[dict[str, Any]]) -> None:
     checked = validate(rows_to_table(rows), SPEC)
     assert checked.good.num_rows + len(checked.problems.rows) == len(rows)
-    assert list(checked.good_rows) == [i for i in range(len(rows)) if i not in checked.problems.rows]
+    assert list(checked.good_rows) == [
+        i for i in range(len(rows)) if i not in checked.problems.rows
+    ]
     for i in checked.problems.rows:
         reason, detail = checked.problems.primary(i)
         assert reason and detail
@@ -76,7 +78,9 @@ def test_a_rows_fate_does_not_depend_on_its_neighbours(rows: list[dict[str, Any]
 
 
 def test_schema_of_good_rows_is_the_stored_schema() -> None:
-    checked = validate(rows_to_table([{"id": "a", "ts": "2026-01-01", "amount": 1, "score": 0.5, "pred": 0}]), SPEC)
+    checked = validate(
+        rows_to_table([{"id": "a", "ts": "2026-01-01", "amount": 1, "score": 0.5, "pred": 0}]), SPEC
+    )
     types = dict(zip(checked.good.schema.names, checked.good.schema.types, strict=True))
     assert types["amount"] == pa.float64()
     assert types["ts"] == pa.timestamp("us", tz="UTC")

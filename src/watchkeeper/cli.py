@@ -90,7 +90,8 @@ def _print_result(result: IngestResult, as_json: bool) -> None:
 
 
 @contextmanager
-def _progress(label: str) -> Iterator[Callable[[int], None] | None]:
+def _progress(label: str) -> Iterator[Callable[[int, int | None], None] | None]:
+    """A progress bar on a terminal (rows done of the total, where the input knows it)."""
     if not err.is_terminal:
         yield None
         return
@@ -102,7 +103,11 @@ def _progress(label: str) -> Iterator[Callable[[int], None] | None]:
     )
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task(label, total=None)
-        yield lambda n: bar.advance(task, n)
+
+        def advance(rows: int, total: int | None) -> None:
+            bar.update(task, advance=rows, total=total)
+
+        yield advance
 
 
 _FILE = click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))

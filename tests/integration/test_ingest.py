@@ -279,7 +279,7 @@ def test_an_interrupted_call_keeps_whole_batches_and_a_rerun_completes_it(
 ) -> None:
     rows = [event(i) for i in range(5)]
 
-    def interrupt_after_first_batch(_: int) -> None:
+    def interrupt_after_first_batch(rows: int, total: int | None) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -319,3 +319,35 @@ def test_unreadable_input_is_an_input_error(ws: watchkeeper.Workspace, tmp_path:
         ws.ingest_events("fraud", tmp_path / "x.txt")
     with pytest.raises(watchkeeper.InputError, match="cannot ingest a int"):
         ws.ingest_events("fraud", 42)
+
+
+def test_progress_reports_rows_and_the_total(ws: watchkeeper.Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "events.parquet"
+    pq.write_table(rows_to_table([event(i) for i in range(5)]), path)
+    calls: list[tuple[int, int | None]] = []
+    ws.ingest("events", "fraud", path, batch_rows=2, progress=lambda n, t: calls.append((n, t)))
+    assert calls == [(2, 5), (2, 5), (1, 5)]
+
+
+def test_a_changed_column_type_is_refused_with_a_clear_message(
+    config: watchkeeper.Config,
+) -> None:
+    with watchkeeper.open(config):
+        pass
+    fraud = config.models[0]
+    features = list(fraud.columns.features)
+    features[2] = features[2].model_copy(update={"kind": "numeric"})  # channel: text → number
+    changed = config.model_copy(
+        update={
+            "models": (
+                fraud.model_copy(
+                    update={
+                        "columns": fraud.columns.model_copy(update={"features": tuple(features)})
+                    }
+                ),
+                config.models[1],
+            )
+        }
+    )
+    with pytest.raises(watchkeeper.StoreError, match="stores column 'channel' as string"):
+        watchkeeper.open(changed)

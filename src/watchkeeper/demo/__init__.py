@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -58,11 +59,21 @@ def run_demo(directory: Path, seed: int = 7, console: Console | None = None) -> 
         say.print("\n[bold]quarantine[/] (newest first; `watchkeeper quarantine --model fraud`):")
         for row in bad:
             say.print(f"  {row['reason']:<22} {row['detail']}", highlight=False)
-    say.print(
-        f"\nTry: [bold]cd {directory} && watchkeeper models[/] or "
-        "[bold]watchkeeper quarantine --model fraud[/]"
-    )
+    command = f"{_executable()} --config {config_path}"
+    say.print(f"\nTry: [bold]{command} models[/]")
+    say.print(f"     [bold]{command} quarantine --model fraud --reason bad_type[/]")
     return ws
+
+
+def _executable() -> str:
+    """How the user can call watchkeeper: the script beside this Python, else by name."""
+    script = Path(sys.executable).parent / "watchkeeper"
+    if not script.exists():
+        return "watchkeeper"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 class _StepClock:

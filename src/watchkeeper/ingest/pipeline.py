@@ -46,7 +46,8 @@ from watchkeeper.store import Store
 from watchkeeper.store.engine import arrow_schema
 from watchkeeper.store.tables import INGESTIONS, QUARANTINE, REFERENCE_SETS, SHARED, TOUCHED
 
-Progress = Callable[[int], None]
+# Called after each batch with the rows it held and the input's total rows, if known.
+Progress = Callable[[int, int | None], None]
 
 _TOUCHED_SCHEMA = arrow_schema(SHARED[TOUCHED])
 _QUARANTINE_SCHEMA = arrow_schema(SHARED[QUARANTINE])
@@ -137,7 +138,7 @@ def ingest(
         offset += batch.num_rows
         result.rows += batch.num_rows
         if progress is not None:
-            progress(batch.num_rows)
+            progress(batch.num_rows, source.total_rows)
     with store.transaction():
         run.rejected_lines(source)
         if kind == "reference":

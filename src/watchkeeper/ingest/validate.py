@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from watchkeeper.schema import ColumnSpec, TableSpec
+from watchkeeper.schema import ColumnSpec, DType, TableSpec
 from watchkeeper.store.engine import ARROW_TYPES
 
 # Reason codes, in the order that decides a row's primary reason.
@@ -143,11 +143,10 @@ def _mask(array: pa.Array) -> np.ndarray[Any, np.dtype[np.bool_]]:
 
 def _check_column(raw: pa.Array, col: ColumnSpec, problems: Problems) -> pa.Array:
     name = col.input_name
+    values, failed = coerce(raw, col.dtype)
     if col.dtype == "timestamp":
-        values, failed = _to_timestamp(raw)
         problems.add(failed, UNPARSEABLE_TIMESTAMP, f"{name}: not an ISO 8601 time")
     else:
-        values, failed = _COERCE[col.dtype](raw)
         problems.add(failed, BAD_TYPE, f"{name}: not {_A[col.dtype]}")
     if col.dtype == "float64":
         values = pc.if_else(pc.is_nan(values), pa.scalar(None, pa.float64()), values)
@@ -211,10 +210,7 @@ def _blank_to_null(raw: pa.Array) -> pa.Array:
 
 
 def _to_float(raw: pa.Array) -> Coerced:
-    raw = _strings(raw)
     t = raw.type
-    if pa.types.is_null(t):
-        return pa.nulls(len(raw), pa.float64()), _none_failed(len(raw))
     if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t):
         return raw.cast(pa.float64(), safe=False), _none_failed(len(raw))
     if pa.types.is_boolean(t):
@@ -230,11 +226,8 @@ def _to_float(raw: pa.Array) -> Coerced:
 
 
 def _to_int(raw: pa.Array) -> Coerced:
-    raw = _strings(raw)
     t = raw.type
     n = len(raw)
-    if pa.types.is_null(t):
-        return pa.nulls(n, pa.int64()), _none_failed(n)
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
         return raw.cast(pa.int64(), safe=False), _none_failed(n)
     if pa.types.is_string(t):
@@ -259,13 +252,10 @@ def _integral(values: pa.Array, failed: np.ndarray[Any, np.dtype[np.bool_]]) -> 
 
 
 def _to_bool(raw: pa.Array) -> Coerced:
-    raw = _strings(raw)
     t = raw.type
     n = len(raw)
     if pa.types.is_boolean(t):
         return raw, _none_failed(n)
-    if pa.types.is_null(t):
-        return pa.nulls(n, pa.bool_()), _none_failed(n)
     if pa.types.is_integer(t) or pa.types.is_floating(t):
         ok = pc.is_in(raw, pa.array([0, 1]).cast(t))
         failed = _mask(pc.invert(ok))
@@ -280,13 +270,10 @@ def _to_bool(raw: pa.Array) -> Coerced:
 
 
 def _to_string(raw: pa.Array) -> Coerced:
-    raw = _strings(raw)
     t = raw.type
     n = len(raw)
     if pa.types.is_string(t):
         return raw, _none_failed(n)
-    if pa.types.is_null(t):
-        return pa.nulls(n, pa.string()), _none_failed(n)
     if pa.types.is_integer(t):
         return raw.cast(pa.string()), _none_failed(n)
     if pa.types.is_floating(t):
@@ -300,7 +287,6 @@ def _to_string(raw: pa.Array) -> Coerced:
 
 
 def _to_timestamp(raw: pa.Array) -> Coerced:
-    raw = _strings(raw)
     t = raw.type
     n = len(raw)
     target = pa.timestamp("us", tz="UTC")
@@ -310,8 +296,6 @@ def _to_timestamp(raw: pa.Array) -> Coerced:
         return raw.cast(target), _none_failed(n)
     if pa.types.is_date(t):
         return raw.cast(pa.timestamp("us")).cast(target), _none_failed(n)
-    if pa.types.is_null(t):
-        return pa.nulls(n, target), _none_failed(n)
     if not pa.types.is_string(t):
         return _all_failed(raw, target)
     raw = _blank_to_null(raw)
@@ -367,4 +351,13 @@ _COERCE = {
     "float64": _to_float,
     "int64": _to_int,
     "boolean": _to_bool,
+    "timestamp": _to_timestamp,
 }
+
+
+def coerce(raw: pa.Array, dtype: DType) -> Coerced:
+    """``raw`` as ``dtype``, with a mask of the values that could not be coerced losslessly."""
+    raw = _strings(raw)
+    if pa.types.is_null(raw.type):
+        return pa.nulls(len(raw), ARROW_TYPES[dtype]), _none_failed(len(raw))
+    return _COERCE[dtype](raw)

@@ -1,0 +1,1 @@
+"""Statistics: pure functions from profiles to numbers. They never see raw rows."""

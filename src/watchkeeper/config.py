@@ -56,12 +56,31 @@ class EngineConfig(_Frozen):
     threads: int | None = Field(default=None, ge=1)
 
 
+class DriftConfig(_Frozen):
+    """How drift is decided: an effect size AND a significance test must both agree."""
+
+    effect: str | None = None  # a distance method key, e.g. wasserstein, psi, jensen_shannon
+    threshold: float | None = Field(default=None, gt=0)  # default: the method's own
+    test: str | None = None  # a test method key (ks, chi2); none: the effect alone decides
+    alpha: float = Field(default=0.05, gt=0, lt=1)  # after Benjamini-Hochberg
+
+
 class FeatureConfig(_Frozen):
     name: str = Field(min_length=1)
     kind: FeatureKind
     nullable: bool = True
     range: tuple[float, float] | None = None
     values: tuple[str, ...] | None = None
+    drift: DriftConfig | None = None  # overrides the monitoring default for this feature
+
+
+class MonitoringConfig(_Frozen):
+    window: Duration = timedelta(hours=1)
+    min_rows: int = Field(default=100, ge=1)  # fewer rows: drift is insufficient_data
+    max_segment_values: int = Field(default=20, ge=1)  # per segment column; the rest: (other)
+    baseline_windows: int = Field(default=24, ge=1)  # recent windows that set expected volume
+    numeric_drift: DriftConfig = DriftConfig(effect="wasserstein", test="ks")
+    categorical_drift: DriftConfig = DriftConfig(effect="jensen_shannon", test="chi2")
 
 
 class ColumnsConfig(_Frozen):
@@ -122,6 +141,7 @@ class ModelConfig(_Frozen):
     outcomes: tuple[OutcomeConfig, ...] = ()
     outcome_columns: OutcomeColumnsConfig = OutcomeColumnsConfig()
     costs: CostConfig | None = None
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @property
     def decision_threshold(self) -> float:
@@ -370,6 +390,35 @@ def _check_model(model: ModelConfig, where: str) -> Iterator[tuple[str, str]]:
             yield f"{where}.outcomes[{j}].name", f"outcome {name!r} is declared twice"
     if model.costs is not None and task != "binary_classification":
         yield f"{where}.costs", "a cost matrix applies only to binary_classification"
+    mon = f"{where}.monitoring"
+    if model.monitoring.window < timedelta(seconds=1):
+        yield f"{mon}.window", "must be at least 1s"
+    yield from _check_drift(model.monitoring.numeric_drift, "numeric", f"{mon}.numeric_drift")
+    yield from _check_drift(
+        model.monitoring.categorical_drift, "categorical", f"{mon}.categorical_drift"
+    )
+    for j, feature in enumerate(cols.features):
+        if feature.drift is not None:
+            kind = "numeric" if feature.kind == "numeric" else "categorical"
+            yield from _check_drift(feature.drift, kind, f"{at}.features[{j}].drift")
+
+
+def _check_drift(drift: DriftConfig, kind: str, where: str) -> Iterator[tuple[str, str]]:
+    from watchkeeper.stats.drift import REGISTRY
+
+    for field_name, is_test in (("effect", False), ("test", True)):
+        key = getattr(drift, field_name)
+        if key is None:
+            continue
+        fitting = sorted(k for k, m in REGISTRY.items() if kind in m.kinds and m.is_test == is_test)
+        if key not in fitting:
+            what = "test" if is_test else "distance"
+            yield (
+                f"{where}.{field_name}",
+                (f"{key!r} is not a {what} for {kind} columns; one of {', '.join(fitting)}"),
+            )
+    if drift.effect is None and drift.test is None:
+        yield where, "name an effect, a test, or both"
 
 
 # ---------------------------------------------------------------------------------------

@@ -54,7 +54,8 @@ def parse_time(text: str | datetime) -> datetime:
         raise ValueError(f"{text!r} is not an ISO 8601 time such as 2026-01-31T12:00:00Z") from exc
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH = EPOCH
 
 
 def window_start(at: datetime, size: timedelta) -> datetime:

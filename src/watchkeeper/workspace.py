@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -24,9 +24,15 @@ import pyarrow as pa
 from watchkeeper.config import CONFIG_FILENAME, Config, load_config
 from watchkeeper.ingest import IngestResult, ingest, open_source
 from watchkeeper.ingest.pipeline import Progress
+from watchkeeper.monitor import NoReferenceError, RunResult
+from watchkeeper.monitor import run as run_monitor
+from watchkeeper.reference import ReferenceProfile, column_roles
+from watchkeeper.reference import fit as fit_reference
 from watchkeeper.schema import BATCH, INGESTED_AT, Kind, spec_for
 from watchkeeper.store import Store
-from watchkeeper.store.tables import QUARANTINE, REFERENCE_SETS
+from watchkeeper.store.engine import arrow_schema
+from watchkeeper.store.tables import METRICS, QUARANTINE, REFERENCE_PROFILES, REFERENCE_SETS, SHARED
+from watchkeeper.windows import parse_duration, parse_time
 
 Clock = Callable[[], datetime]
 
@@ -110,8 +116,143 @@ class Workspace:
     def set_reference(
         self, model: str, data: Any, version: str | None = None, **kwargs: Any
     ) -> IngestResult:
-        """Store the reference data (training or validation set) for a model version."""
-        return self.ingest("reference", model, data, version=version, **kwargs)
+        """Store the reference data (training or validation set) for a model version, and
+        fit its reference profile (the bins every window of that version is counted in)."""
+        result = self.ingest("reference", model, data, version=version, **kwargs)
+        if result.accepted:
+            self.fit_reference(model, version)
+        return result
+
+    def fit_reference(self, model: str, version: str | None = None) -> ReferenceProfile:
+        """(Re)fit and store the reference profile of a model version from its reference."""
+        cfg = self.config.model(model)
+        wanted = version or cfg.version
+        table = self.reference(model, wanted)
+        sets = self.store.table(REFERENCE_SETS)
+        latest = self.store.execute(
+            sets.filter((sets.model == model) & (sets.model_version == wanted))
+            .order_by(ibis.desc(sets.set_at))
+            .limit(1)
+        )
+        if latest.num_rows == 0:
+            raise NoReferenceError(model)
+        reference_id = latest["reference_id"][0].as_py()
+        profile = fit_reference(
+            table,
+            column_roles(cfg),
+            self.store.execute,
+            self.store.query_with,
+            model=model,
+            version=wanted,
+            reference_id=reference_id,
+            segments=cfg.columns.segments,
+            max_segment_values=cfg.monitoring.max_segment_values,
+        )
+        rows = profile.to_rows()
+        now = self.clock()
+        with self.store.transaction():
+            self.store.insert(
+                REFERENCE_PROFILES,
+                pa.table(
+                    {
+                        "model": [model] * len(rows),
+                        "model_version": [wanted] * len(rows),
+                        "reference_id": [reference_id] * len(rows),
+                        "column": [c for c, _ in rows],
+                        "profile": [p for _, p in rows],
+                        "fitted_at": [now] * len(rows),
+                    },
+                    schema=arrow_schema(SHARED[REFERENCE_PROFILES]),
+                ),
+            )
+        return profile
+
+    def reference_profile(self, model: str, version: str | None = None) -> ReferenceProfile | None:
+        """The reference profile fitted last for a model version, if any."""
+        cfg = self.config.model(model)
+        wanted = version or cfg.version
+        t = self.store.table(REFERENCE_PROFILES)
+        mine = t.filter((t.model == model) & (t.model_version == wanted))
+        last = self.store.execute(mine.order_by(ibis.desc(mine.fitted_at)).limit(1))
+        if last.num_rows == 0:
+            return None
+        fitted_at = last["fitted_at"][0].as_py()
+        rows = self.store.execute(
+            mine.filter(mine.fitted_at == fitted_at).select("column", "profile")
+        )
+        return ReferenceProfile.from_rows(
+            model,
+            wanted,
+            last["reference_id"][0].as_py(),
+            list(zip(rows["column"].to_pylist(), rows["profile"].to_pylist(), strict=True)),
+        )
+
+    # -- monitoring ---------------------------------------------------------------------
+
+    def run(
+        self,
+        model: str,
+        *,
+        window: timedelta | str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        full: bool = False,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> RunResult:
+        """Compute the metrics of the due and dirty windows (or of ``since``..``until``)."""
+        cfg = self.config.model(model)
+        return run_monitor(
+            self.store,
+            cfg,
+            lambda version: self.reference_profile(model, version),
+            now=self.clock(),
+            window=parse_duration(window) if window is not None else None,
+            since=parse_time(since) if since is not None else None,
+            until=parse_time(until) if until is not None else None,
+            full=full,
+            progress=progress,
+        )
+
+    def metrics(
+        self,
+        model: str,
+        *,
+        metric: str | None = None,
+        column: str | None = None,
+        segment: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        window: timedelta | str | None = None,
+    ) -> pa.Table:
+        """Stored metrics, oldest first. ``segment`` is ``column=value`` (``*`` for all)."""
+        self.config.model(model)
+        t = self.store.table(METRICS)
+        expr = t.filter(t.model == model)
+        if metric is not None:
+            expr = expr.filter(expr.metric == metric)
+        if column is not None:
+            expr = expr.filter(expr.column == column)
+        if segment is not None:
+            seg_col, _, seg_val = segment.partition("=")
+            expr = expr.filter(expr.segment_column == seg_col)
+            if seg_val:
+                expr = expr.filter(expr.segment_value == seg_val)
+        if since is not None:
+            expr = expr.filter(expr.window_start >= parse_time(since))
+        if until is not None:
+            expr = expr.filter(expr.window_start < parse_time(until))
+        if window is not None:
+            size = int(parse_duration(window).total_seconds())
+            expr = expr.filter(expr.window_end == expr.window_start + ibis.interval(seconds=size))
+        order = [
+            "window_start",
+            "model_version",
+            "segment_column",
+            "segment_value",
+            "metric",
+            "column",
+        ]
+        return self.store.execute(expr.order_by(order).drop("run_id"))
 
     # -- reading back -------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ metrics are computed, not here.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from collections import Counter
@@ -442,6 +443,8 @@ class _Run:
                 "duplicates": [r.duplicates],
                 "corrected": [r.corrected],
                 "quarantined": [r.quarantined_total],
+                "missing_columns": [json.dumps(r.missing_columns)],
+                "unexpected_columns": [json.dumps(r.unexpected_columns)],
                 "started_at": [self.now],
                 "finished_at": [time_done],
             },

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import ibis
@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from watchkeeper.profiles.binning import Binning
 from watchkeeper.profiles.types import ColumnProfile, Profile
+from watchkeeper.windows import EPOCH
 
 ALL = "*"  # the segment column and value that stand for the whole traffic
 NULL_SEGMENT = "(null)"
@@ -59,21 +60,24 @@ class Windowing:
     starts: tuple[datetime, ...] | None = None  # only these windows (dirty ones)
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def compute_profiles(
     source: Source,
     binnings: Sequence[Binning],
     windowing: Windowing | None,
     execute: Executor,
     execute_with: ExecutorWith,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[Key, Profile]:
-    """Profiles of every window × version × segment of ``source``, computed in the engine."""
+    """Profiles of every window × version × segment of ``source``, computed in the engine.
+
+    ``progress`` is called with 1 after each query (one for the moments, one per column).
+    """
     base, size = _base(source, windowing)
     sets: list[tuple[str, Sequence[str]]] = [(ALL, ()), *source.segments.items()]
     moments = _moments(base, binnings, sets, source.status)
     found = execute(moments)
+    if progress is not None:
+        progress(1)
     partial: dict[Key, dict[str, Any]] = {}
     for row in found.to_pylist():
         key = _key(row, size)
@@ -81,6 +85,8 @@ def compute_profiles(
     hists: dict[str, dict[Key, np.ndarray[Any, Any]]] = {}
     for b in binnings:
         hists[b.name] = _histograms(base, b, sets, size, execute, execute_with)
+        if progress is not None:
+            progress(1)
     out: dict[Key, Profile] = {}
     for key, row in partial.items():
         columns = {}

@@ -34,15 +34,20 @@ class ColumnRole:
     name: str
     kind: ColumnKind
     role: str  # feature, score, prediction, label
+    categories: tuple[str, ...] = ()  # a set known up front (classes, 0/1, false/true)
 
 
 def column_roles(model: ModelConfig, *, label: bool = True) -> list[ColumnRole]:
     """The columns a model's profiles cover, with the kind of bins each gets."""
     cols = model.columns
-    roles = [
-        ColumnRole(f.name, "numeric" if f.kind == "numeric" else "categorical", "feature")
-        for f in cols.features
-    ]
+    roles = []
+    for f in cols.features:
+        if f.kind == "numeric":
+            roles.append(ColumnRole(f.name, "numeric", "feature"))
+        elif f.kind == "boolean":
+            roles.append(ColumnRole(f.name, "categorical", "feature", ("false", "true")))
+        else:
+            roles.append(ColumnRole(f.name, "categorical", "feature", f.values or ()))
     if cols.score:
         roles.append(ColumnRole(cols.score, "numeric", "score"))
     for name in (cols.scores or {}).values():
@@ -52,10 +57,15 @@ def column_roles(model: ModelConfig, *, label: bool = True) -> list[ColumnRole]:
         if model.task in ("binary_classification", "multiclass_classification")
         else "numeric"
     )
+    classes: tuple[str, ...] = ()
+    if model.task == "binary_classification":
+        classes = ("0", "1")
+    elif model.task == "multiclass_classification":
+        classes = tuple(model.classes or ())
     if cols.prediction:
-        roles.append(ColumnRole(cols.prediction, out_kind, "prediction"))
+        roles.append(ColumnRole(cols.prediction, out_kind, "prediction", classes))
     if label:
-        roles.append(ColumnRole(model.labels.column, out_kind, "label"))
+        roles.append(ColumnRole(model.labels.column, out_kind, "label", classes))
     return roles
 
 
@@ -194,12 +204,14 @@ def _fit_bins(table: ir.Table, roles: Sequence[ColumnRole], execute: Executor) -
             .limit(KNOWN_CAP)
         )
         found = execute(counts)["v"].to_pylist()
+        declared = list(r.categories)
+        vocabulary = declared or found[:VOCABULARY]
         out[r.name] = Binning(
             r.name,
             "categorical",
             r.role,
-            categories=tuple(found[:VOCABULARY]),
-            known=tuple(sorted(found)),
+            categories=tuple(vocabulary),
+            known=tuple(sorted(set(found) | set(declared))),
         )
     return [out[r.name] for r in roles]
 

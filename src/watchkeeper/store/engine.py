@@ -172,6 +172,29 @@ class Store:
         with self.arrow(data) as rows, engine_errors(f"writing to {name}"):
             self.backend.insert(name, rows.select(*data.column_names))
 
+    def delete(self, name: str, where: Callable[[ir.Table], ir.BooleanValue]) -> None:
+        """Delete the rows of a table that match a predicate (Ibis has no DELETE).
+
+        The predicate is compiled by Ibis for this engine; only its WHERE clause is kept.
+        """
+        table = self.table(name)
+        dialect = self.backend.compiler.dialect
+        sql = str(self.backend.compile(table.filter(where(table))))
+        select = sg.parse_one(sql, dialect=dialect)
+        condition = select.args.get("where")
+        if condition is None:
+            raise StoreError(f"refusing to delete every row of {name}")
+        condition = condition.this.copy()
+        for column in condition.find_all(sg.exp.Column):
+            column.set("table", None)
+            column.set("db", None)
+            column.set("catalog", None)
+        statement = sg.exp.Delete(
+            this=sg.to_identifier(name, quoted=True), where=sg.exp.Where(this=condition)
+        )
+        with engine_errors(f"deleting from {name}"):
+            self.backend.raw_sql(statement.sql(dialect=dialect))
+
     def query_with(self, data: pa.Table, build: Callable[[ir.Table], ir.Expr]) -> pa.Table:
         """Run the query ``build`` makes from ``data`` (e.g. a semi-join on a batch's ids)."""
         with self.arrow(data) as table:

@@ -19,6 +19,7 @@ TOUCHED = "touched"
 REFERENCE_SETS = "reference_sets"
 REFERENCE_PROFILES = "reference_profiles"
 METRICS = "metrics"
+WINDOW_PROFILES = "window_profiles"
 ALERTS = "alerts"
 RUNS = "runs"
 
@@ -48,6 +49,8 @@ SHARED: dict[str, dict[str, DType]] = {
         "duplicates": "int64",
         "corrected": "int64",
         "quarantined": "int64",
+        "missing_columns": "string",  # JSON list: optional columns absent from the input
+        "unexpected_columns": "string",  # JSON list: input columns the schema does not declare
         "started_at": "timestamp",
         "finished_at": "timestamp",
     },
@@ -87,11 +90,26 @@ SHARED: dict[str, dict[str, DType]] = {
         "value": "float64",
         "lower": "float64",
         "upper": "float64",
+        "p_value": "float64",
+        "threshold": "float64",
         "sample_size": "int64",
         "status": "string",
         "provisional": "boolean",
+        "detail": "string",
         "run_id": "string",
         "computed_at": "timestamp",
+    },
+    # The profile behind the metrics: counts over the reference's bins, per column.
+    WINDOW_PROFILES: {
+        "model": "string",
+        "model_version": "string",
+        "window_start": "timestamp",
+        "window_end": "timestamp",
+        "segment_column": "string",
+        "segment_value": "string",
+        "column": "string",
+        "profile": "string",
+        "run_id": "string",
     },
     ALERTS: {
         "alert_id": "string",

@@ -1,0 +1,718 @@
+"""A run: profile the due and dirty windows of a model, compute statistics, write metrics.
+
+Dirty windows are those whose events, labels or outcomes arrived (the ``touched`` table)
+after the window's metrics were last computed; due windows are closed ones. Each computed
+window is recomputed whole from its events, so a re-run equals a full recomputation, and
+its metric rows replace the earlier ones.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from watchkeeper.config import DriftConfig, ModelConfig
+from watchkeeper.errors import WatchkeeperError
+from watchkeeper.ingest.pipeline import new_batch_id
+from watchkeeper.profiles import ALL, Binning, Key, Profile, Source, Windowing, compute_profiles
+from watchkeeper.profiles.types import ColumnProfile
+from watchkeeper.reference import ReferenceProfile, latency_binning, top_values
+from watchkeeper.schema import BATCH, INGESTED_AT, MODEL_VERSION, spec_for
+from watchkeeper.stats import drift as drift_methods
+from watchkeeper.stats import quality
+from watchkeeper.stats.drift import Comparison
+from watchkeeper.stats.multiple import benjamini_hochberg
+from watchkeeper.store import Store
+from watchkeeper.store.engine import arrow_schema
+from watchkeeper.store.tables import (
+    INGESTIONS,
+    METRICS,
+    QUARANTINE,
+    RUNS,
+    SHARED,
+    TOUCHED,
+    WINDOW_PROFILES,
+)
+from watchkeeper.windows import EPOCH, window_start
+
+ANY_VERSION = "*"
+OK, DRIFTED, INSUFFICIENT = "ok", "drifted", "insufficient_data"
+LATENCY_QUANTILES = (("latency_p50", 0.5), ("latency_p90", 0.9), ("latency_p99", 0.99))
+
+_METRICS_SCHEMA = arrow_schema(SHARED[METRICS])
+_PROFILES_SCHEMA = arrow_schema(SHARED[WINDOW_PROFILES])
+_RUNS_SCHEMA = arrow_schema(SHARED[RUNS])
+
+ReferenceLoader = Callable[[str], ReferenceProfile | None]
+
+
+class NoReferenceError(WatchkeeperError):
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"model {model!r} has no reference to compare with; store one with "
+            f"`watchkeeper reference set --model {model} FILE`"
+        )
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    model: str
+    window: timedelta
+    windows: list[datetime]
+    metrics: pa.Table
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def to_pandas(self) -> Any:
+        return self.metrics.to_pandas()
+
+    def drifted(self) -> list[dict[str, Any]]:
+        rows = self.metrics.filter(
+            pa.compute.and_(
+                pa.compute.equal(self.metrics["metric"], "drift"),
+                pa.compute.equal(self.metrics["status"], DRIFTED),
+            )
+        )
+        columns = ["window_start", "model_version", "segment_column", "segment_value", "column"]
+        found: list[dict[str, Any]] = rows.select([*columns, "detail"]).to_pylist()
+        return found
+
+    def summary(self) -> str:
+        if not self.windows:
+            return f"{self.model}: nothing to compute (no new or late data in closed windows)"
+        first, last = min(self.windows), max(self.windows)
+        span = (
+            f"{first:%Y-%m-%d %H:%M}"
+            if first == last
+            else f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M}"
+        )
+        drifted = self.drifted()
+        by_column: dict[str, int] = defaultdict(int)
+        for row in drifted:
+            if row["segment_column"] == ALL:
+                by_column[row["column"]] += 1
+        head = (
+            f"{self.model}: {len(self.windows)} window(s) of {_fmt(self.window)} ({span}) in "
+            f"{self.seconds:.1f}s: {self.metrics.num_rows:,} metrics"
+        )
+        if by_column:
+            listed = ", ".join(
+                f"{c} ({n} window{'s' if n > 1 else ''})" for c, n in sorted(by_column.items())
+            )
+            head += f"; drift in {listed}"
+        else:
+            head += "; no drift over the whole traffic"
+        segs = len(
+            {
+                (r["segment_column"], r["segment_value"])
+                for r in drifted
+                if r["segment_column"] != ALL
+            }
+        )
+        if segs:
+            head += f"; drift in {segs} segment(s)"
+        return "\n".join([head, *self.notes])
+
+
+def _fmt(size: timedelta) -> str:
+    from watchkeeper.windows import format_duration
+
+    return format_duration(size)
+
+
+@dataclass(frozen=True)
+class Plan:
+    model: ModelConfig
+    size: timedelta
+    since: datetime | None
+    until: datetime | None
+    starts: tuple[datetime, ...] | None
+
+
+def run(
+    store: Store,
+    model: ModelConfig,
+    references: ReferenceLoader,
+    *,
+    now: datetime,
+    window: timedelta | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    full: bool = False,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> RunResult:
+    """Compute and store the metrics of the due and dirty windows (or of a time range)."""
+    started = time.perf_counter()
+    size = window or model.monitoring.window
+    run_id = new_batch_id(now)
+    last_closed = window_start(now, size)  # windows starting before this are closed
+    if since is not None or until is not None or full:
+        end = min(until, last_closed) if until is not None else last_closed
+        plan = Plan(model, size, since, end, None)
+    else:
+        starts = dirty_windows(store, model, size, now)
+        if not starts:
+            result = RunResult(run_id, model.name, size, [], pa.table({}, schema=_METRICS_SCHEMA))
+            _log_run(store, result, now, "ok")
+            return result
+        plan = Plan(model, size, None, None, tuple(starts))
+
+    events = store.table(spec_for("events", model).table)
+    windowing = Windowing(size, plan.since, plan.until, plan.starts)
+    scoped = _scope(events, model.columns.timestamp, windowing)
+    versions = sorted(
+        v for v in store.execute(scoped.select(MODEL_VERSION).distinct())[MODEL_VERSION].to_pylist()
+    )
+    if not versions:
+        result = RunResult(run_id, model.name, size, [], pa.table({}, schema=_METRICS_SCHEMA))
+        _log_run(store, result, now, "ok")
+        return result
+    notes: list[str] = []
+    refs: dict[str, ReferenceProfile] = {}
+    for v in versions:
+        ref = references(v)
+        if ref is None:
+            ref = references(model.version)
+            if ref is None:
+                raise NoReferenceError(model.name)
+            notes.append(f"version {v} has no reference; compared with version {ref.version}'s")
+        refs[v] = ref
+
+    segments = top_values(
+        scoped, list(model.columns.segments), store.execute, model.monitoring.max_segment_values
+    )
+    label_name = model.labels.column
+    steps = sum(len(refs[v].binnings) + 3 for v in versions)
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(n, steps)
+
+    profiles: dict[Key, Profile] = {}
+    for v in versions:
+        ref = refs[v]
+        mine = events.filter(events[MODEL_VERSION] == v)
+        binnings = [b for b in ref.binnings if b.role != "label"]
+        if model.columns.latency:
+            binnings.append(latency_binning(model.columns.latency))
+        source = Source(
+            mine, model.columns.timestamp, MODEL_VERSION, model.columns.status, segments
+        )
+        profiles.update(
+            compute_profiles(source, binnings, windowing, store.execute, store.query_with, tick)
+        )
+        label_binning = ref.binning(label_name)
+        if label_binning is not None:
+            labelled = _with_labels(store, model, mine, label_name)
+            source = Source(labelled, model.columns.timestamp, MODEL_VERSION, None, segments)
+            for key, p in compute_profiles(
+                source, [label_binning], windowing, store.execute, store.query_with, tick
+            ).items():
+                if key in profiles:
+                    cols = {**profiles[key].columns, label_name: p.columns[label_name]}
+                    profiles[key] = Profile(profiles[key].rows, profiles[key].errors, cols)
+        else:
+            tick(1)
+
+    rows = metric_rows(model, profiles, refs, size)
+    starts_done = sorted({k[0] for k in profiles})
+    rows += _volume_rows(store, model, profiles, size, starts_done)
+    rows += _quarantine_rows(store, model, size, starts_done)
+    rows += _schema_rows(store, model, size, starts_done)
+    table = _metrics_table(rows, model.name, run_id, now)
+    profile_table = _profiles_table(profiles, model.name, size, run_id)
+    with store.transaction():
+        if starts_done:
+            for name in (METRICS, WINDOW_PROFILES):
+                store.delete(
+                    name,
+                    lambda t: (
+                        (t.model == model.name)
+                        & t.window_start.isin(starts_done)
+                        & (
+                            t.window_end
+                            == t.window_start + ibis.interval(seconds=int(size.total_seconds()))
+                        )
+                    ),
+                )
+        store.insert(METRICS, table)
+        store.insert(WINDOW_PROFILES, profile_table)
+    result = RunResult(
+        run_id, model.name, size, starts_done, table, time.perf_counter() - started, notes
+    )
+    _log_run(store, result, now, "ok")
+    return result
+
+
+def _scope(events: ir.Table, ts: str, w: Windowing) -> ir.Table:
+    t = events
+    if w.since is not None:
+        t = t.filter(t[ts] >= w.since)
+    if w.until is not None:
+        t = t.filter(t[ts] < w.until)
+    if w.starts is not None:
+        size = int(w.size.total_seconds())
+        wanted = [int((s - EPOCH).total_seconds()) // size for s in w.starts]
+        t = t.filter((t[ts].epoch_seconds() // size).cast("int64").isin(wanted))
+    return t
+
+
+def _with_labels(store: Store, model: ModelConfig, events: ir.Table, label_name: str) -> ir.Table:
+    labels = store.table(spec_for("labels", model).table)
+    order = [ibis.desc(labels[INGESTED_AT]), ibis.desc(labels[BATCH])]
+    ranked = labels.mutate(wk_rank=ibis.row_number().over(group_by=labels.event_id, order_by=order))
+    latest = ranked.filter(ranked.wk_rank == 0).select(
+        wk_event=ranked.event_id, wk_label=ranked.label
+    )
+    joined = events.inner_join(latest, events[model.columns.event_id] == latest.wk_event)
+    return joined.mutate(**{label_name: joined.wk_label})
+
+
+# ---------------------------------------------------------------------------------------
+# which windows
+
+
+def dirty_windows(
+    store: Store, model: ModelConfig, size: timedelta, now: datetime
+) -> list[datetime]:
+    """Closed windows with data that arrived after their metrics were last computed."""
+    touched = store.table(TOUCHED)
+    mine = touched.filter(touched.model == model.name)
+    hours = store.execute(mine.group_by("hour").aggregate(last=mine.wk_ingested_at.max()))
+    last_touch: dict[datetime, datetime] = {}
+    hour = timedelta(hours=1)
+    for row in hours.to_pylist():
+        for start in _windows_of_hour(row["hour"], size, hour):
+            last_touch[start] = max(last_touch.get(start, row["last"]), row["last"])
+    if not last_touch:
+        return []
+    metrics = store.table(METRICS)
+    computed_rows = store.execute(
+        metrics.filter(metrics.model == model.name)
+        .group_by(["window_start", "window_end"])
+        .aggregate(at=metrics.computed_at.max())
+    )
+    computed = {
+        r["window_start"]: r["at"]
+        for r in computed_rows.to_pylist()
+        if r["window_end"] - r["window_start"] == size
+    }
+    return sorted(
+        start
+        for start, touch in last_touch.items()
+        if start + size <= now and (start not in computed or touch > computed[start])
+    )
+
+
+def _windows_of_hour(hour: datetime, size: timedelta, one_hour: timedelta) -> Iterable[datetime]:
+    start = window_start(hour, size)
+    while start < hour + one_hour:
+        yield start
+        start += size
+
+
+# ---------------------------------------------------------------------------------------
+# statistics
+
+
+@dataclass(frozen=True)
+class _Where:
+    window_start: datetime
+    window_end: datetime
+    version: str
+    segment_column: str
+    segment_value: str
+
+
+@dataclass
+class _Row:
+    where: _Where
+    metric: str
+    column: str
+    value: float | None
+    sample_size: int
+    status: str = OK
+    p_value: float | None = None
+    threshold: float | None = None
+    detail: str = ""
+
+
+def drift_rule(model: ModelConfig, b: Binning) -> DriftConfig:
+    feature = model.feature(b.name)
+    if feature is not None and feature.drift is not None:
+        return feature.drift
+    mon = model.monitoring
+    return mon.numeric_drift if b.kind == "numeric" else mon.categorical_drift
+
+
+def metric_rows(
+    model: ModelConfig,
+    profiles: dict[Key, Profile],
+    refs: dict[str, ReferenceProfile],
+    size: timedelta,
+) -> list[_Row]:
+    rows: list[_Row] = []
+    decisions: dict[datetime, list[tuple[_Row, float, float, float | None, DriftConfig]]] = (
+        defaultdict(list)
+    )
+    min_rows = model.monitoring.min_rows
+    for key in sorted(profiles):
+        start, version, seg_col, seg_val = key
+        profile = profiles[key]
+        ref = refs[version]
+        ref_profile, own = ref.for_segment(seg_col, seg_val)
+        base = _Where(start, start + size, version, seg_col, seg_val)
+        rows.append(
+            _Row(base, metric="row_count", column="", value=profile.rows, sample_size=profile.rows)
+        )
+        if model.columns.status:
+            value = profile.errors / profile.rows if profile.rows else None
+            rows.append(
+                _Row(base, metric="error_rate", column="", value=value, sample_size=profile.rows)
+            )
+        for name, cur in profile.columns.items():
+            b = ref.binning(name) or latency_binning(name)
+            for metric in quality.REGISTRY.values():
+                if b.kind in metric.kinds:
+                    value, n = metric.compute(cur, b)
+                    rows.append(
+                        _Row(base, metric=metric.key, column=name, value=_num(value), sample_size=n)
+                    )
+            if b.role == "latency":
+                for key_q, q in LATENCY_QUANTILES:
+                    value = quality.histogram_quantile(cur, b.edges, q)
+                    rows.append(
+                        _Row(
+                            base,
+                            metric=key_q,
+                            column=name,
+                            value=_num(value),
+                            sample_size=cur.present,
+                        )
+                    )
+                continue
+            reference = ref_profile.columns.get(name)
+            if reference is None:
+                continue
+            comparison = Comparison(b, reference, cur)
+            enough = cur.present >= min_rows and reference.present >= min_rows
+            note = (
+                ""
+                if own
+                else "compared with the whole reference (no reference rows for this segment)"
+            )
+            results: dict[str, drift_methods.Result | None] = {}
+            for method in drift_methods.methods_for(b.kind):
+                result = drift_methods.compare(method.key, comparison) if enough else None
+                results[method.key] = result
+                if result is None:
+                    rows.append(
+                        _Row(
+                            base,
+                            metric=f"drift_{method.key}",
+                            column=name,
+                            value=None,
+                            sample_size=cur.present,
+                            status=INSUFFICIENT,
+                            threshold=method.threshold,
+                            detail=f"needs {min_rows} values on each side",
+                        )
+                    )
+                    continue
+                flagged = (
+                    (result.p_value is not None and result.p_value < method.threshold)
+                    if method.is_test
+                    else result.statistic >= method.threshold
+                )
+                rows.append(
+                    _Row(
+                        base,
+                        metric=f"drift_{method.key}",
+                        column=name,
+                        value=result.statistic,
+                        sample_size=cur.present,
+                        status=DRIFTED if flagged else OK,
+                        p_value=result.p_value,
+                        threshold=method.threshold,
+                        detail=note,
+                    )
+                )
+            rule = drift_rule(model, b)
+            decision = _Row(base, metric="drift", column=name, value=None, sample_size=cur.present)
+            effect = results.get(rule.effect) if rule.effect else None
+            test = results.get(rule.test) if rule.test else None
+            if (rule.effect and effect is None) or (rule.test and test is None):
+                decision.status = INSUFFICIENT
+                decision.detail = f"needs {min_rows} values on each side"
+                rows.append(decision)
+                continue
+            threshold = (
+                rule.threshold
+                if rule.threshold is not None
+                else (drift_methods.get(rule.effect).threshold if rule.effect else 0.0)
+            )
+            decision.threshold = threshold
+            decision.detail = note
+            decisions[start].append(
+                (
+                    decision,
+                    effect.statistic if effect else math.inf,
+                    threshold,
+                    test.p_value if test else None,
+                    rule,
+                )
+            )
+            rows.append(decision)
+    # Benjamini-Hochberg across the features, outputs and segments of each window.
+    for items in decisions.values():
+        tested = [(i, p) for i, (_, _, _, p, _) in enumerate(items) if p is not None]
+        q_values = benjamini_hochberg([p for _, p in tested])
+        adjusted = {i: q for (i, _), q in zip(tested, q_values, strict=True)}
+        for i, (row, effect_value, threshold, _, rule) in enumerate(items):
+            q_value = adjusted.get(i)
+            big = effect_value >= threshold
+            significant = q_value is None or q_value < rule.alpha
+            drifted = big and significant
+            row.value = 1.0 if drifted else 0.0
+            row.p_value = q_value
+            row.status = DRIFTED if drifted else OK
+            parts = []
+            if rule.effect:
+                parts.append(
+                    f"{rule.effect} {effect_value:.3g} {'>=' if big else '<'} {threshold:g}"
+                )
+            if q_value is not None:
+                parts.append(f"{rule.test} q {q_value:.2g} {'<' if significant else '>='} {rule.alpha:g}")
+            row.detail = "; ".join([*parts, row.detail] if row.detail else parts)
+    return rows
+
+
+def _num(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _volume_rows(
+    store: Store,
+    model: ModelConfig,
+    profiles: dict[Key, Profile],
+    size: timedelta,
+    starts: Sequence[datetime],
+) -> list[_Row]:
+    """Rows against what the recent windows lead one to expect (their median)."""
+    if not starts:
+        return []
+    n = model.monitoring.baseline_windows
+    current: dict[tuple[str, str], dict[datetime, int]] = defaultdict(lambda: defaultdict(int))
+    for (start, _, col, val), p in profiles.items():
+        current[(col, val)][start] += p.rows
+    metrics = store.table(METRICS)
+    earliest = min(starts) - n * size
+    hist = store.execute(
+        metrics.filter(
+            (metrics.model == model.name)
+            & (metrics.metric == "row_count")
+            & (metrics.window_start >= earliest)
+            & (metrics.window_start < max(starts))
+        )
+        .group_by(["window_start", "window_end", "segment_column", "segment_value"])
+        .aggregate(rows=metrics.value.sum())
+    )
+    history: dict[tuple[str, str], dict[datetime, float]] = defaultdict(dict)
+    for r in hist.to_pylist():
+        if r["window_end"] - r["window_start"] == size:
+            history[(r["segment_column"], r["segment_value"])][r["window_start"]] = r["rows"]
+    out = []
+    for seg, counts in current.items():
+        known = {**history.get(seg, {}), **counts}
+        for start in sorted(counts):
+            previous = [x for i in range(1, n + 1) if (x := known.get(start - i * size, 0.0))]
+            if len(previous) < max(3, n // 4):
+                continue
+            expected = statistics.median(previous)
+            out.append(
+                _Row(
+                    _Where(start, start + size, ANY_VERSION, seg[0], seg[1]),
+                    "volume_ratio",
+                    "",
+                    counts[start] / expected if expected else None,
+                    counts[start],
+                    threshold=None,
+                    detail=f"expected {expected:,.0f} rows "
+                    f"(median of the last {len(previous)} windows)",
+                )
+            )
+    return out
+
+
+def _by_window(ts: ir.TimestampValue, size: timedelta) -> ir.IntegerValue:
+    return (ts.epoch_seconds() // int(size.total_seconds())).cast("int64")
+
+
+def _quarantine_rows(
+    store: Store, model: ModelConfig, size: timedelta, starts: Sequence[datetime]
+) -> list[_Row]:
+    """Quarantined rows by reason, per window of the time they arrived."""
+    if not starts:
+        return []
+    q = store.table(QUARANTINE)
+    secs = int(size.total_seconds())
+    wanted = [int((s - EPOCH).total_seconds()) // secs for s in starts]
+    mine = q.filter(q.model == model.name).mutate(w=_by_window(q.wk_ingested_at, size))
+    found = store.execute(
+        mine.filter(mine.w.isin(wanted)).group_by(["w", "reason"]).aggregate(n=ibis._.count())
+    )
+    out = []
+    for r in found.to_pylist():
+        start = EPOCH + timedelta(seconds=r["w"] * secs)
+        out.append(
+            _Row(
+                _Where(start, start + size, ANY_VERSION, ALL, ALL),
+                "quarantined_rows",
+                r["reason"],
+                float(r["n"]),
+                int(r["n"]),
+            )
+        )
+    return out
+
+
+def _schema_rows(
+    store: Store, model: ModelConfig, size: timedelta, starts: Sequence[datetime]
+) -> list[_Row]:
+    """Columns missing from or unexpected in the inputs that arrived in each window."""
+    if not starts:
+        return []
+    t = store.table(INGESTIONS)
+    secs = int(size.total_seconds())
+    wanted = [int((s - EPOCH).total_seconds()) // secs for s in starts]
+    mine = t.filter((t.model == model.name) & (t.kind == "events")).mutate(
+        w=_by_window(t.started_at, size)
+    )
+    found = store.execute(
+        mine.filter(mine.w.isin(wanted)).select("w", "missing_columns", "unexpected_columns")
+    )
+    changes: dict[int, tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set()))
+    for r in found.to_pylist():
+        missing, unexpected = changes[r["w"]]
+        missing.update(json.loads(r["missing_columns"] or "[]"))
+        unexpected.update(json.loads(r["unexpected_columns"] or "[]"))
+    out = []
+    for w in wanted:
+        if w not in changes:
+            continue
+        missing, unexpected = changes[w]
+        start = EPOCH + timedelta(seconds=w * secs)
+        detail = "; ".join(
+            part
+            for part in (
+                f"missing: {', '.join(sorted(missing))}" if missing else "",
+                f"unexpected: {', '.join(sorted(unexpected))}" if unexpected else "",
+            )
+            if part
+        )
+        out.append(
+            _Row(
+                _Where(start, start + size, ANY_VERSION, ALL, ALL),
+                "schema_changes",
+                "",
+                float(len(missing) + len(unexpected)),
+                0,
+                status=OK if not detail else "changed",
+                detail=detail,
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# writing
+
+
+def _metrics_table(rows: list[_Row], model: str, run_id: str, now: datetime) -> pa.Table:
+    n = len(rows)
+    return pa.table(
+        {
+            "model": [model] * n,
+            "model_version": [r.where.version for r in rows],
+            "window_start": [r.where.window_start for r in rows],
+            "window_end": [r.where.window_end for r in rows],
+            "segment_column": [r.where.segment_column for r in rows],
+            "segment_value": [r.where.segment_value for r in rows],
+            "metric": [r.metric for r in rows],
+            "column": [r.column for r in rows],
+            "value": [None if r.value is None else float(r.value) for r in rows],
+            "lower": [None] * n,
+            "upper": [None] * n,
+            "p_value": [r.p_value for r in rows],
+            "threshold": [r.threshold for r in rows],
+            "sample_size": [r.sample_size for r in rows],
+            "status": [r.status for r in rows],
+            "provisional": [False] * n,
+            "detail": [r.detail for r in rows],
+            "run_id": [run_id] * n,
+            "computed_at": [now] * n,
+        },
+        schema=_METRICS_SCHEMA,
+    )
+
+
+def _profiles_table(
+    profiles: dict[Key, Profile], model: str, size: timedelta, run_id: str
+) -> pa.Table:
+    rows: list[tuple[Key, str, ColumnProfile]] = [
+        (key, name, col) for key, p in sorted(profiles.items()) for name, col in p.columns.items()
+    ]
+    return pa.table(
+        {
+            "model": [model] * len(rows),
+            "model_version": [k[1] for k, _, _ in rows],
+            "window_start": [k[0] for k, _, _ in rows],
+            "window_end": [k[0] + size for k, _, _ in rows],
+            "segment_column": [k[2] for k, _, _ in rows],
+            "segment_value": [k[3] for k, _, _ in rows],
+            "column": [name for _, name, _ in rows],
+            "profile": [json.dumps(col.to_json()) for _, _, col in rows],
+            "run_id": [run_id] * len(rows),
+        },
+        schema=_PROFILES_SCHEMA,
+    )
+
+
+def _log_run(store: Store, result: RunResult, now: datetime, status: str) -> None:
+    detail = {
+        "window": int(result.window.total_seconds()),
+        "windows": len(result.windows),
+        "metrics": result.metrics.num_rows,
+        "seconds": round(result.seconds, 3),
+        "notes": result.notes,
+    }
+    store.insert(
+        RUNS,
+        pa.table(
+            {
+                "run_id": [result.run_id],
+                "model": [result.model],
+                "started_at": [now],
+                "finished_at": [now],
+                "status": [status],
+                "windows": [len(result.windows)],
+                "detail": [json.dumps(detail)],
+            },
+            schema=_RUNS_SCHEMA,
+        ),
+    )

@@ -6,10 +6,12 @@ configuration mistake.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,12 +24,15 @@ from watchkeeper.config import CONFIG_FILENAME, EXAMPLE_CONFIG
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.ingest import IngestResult
 from watchkeeper.schema import KINDS, Kind
+from watchkeeper.windows import parse_duration
 from watchkeeper.workspace import Workspace, find_config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+if not out.is_terminal:  # a pipe or a file: do not fold tables at 80 columns
+    out.width = 200
 
 
 class _Group(click.Group):
@@ -148,6 +153,142 @@ def reference_set(
 ) -> None:
     """Store the reference (training or validation) data for a model version."""
     _ingest(ctx, "reference", model, file, version, as_json)
+
+
+@reference.command("fit")
+@_MODEL
+@click.option("--version", help="Model version (default: the model's version in the config).")
+@click.pass_context
+def reference_fit(ctx: click.Context, model: str, version: str | None) -> None:
+    """Refit the reference profile (bins, vocabularies) from the stored reference.
+
+    `reference set` fits it already; refit after changing the config's columns.
+    """
+    with _workspace(ctx) as ws:
+        profile = ws.fit_reference(model, version)
+    numeric = sum(b.kind == "numeric" for b in profile.binnings)
+    out.print(
+        f"fitted the reference of {model} version {profile.version}: "
+        f"{profile.overall.rows:,} rows, {numeric} numeric and "
+        f"{len(profile.binnings) - numeric} categorical columns, {len(profile.segments)} segments"
+    )
+
+
+@main.command("run")
+@_MODEL
+@click.option("--window", default=None, help="Window size (default: the model's, e.g. 1h, 1d).")
+@click.option(
+    "--since", default=None, help="Compute every closed window from this time (ISO 8601)."
+)
+@click.option("--until", default=None, help="... up to this time (default: now).")
+@click.option(
+    "--full", is_flag=True, help="Recompute every closed window, not only the dirty ones."
+)
+@click.pass_context
+def run_cmd(
+    ctx: click.Context,
+    model: str,
+    window: str | None,
+    since: str | None,
+    until: str | None,
+    full: bool,
+) -> None:
+    """Profile the due and dirty windows, compute quality and drift, write the metrics."""
+    with _workspace(ctx) as ws, _progress(f"run {model}") as advance:
+        result = ws.run(
+            model, window=_duration(window), since=since, until=until, full=full, progress=advance
+        )
+    out.print(result.summary(), highlight=False)
+
+
+def _duration(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--window") from None
+    return text
+
+
+@main.command("metrics")
+@_MODEL
+@click.option("--metric", default=None, help="A metric key, e.g. drift, drift_psi, missing_rate.")
+@click.option("--column", default=None, help="A column (feature, score, prediction, label).")
+@click.option(
+    "--segment", default=None, help="COLUMN=VALUE, COLUMN for all its values, * for all traffic."
+)
+@click.option("--since", default=None, help="Windows starting at or after this time.")
+@click.option("--until", default=None, help="Windows starting before this time.")
+@click.option("--window", default=None, help="Only windows of this size.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--limit", default=200, show_default=True, help="Rows shown in table format.")
+@click.pass_context
+def metrics_cmd(
+    ctx: click.Context,
+    model: str,
+    metric: str | None,
+    column: str | None,
+    segment: str | None,
+    since: str | None,
+    until: str | None,
+    window: str | None,
+    fmt: str,
+    limit: int,
+) -> None:
+    """Print stored metrics: the way scripts read results."""
+    with _workspace(ctx) as ws:
+        table = ws.metrics(
+            model,
+            metric=metric,
+            column=column,
+            segment=segment,
+            since=since,
+            until=until,
+            window=_duration(window),
+        )
+    if fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        sink = io.BytesIO()
+        pacsv.write_csv(table, sink)
+        click.echo(sink.getvalue().decode(), nl=False)
+        return
+    if fmt == "json":
+        rows = table.to_pylist()
+        click.echo(json.dumps(rows, default=_json_value))
+        return
+    shown = Table(
+        "window", "version", "segment", "metric", "column", "value", "p", "n", "status", box=None
+    )
+    for r in table.slice(0, limit).to_pylist():
+        seg = "*" if r["segment_column"] == "*" else f"{r['segment_column']}={r['segment_value']}"
+        shown.add_row(
+            f"{r['window_start']:%Y-%m-%d %H:%M}",
+            r["model_version"],
+            seg,
+            r["metric"],
+            r["column"],
+            "" if r["value"] is None else f"{r['value']:.4g}",
+            "" if r["p_value"] is None else f"{r['p_value']:.2g}",
+            f"{r['sample_size']:,}",
+            r["status"],
+        )
+    out.print(shown)
+    if table.num_rows > limit:
+        out.print(f"({table.num_rows - limit:,} more rows; use --format csv or json for all)")
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
 
 
 @main.command()

@@ -164,7 +164,7 @@ def run(
     else:
         starts = dirty_windows(store, model, size, now)
         if not starts:
-            result = RunResult(run_id, model.name, size, [], pa.table({}, schema=_METRICS_SCHEMA))
+            result = RunResult(run_id, model.name, size, [], _METRICS_SCHEMA.empty_table())
             _log_run(store, result, now, "ok")
             return result
         plan = Plan(model, size, None, None, tuple(starts))
@@ -176,7 +176,7 @@ def run(
         v for v in store.execute(scoped.select(MODEL_VERSION).distinct())[MODEL_VERSION].to_pylist()
     )
     if not versions:
-        result = RunResult(run_id, model.name, size, [], pa.table({}, schema=_METRICS_SCHEMA))
+        result = RunResult(run_id, model.name, size, [], _METRICS_SCHEMA.empty_table())
         _log_run(store, result, now, "ok")
         return result
     notes: list[str] = []
@@ -497,7 +497,9 @@ def metric_rows(
                     f"{rule.effect} {effect_value:.3g} {'>=' if big else '<'} {threshold:g}"
                 )
             if q_value is not None:
-                parts.append(f"{rule.test} q {q_value:.2g} {'<' if significant else '>='} {rule.alpha:g}")
+                parts.append(
+                    f"{rule.test} q {q_value:.2g} {'<' if significant else '>='} {rule.alpha:g}"
+                )
             row.detail = "; ".join([*parts, row.detail] if row.detail else parts)
     return rows
 

@@ -1,0 +1,254 @@
+"""Runs on a real DuckDB store: planted drift found, calm windows quiet, incremental runs
+equal full recomputation, re-runs replace rows, result size independent of row count."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import watchkeeper
+from tests.conftest import Clock
+from watchkeeper.config import parse_config
+from watchkeeper.monitor import NoReferenceError
+from watchkeeper.store.tables import WINDOW_PROFILES
+
+YAML = """\
+engine: {path: store.duckdb}
+models:
+  - name: m
+    task: binary_classification
+    columns:
+      event_id: id
+      timestamp: ts
+      features:
+        - {name: x, kind: numeric}
+        - {name: c, kind: categorical}
+      score: score
+      segments: [region]
+      status: status
+    monitoring:
+      window: 6h
+      min_rows: 50
+"""
+T0 = datetime(2026, 4, 1, tzinfo=UTC)
+
+
+def rows(
+    n: int,
+    start: datetime,
+    hours: float,
+    seed: int,
+    shift_b: float = 0.0,
+    prefix: str = "e",
+) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    region = rng.choice(["a", "b"], n)
+    x = rng.normal(0, 1, n) + np.where(region == "b", shift_b, 0.0)
+    secs = np.sort(rng.uniform(0, hours * 3600, n))
+    ts = [start + timedelta(seconds=float(s)) for s in secs]
+    return pa.table(
+        {
+            "id": [f"{prefix}{seed}-{i}" for i in range(n)],
+            "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+            "x": x,
+            "c": rng.choice(["p", "q", "r"], n, p=[0.5, 0.3, 0.2]),
+            "score": rng.uniform(0, 1, n),
+            "region": region,
+            "status": np.where(rng.uniform(size=n) < 0.02, "error", "ok"),
+            "label": (rng.uniform(size=n) < 0.3).astype(int),
+        }
+    )
+
+
+def open_ws(tmp_path: Path, clock: Clock) -> watchkeeper.Workspace:
+    return watchkeeper.open(parse_config(YAML, base_dir=tmp_path), clock=clock)
+
+
+@pytest.fixture
+def ws(tmp_path: Path, clock: Clock) -> Any:
+    clock.now = T0 + timedelta(days=10)
+    with open_ws(tmp_path, clock) as w:
+        w.set_reference("m", rows(6000, T0 - timedelta(days=30), 24, seed=1))
+        yield w
+
+
+def drift_flags(table: pa.Table) -> set[tuple[datetime, str, str, str]]:
+    out = set()
+    for r in table.to_pylist():
+        if r["metric"] == "drift" and r["status"] == "drifted":
+            out.add((r["window_start"], r["segment_column"], r["segment_value"], r["column"]))
+    return out
+
+
+def test_planted_drift_is_found_where_it_is_and_nowhere_else(ws: watchkeeper.Workspace) -> None:
+    ws.ingest_events("m", rows(2400, T0, 24, seed=2))  # a calm day
+    ws.ingest_events("m", rows(2400, T0 + timedelta(days=1), 24, seed=3, shift_b=1.0))
+    result = ws.run("m")
+    flags = drift_flags(result.metrics)
+    calm = {f for f in flags if f[0] < T0 + timedelta(days=1)}
+    assert calm == set()
+    shifted_windows = [T0 + timedelta(days=1, hours=h) for h in (0, 6, 12, 18)]
+    for start in shifted_windows:
+        assert (start, "region", "b", "x") in flags
+        assert (start, "region", "a", "x") not in flags
+        assert (start, "*", "*", "x") in flags  # half the traffic moved by one std
+    assert {f[3] for f in flags} == {"x"}
+    assert "drift in x (4 windows)" in result.summary()
+
+
+def test_quality_metrics_are_right(ws: watchkeeper.Workspace) -> None:
+    data = rows(1000, T0, 6, seed=4)
+    x = data["x"].to_numpy().copy()
+    x[:100] = np.nan
+    data = data.set_column(data.schema.get_field_index("x"), "x", pa.array(x, from_pandas=True))
+    ws.ingest_events("m", data)
+    m = ws.run("m").to_pandas()
+    overall = m[(m.segment_column == "*") & (m.window_start == T0)].set_index(["metric", "column"])
+    assert overall.loc[("row_count", ""), "value"] == 1000
+    assert overall.loc[("missing_rate", "x"), "value"] == pytest.approx(0.1)
+    errors = (data["status"].to_numpy() == "error").mean()
+    assert overall.loc[("error_rate", ""), "value"] == pytest.approx(errors)
+    present = x[~np.isnan(x)]
+    assert overall.loc[("mean", "x"), "value"] == pytest.approx(present.mean())
+    assert overall.loc[("std", "x"), "value"] == pytest.approx(present.std())
+    assert overall.loc[("unseen_rate", "c"), "value"] == 0.0
+
+
+def test_small_windows_are_insufficient_not_numbers(ws: watchkeeper.Workspace) -> None:
+    ws.ingest_events("m", rows(30, T0, 6, seed=5))
+    m = ws.run("m").to_pandas()
+    drift = m[m.metric.str.startswith("drift")]
+    assert set(drift.status) == {"insufficient_data"}
+    assert drift.value.isna().all()
+
+
+def test_rerunning_replaces_rows(ws: watchkeeper.Workspace, clock: Clock) -> None:
+    ws.ingest_events("m", rows(1200, T0, 12, seed=6))
+    first = ws.run("m", full=True)
+    clock.now += timedelta(hours=1)
+    second = ws.run("m", full=True)
+    assert second.metrics.num_rows == first.metrics.num_rows
+    assert ws.metrics("m").num_rows == first.metrics.num_rows
+    stored = ws.store.execute(ws.store.table(WINDOW_PROFILES)).num_rows
+    clock.now += timedelta(hours=1)
+    ws.run("m", full=True)
+    assert ws.store.execute(ws.store.table(WINDOW_PROFILES)).num_rows == stored
+
+
+# Windowed by when data arrived, not by event time: they differ between two stores that
+# received the same data at different times, by design.
+ARRIVAL_METRICS = {"quarantined_rows", "schema_changes"}
+
+
+def comparable(table: pa.Table) -> list[tuple[Any, ...]]:
+    keys = ["window_start", "model_version", "segment_column", "segment_value", "metric", "column"]
+    out = []
+    for r in table.to_pylist():
+        if r["metric"] in ARRIVAL_METRICS:
+            continue
+        value = None if r["value"] is None else round(r["value"], 9)
+        p = None if r["p_value"] is None else round(r["p_value"], 9)
+        out.append((*[r[k] for k in keys], value, p, r["sample_size"], r["status"]))
+    return sorted(out, key=repr)
+
+
+def test_incremental_runs_equal_a_full_recomputation(tmp_path: Path, clock: Clock) -> None:
+    ref = rows(6000, T0 - timedelta(days=30), 24, seed=1)
+    day1 = rows(2400, T0, 24, seed=7)
+    late = rows(300, T0 + timedelta(hours=7), 2, seed=8, prefix="late")
+    day2 = rows(1200, T0 + timedelta(days=1), 12, seed=9, shift_b=0.7)
+    labels = [
+        {"id": i, "label": int(v)}
+        for i, v in zip(day1["id"].to_pylist()[:500], day1["label"].to_pylist()[:500], strict=True)
+    ]
+
+    clock.now = T0 + timedelta(days=1)
+    (tmp_path / "inc").mkdir()
+    with open_ws(tmp_path / "inc", clock) as inc:
+        inc.set_reference("m", ref)
+        inc.ingest_events("m", day1)
+        first = inc.run("m")
+        assert len(first.windows) == 4
+        clock.now = T0 + timedelta(days=2)
+        inc.ingest_events("m", late)  # late events for 06:00-12:00 of day 1
+        inc.ingest_labels("m", labels)  # late labels for day 1's first hours
+        inc.ingest_events("m", day2)
+        second = inc.run("m")
+        # Only the windows that changed or closed since are recomputed.
+        assert second.windows == [
+            T0,  # late labels
+            T0 + timedelta(hours=6),  # late events
+            T0 + timedelta(days=1),  # new and closed
+            T0 + timedelta(days=1, hours=6),
+        ]
+        incremental = inc.metrics("m")
+
+    (tmp_path / "full").mkdir()
+    with open_ws(tmp_path / "full", clock) as full:
+        full.set_reference("m", ref)
+        for part in (day1, late, day2):
+            full.ingest_events("m", part)
+        full.ingest_labels("m", labels)
+        everything = full.run("m", full=True)
+    assert comparable(incremental) == comparable(everything.metrics)
+
+
+def test_result_size_does_not_grow_with_rows(tmp_path: Path, clock: Clock) -> None:
+    sizes = []
+    for n in (1500, 15000):
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        clock.now = T0 + timedelta(days=2)
+        with open_ws(folder, clock) as w:
+            w.set_reference("m", rows(6000, T0 - timedelta(days=30), 24, seed=1))
+            w.ingest_events("m", rows(n, T0, 24, seed=10))
+            result = w.run("m")
+            profiles = w.store.execute(w.store.table(WINDOW_PROFILES))
+            sizes.append(
+                (
+                    result.metrics.num_rows,
+                    profiles.num_rows,
+                    sum(len(p) for p in profiles["profile"].to_pylist()),
+                )
+            )
+    (m1, p1, b1), (m2, p2, b2) = sizes
+    assert (m1, p1) == (m2, p2)
+    assert b2 < b1 * 1.2  # the stored counts grow in digits, not in number
+
+
+def test_a_model_without_reference_says_how_to_add_one(tmp_path: Path, clock: Clock) -> None:
+    clock.now = T0 + timedelta(days=2)
+    with open_ws(tmp_path, clock) as w:
+        w.ingest_events("m", rows(100, T0, 6, seed=11))
+        with pytest.raises(NoReferenceError, match="watchkeeper reference set --model m"):
+            w.run("m")
+
+
+def test_each_version_is_compared_with_its_own_reference(ws: watchkeeper.Workspace) -> None:
+    # version 2 was trained on shifted data: its events are normal for it
+    ref2 = rows(6000, T0 - timedelta(days=30), 24, seed=13, shift_b=2.0)
+    cfg = ws.config.model("m")
+    assert cfg.columns.model_version is None
+    ws.set_reference("m", ref2, version="2")
+    ws.ingest_events("m", rows(1200, T0, 6, seed=12, shift_b=2.0, prefix="v2"), version="2")
+    ws.ingest_events("m", rows(1200, T0, 6, seed=14, prefix="v1"))
+    m = ws.run("m").to_pandas()
+    flagged = m[(m.metric == "drift") & (m.status == "drifted")]
+    assert flagged.empty, flagged[
+        ["model_version", "segment_column", "segment_value", "column", "detail"]
+    ]
+    assert set(m.model_version) == {"1", "2"}
+
+
+def test_benjamini_hochberg_matches_scipy() -> None:
+    from scipy.stats import false_discovery_control
+
+    from watchkeeper.stats.multiple import benjamini_hochberg
+
+    p = np.random.default_rng(0).uniform(size=50) ** 3
+    assert benjamini_hochberg(list(p)) == pytest.approx(list(false_discovery_control(p)))

@@ -1,0 +1,97 @@
+"""Profiles computed by the engine: equal to numpy on the same rows, and mergeable
+(hourly profiles merged into a day equal the day computed directly)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import (
+    categorical_binning,
+    categorical_profile,
+    numeric_binning,
+    numeric_profile,
+)
+from watchkeeper.profiles import ALL, Source, Windowing, compute_profiles, merge_all
+from watchkeeper.profiles.binning import Binning
+from watchkeeper.store import Store
+
+DAY = datetime(2026, 4, 1, tzinfo=UTC)
+STORE = Store.open("duckdb://")
+
+
+def table_of(seed: int, n: int, nulls: float) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    x = rng.gamma(2.0, 3.0, n).round(rng.integers(0, 3))
+    x[rng.uniform(size=n) < nulls] = np.nan
+    c = rng.choice(["a", "b", "c", "d", "zz"], n, p=[0.4, 0.3, 0.2, 0.08, 0.02])
+    return pa.table(
+        {
+            "ts": pa.array(
+                [DAY + timedelta(seconds=float(s)) for s in rng.uniform(0, 86400, n)],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "x": pa.array(x, from_pandas=True),
+            "c": c,
+            "seg": rng.choice(["north", "south"], n),
+            "v": ["1"] * n,
+        }
+    )
+
+
+def binnings_for(ref_seed: int) -> list[Binning]:
+    ref = table_of(ref_seed, 3000, 0.0)
+    nb = numeric_binning(ref["x"].to_numpy(zero_copy_only=False))
+    cb = categorical_binning([v for v in ref["c"].to_pylist() if v != "zz"], vocabulary=3)
+    return [nb, Binning("c", "categorical", "feature", categories=cb.categories, known=cb.known)]
+
+
+def profiles(data: pa.Table, binnings: list[Binning], size: timedelta) -> dict[Any, Any]:
+    with STORE.arrow(data) as t:
+        source = Source(t, "ts", "v", segments={"seg": ("north", "south")})
+        return compute_profiles(source, binnings, Windowing(size), STORE.execute, STORE.query_with)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 2000),
+    nulls=st.sampled_from([0.0, 0.1, 0.9]),
+)
+def test_hourly_merged_equals_daily_equals_numpy(seed: int, n: int, nulls: float) -> None:
+    data = table_of(seed, n, nulls)
+    binnings = binnings_for(seed + 1)
+    hourly = profiles(data, binnings, timedelta(hours=1))
+    daily = profiles(data, binnings, timedelta(days=1))
+    for seg in [(ALL, ALL), ("seg", "north"), ("seg", "south")]:
+        parts = [p for (start, _, c, v), p in hourly.items() if (c, v) == seg]
+        direct = daily.get((DAY, "1", *seg))
+        if direct is None:
+            assert parts == []
+            continue
+        assert merge_all(parts) == direct
+    day = daily[(DAY, "1", ALL, ALL)]
+    x = data["x"].to_numpy(zero_copy_only=False)
+    assert day.columns["x"] == numeric_profile(x, binnings[0])
+    assert day.columns["c"] == categorical_profile(data["c"].to_pylist(), binnings[1])
+    assert day.rows == n
+
+
+def test_merge_is_associative_and_zero_is_neutral() -> None:
+    data = table_of(5, 1500, 0.1)
+    binnings = binnings_for(6)
+    hourly = sorted(
+        (k, p) for k, p in profiles(data, binnings, timedelta(hours=1)).items() if k[2] == ALL
+    )
+    ps = [p for _, p in hourly]
+    a, b, c = ps[0], ps[1], ps[2]
+    assert a.merge(b).merge(c) == a.merge(b.merge(c))
+    from watchkeeper.profiles.types import ColumnProfile, Profile
+
+    zero = Profile(0, 0, {b_.name: ColumnProfile.zero(b_.kind, b_.n_bins) for b_ in binnings})
+    assert zero.merge(a) == a

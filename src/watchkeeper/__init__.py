@@ -11,6 +11,7 @@ from watchkeeper.errors import (
     WatchkeeperError,
 )
 from watchkeeper.ingest import IngestResult
+from watchkeeper.monitor import DriftReport, NoReferenceError, RunResult, compare
 from watchkeeper.workspace import Workspace, open
 
 __version__ = "0.1.0"
@@ -18,8 +19,11 @@ __version__ = "0.1.0"
 __all__ = [
     "Config",
     "ConfigError",
+    "DriftReport",
     "IngestResult",
     "InputError",
+    "NoReferenceError",
+    "RunResult",
     "SchemaError",
     "StoreError",
     "UnknownMethodError",
@@ -27,6 +31,7 @@ __all__ = [
     "WatchkeeperError",
     "Workspace",
     "__version__",
+    "compare",
     "load_config",
     "open",
     "parse_config",

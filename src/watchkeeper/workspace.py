@@ -140,8 +140,7 @@ class Workspace:
         profile = fit_reference(
             table,
             column_roles(cfg),
-            self.store.execute,
-            self.store.query_with,
+            self.store,
             model=model,
             version=wanted,
             reference_id=reference_id,

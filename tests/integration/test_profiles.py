@@ -17,7 +17,7 @@ from tests.helpers import (
     numeric_binning,
     numeric_profile,
 )
-from watchkeeper.profiles import ALL, Source, Windowing, compute_profiles, merge_all
+from watchkeeper.profiles import ALL, Segment, Source, Windowing, compute_profiles, merge_all
 from watchkeeper.profiles.binning import Binning
 from watchkeeper.store import Store
 
@@ -53,8 +53,8 @@ def binnings_for(ref_seed: int) -> list[Binning]:
 
 def profiles(data: pa.Table, binnings: list[Binning], size: timedelta) -> dict[Any, Any]:
     with STORE.arrow(data) as t:
-        source = Source(t, "ts", "v", segments={"seg": ("north", "south")})
-        return compute_profiles(source, binnings, Windowing(size), STORE.execute, STORE.query_with)
+        source = Source(t, "ts", "v", segments={"seg": Segment(("north", "south"))})
+        return compute_profiles(source, binnings, Windowing(size), STORE)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -95,3 +95,29 @@ def test_merge_is_associative_and_zero_is_neutral() -> None:
 
     zero = Profile(0, 0, {b_.name: ColumnProfile.zero(b_.kind, b_.n_bins) for b_ in binnings})
     assert zero.merge(a) == a
+
+
+def test_every_grouping_strategy_gives_the_same_profiles(monkeypatch: Any) -> None:
+    import watchkeeper.profiles.compute as compute
+
+    data = table_of(11, 3000, 0.05)
+    binnings = binnings_for(12)
+    results = []
+    for cap, segment in [
+        (512, Segment(("north", "south"), complete=True)),  # all at once, raw values
+        (512, Segment(("north",))),  # all at once, south mapped to (other)
+        (0, Segment(("north", "south"), complete=True)),  # one query part per segment set
+        (0, Segment(("north",))),
+    ]:
+        monkeypatch.setattr(compute, "COMBINATIONS_CAP", cap)
+        with STORE.arrow(data) as t:
+            source = Source(t, "ts", "v", segments={"seg": segment})
+            found = compute_profiles(source, binnings, Windowing(timedelta(hours=6)), STORE)
+        results.append(found)
+    renamed = {k if k[3] != "(other)" else (*k[:3], "south"): p for k, p in results[1].items()}
+    assert results[0].keys() == results[2].keys() == renamed.keys()
+    for key, profile in results[0].items():
+        assert results[2][key] == profile
+        assert renamed[key] == profile
+    assert results[3].keys() == results[1].keys()
+    assert all(results[3][k] == p for k, p in results[1].items())

@@ -211,18 +211,14 @@ def run(
         if model.columns.latency:
             binnings.append(latency_binning(model.columns.latency))
         source = Source(
-            mine, model.columns.timestamp, MODEL_VERSION, model.columns.status, segments
+            mine, model.columns.timestamp, ibis.literal(v), model.columns.status, segments
         )
-        profiles.update(
-            compute_profiles(source, binnings, windowing, store.execute, store.query_with, tick)
-        )
+        profiles.update(compute_profiles(source, binnings, windowing, store, tick))
         label_binning = ref.binning(label_name)
         if label_binning is not None:
             labelled = _with_labels(store, model, mine, label_name)
-            source = Source(labelled, model.columns.timestamp, MODEL_VERSION, None, segments)
-            for key, p in compute_profiles(
-                source, [label_binning], windowing, store.execute, store.query_with, tick
-            ).items():
+            source = Source(labelled, model.columns.timestamp, ibis.literal(v), None, segments)
+            for key, p in compute_profiles(source, [label_binning], windowing, store, tick).items():
                 if key in profiles:
                     cols = {**profiles[key].columns, label_name: p.columns[label_name]}
                     profiles[key] = Profile(profiles[key].rows, profiles[key].errors, cols)

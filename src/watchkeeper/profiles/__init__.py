@@ -1,7 +1,7 @@
 """Profiles: mergeable aggregates of a window × segment, and the engine queries that build them."""
 
 from watchkeeper.profiles.binning import Binning
-from watchkeeper.profiles.compute import ALL, Key, Source, Windowing, compute_profiles
+from watchkeeper.profiles.compute import ALL, Key, Segment, Source, Windowing, compute_profiles
 from watchkeeper.profiles.types import ColumnProfile, Profile, merge_all
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "ColumnProfile",
     "Key",
     "Profile",
+    "Segment",
     "Source",
     "Windowing",
     "compute_profiles",

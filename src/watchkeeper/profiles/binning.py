@@ -59,10 +59,9 @@ class Binning:
         """Fine counts folded onto the coarse grid (outer bins kept)."""
         if self.kind == "categorical" or not self.coarse:
             return np.asarray(bins)
-        inner = np.asarray(bins)[1:-1]
-        cuts = list(self.coarse)
-        folded = [inner[cuts[i] : cuts[i + 1]].sum() for i in range(len(cuts) - 1)]
-        return np.asarray([bins[0], *folded, bins[-1]])
+        bins = np.asarray(bins)
+        folded = np.add.reduceat(bins[1:-1], np.asarray(self.coarse[:-1]))
+        return np.concatenate([bins[:1], folded, bins[-1:]])
 
     def coarse_edges(self) -> np.ndarray[Any, Any]:
         return np.asarray(self.edges)[list(self.coarse)] if self.coarse else np.asarray(self.edges)

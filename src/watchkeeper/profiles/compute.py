@@ -1,29 +1,39 @@
-"""The expressions that build profiles, pushed down to the engine.
+"""The queries that build profiles, pushed down to the engine.
 
-For a table of events (or reference rows), a window size and a set of segment columns, two
-kinds of query run in the engine, and only their small results come back:
+For a table of events (or reference rows), a window size and a set of segment columns, the
+engine runs one query for the row counts and one query per column, and only their small
+results come back:
 
-- one *moments* query per segment set: rows, errors, and per column its missing count, sum,
-  sum of squares, min and max, grouped by window × model version × segment value;
-- one *histogram* query per column: counts per bin (the bin computed in the engine by a
-  binary search over the reference's edges, or a join with the vocabulary), for every
-  segment set at once (a union), grouped the same way.
+- the rows to profile (filtered to the time range, with their window index and segment
+  values) are an Ibis expression, compiled once;
+- each column's query groups those rows by window × segment values × bin and counts them
+  (numeric columns also sum, sum squares, and take min and max). The bin is found in the
+  engine by a binary search over the reference's edges written as nested CASEs, or for a
+  categorical column by a join with its vocabulary.
 
-Columnar engines read only the columns a query names, so a query per column costs about one
-read of that column; the result size is windows × segments × bins, whatever the rows.
+The segment columns are grouped all at once and rolled up afterwards (one pass over the
+rows) while their combinations are few; otherwise each segment column is grouped on its
+own, in one query (a union). Columnar engines read only the columns a query names, so a
+query costs about one read of its column; the result size is windows × segments × bins,
+whatever the number of rows.
+
+The per-column queries are SQL text built here, not Ibis expressions: Ibis' compiler spent
+longer on a column's hundred-branch CASE than the engine spent running it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from watchkeeper.profiles.binning import Binning
 from watchkeeper.profiles.types import ColumnProfile, Profile
@@ -33,12 +43,27 @@ ALL = "*"  # the segment column and value that stand for the whole traffic
 NULL_SEGMENT = "(null)"
 OTHER_SEGMENT = "(other)"
 
+# Group by every segment column at once while their value combinations are at most this.
+COMBINATIONS_CAP = 512
+
 # (window start, model version, segment column, segment value)
 Key = tuple[datetime, str, str, str]
 
-Executor = Callable[[ir.Expr], pa.Table]
-# Runs an expression that needs an Arrow table registered (the vocabulary of a column).
-ExecutorWith = Callable[[pa.Table, Callable[[ir.Table], ir.Expr]], pa.Table]
+
+class Engine(Protocol):
+    """What profiling needs from the store."""
+
+    def execute(self, expr: ir.Expr) -> pa.Table: ...
+
+    def sql(self, query: str) -> pa.Table: ...
+
+    def compile(self, expr: ir.Expr) -> str: ...
+
+    def quote(self, name: str) -> str: ...
+
+    def epoch_micros(self, ts: ir.TimestampValue) -> ir.IntegerValue: ...
+
+    def arrow(self, data: pa.Table) -> AbstractContextManager[ir.Table]: ...
 
 
 @dataclass(frozen=True)
@@ -47,9 +72,18 @@ class Source:
 
     table: ir.Table
     timestamp: str | None  # None: the whole table is one window (a reference)
-    version: str | ir.Value  # a column name, or a constant
+    version: str | ir.Value  # a column name, or a constant (ibis.literal)
     status: str | None = None
-    segments: Mapping[str, Sequence[str]] = field(default_factory=dict)  # column -> values kept
+    segments: Mapping[str, Segment] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A segment column's values: the most frequent ones are kept, the rest are (other).
+    ``complete`` when they are all the values there are (nothing needs mapping)."""
+
+    values: tuple[str, ...]
+    complete: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,187 +98,347 @@ def compute_profiles(
     source: Source,
     binnings: Sequence[Binning],
     windowing: Windowing | None,
-    execute: Executor,
-    execute_with: ExecutorWith,
+    engine: Engine,
     progress: Callable[[int], None] | None = None,
 ) -> dict[Key, Profile]:
     """Profiles of every window × version × segment of ``source``, computed in the engine.
 
-    ``progress`` is called with 1 after each query (one for the moments, one per column).
+    ``progress`` is called with 1 after each query (one for the row counts, one per column).
     """
-    base, size = _base(source, windowing)
-    sets: list[tuple[str, Sequence[str]]] = [(ALL, ()), *source.segments.items()]
-    moments = _moments(base, binnings, sets, source.status)
-    found = execute(moments)
+    base = _Base.of(source, binnings, windowing, engine)
+    measures = ["COUNT(*) AS rows"]
+    if source.status is not None:
+        s = engine.quote(source.status)
+        measures.append(
+            f"SUM(CASE WHEN {s} IS NOT NULL AND LOWER({s}) <> 'ok' THEN 1 ELSE 0 END) AS errors"
+        )
+    totals = base.collect(engine.sql(base.query(f"({base.sql}) AS wk_t", measures)))
     if progress is not None:
         progress(1)
-    partial: dict[Key, dict[str, Any]] = {}
-    for row in found.to_pylist():
-        key = _key(row, size)
-        partial[key] = row
-    hists: dict[str, dict[Key, np.ndarray[Any, Any]]] = {}
+    hists: dict[str, dict[Key, _Parts]] = {}
     for b in binnings:
-        hists[b.name] = _histograms(base, b, sets, size, execute, execute_with)
+        hists[b.name] = _histogram(base, b, engine)
         if progress is not None:
             progress(1)
     out: dict[Key, Profile] = {}
-    for key, row in partial.items():
+    for key, parts in totals.items():
+        rows = int(parts.sums["rows"])
         columns = {}
         for b in binnings:
-            bins = hists[b.name].get(key)
-            if bins is None:
-                bins = np.zeros(b.n_bins, dtype=np.int64)
-            present = int(row[f"{b.name}__n"] or 0)
+            h = hists[b.name].get(key)
+            bins = h.counts if h is not None else np.zeros(b.n_bins, dtype=np.int64)
             columns[b.name] = ColumnProfile(
                 b.kind,
-                int(row["rows"]),
-                int(row["rows"]) - present,
+                rows,
+                rows - int(bins.sum()),
                 bins,
-                float(row.get(f"{b.name}__sum") or 0.0),
-                float(row.get(f"{b.name}__sq") or 0.0),
-                _float(row.get(f"{b.name}__min")),
-                _float(row.get(f"{b.name}__max")),
+                float(h.sums.get("s", 0.0)) if h else 0.0,
+                float(h.sums.get("q", 0.0)) if h else 0.0,
+                h.low if h else float("nan"),
+                h.high if h else float("nan"),
             )
-        out[key] = Profile(int(row["rows"]), int(row.get("errors") or 0), columns)
+        out[key] = Profile(rows, int(parts.sums.get("errors", 0)), columns)
     return out
 
 
-def _float(value: Any) -> float:
-    return float("nan") if value is None else float(value)
+@dataclass
+class _Parts:
+    counts: np.ndarray[Any, Any]
+    sums: dict[str, float]
+    low: float = float("nan")
+    high: float = float("nan")
 
 
-def _base(source: Source, windowing: Windowing | None) -> tuple[ir.Table, int]:
-    t = source.table
-    version = t[source.version] if isinstance(source.version, str) else source.version
-    if source.timestamp is None or windowing is None:
-        window = ibis.literal(0, type="int64")
+@dataclass(frozen=True)
+class _Base:
+    """The rows to profile as compiled SQL, and how their results are keyed.
+
+    Constant keys (one window, one version) are not grouped by, since grouping by a
+    constant still costs a hash per row; they are added to the results instead.
+    """
+
+    sql: str
+    size: int  # window size in seconds; 0: the whole table is one window
+    version: str | None  # the version when it is constant
+    segments: tuple[str, ...]  # segment columns, as wk_s0, wk_s1, ... in the rows
+    combined: bool  # group by all segment columns at once, then roll up
+    quote: Callable[[str], str]
+
+    @classmethod
+    def of(
+        cls,
+        source: Source,
+        binnings: Sequence[Binning],
+        windowing: Windowing | None,
+        engine: Engine,
+    ) -> _Base:
+        t = source.table
+        constant = _constant(source.version)
         size = 0
-    else:
-        ts = t[source.timestamp]
-        if windowing.since is not None:
-            t = t.filter(ts >= windowing.since)
-        if windowing.until is not None:
-            t = t.filter(ts < windowing.until)
-        size = max(int(windowing.size.total_seconds()), 1)
-        ts = t[source.timestamp]
-        window = (ts.epoch_seconds() // size).cast("int64")
-        if windowing.starts is not None:
-            wanted = [int((s - EPOCH).total_seconds()) // size for s in windowing.starts]
-            t = t.filter(window.isin(wanted))
+        keep: dict[str, ir.Value] = {}
+        if source.timestamp is not None and windowing is not None:
             ts = t[source.timestamp]
-            window = (ts.epoch_seconds() // size).cast("int64")
-        version = t[source.version] if isinstance(source.version, str) else source.version
-    return t.mutate(wk_w=window, wk_v=version.cast("string")), size
+            size = max(int(windowing.size.total_seconds()), 1)
+            since, until = windowing.since, windowing.until
+            if windowing.starts:
+                # A time range first, so the engine can skip what is outside it.
+                first = min(windowing.starts)
+                last = max(windowing.starts) + timedelta(seconds=size)
+                since = first if since is None else max(since, first)
+                until = last if until is None else min(until, last)
+            if since is not None:
+                t = t.filter(ts >= since)
+            if until is not None:
+                t = t.filter(ts < until)
+            window = engine.epoch_micros(t[source.timestamp]) // (size * 1_000_000)
+            t = t.mutate(wk_w=window)
+            if windowing.starts is not None:
+                wanted = [int((s - EPOCH).total_seconds()) // size for s in windowing.starts]
+                t = t.filter(t.wk_w.isin(wanted))
+            keep["wk_w"] = t.wk_w
+        if constant is None:
+            assert isinstance(source.version, str)
+            keep["wk_v"] = t[source.version].cast("string")
+        names = tuple(source.segments)
+        combos = 1
+        for i, name in enumerate(names):
+            seg = source.segments[name]
+            keep[f"wk_s{i}"] = _segment(t, name, seg)
+            combos *= len(seg.values) + (1 if seg.complete else 2)
+        if source.status is not None:
+            keep[source.status] = t[source.status]
+        for b in binnings:
+            if b.name not in keep:
+                keep[b.name] = t[b.name]
+        projected = t.select(**keep) if keep else t.select(wk_one=ibis.literal(1))
+        return cls(
+            engine.compile(projected),
+            size,
+            constant,
+            names,
+            combos <= COMBINATIONS_CAP,
+            engine.quote,
+        )
+
+    def group_keys(self) -> list[str]:
+        return (["wk_w"] if self.size else []) + (["wk_v"] if self.version is None else [])
+
+    def query(self, source: str, measures: Sequence[str], extra: Sequence[str] = ()) -> str:
+        """Aggregate ``source`` by the keys: one GROUP BY, or one per segment set (UNION ALL)."""
+        q = self.quote
+        if self.combined:
+            keys = [*self.group_keys(), *(f"wk_s{i}" for i in range(len(self.segments))), *extra]
+            return _select(keys, measures, source, q)
+        parts = []
+        for i in range(len(self.segments) + 1):
+            keys = [*self.group_keys(), *extra]
+            name = self.segments[i - 1] if i else ALL
+            value = f"CAST({q(f'wk_s{i - 1}')} AS VARCHAR)" if i else f"'{ALL}'"
+            columns = [q(k) for k in keys] + [f"'{_sql_text(name)}' AS wk_sc", f"{value} AS wk_sv"]
+            group = [q(k) for k in keys] + ([q(f"wk_s{i - 1}")] if i else [])
+            by = f" GROUP BY {', '.join(group)}" if group else ""
+            parts.append(f"SELECT {', '.join([*columns, *measures])} FROM {source}{by}")
+        return " UNION ALL ".join(parts)
+
+    def collect(
+        self, result: pa.Table, extra: str | None = None, width: int = 1
+    ) -> dict[Key, _Parts]:
+        """Results per (window, version, segment): counts per ``extra`` code, sums, min, max."""
+        if result.num_rows == 0:
+            return {}
+        if self.combined:
+            frames = [self._rolled(result, None)] + [
+                self._rolled(result, i) for i in range(len(self.segments))
+            ]
+            result = pa.concat_tables(frames)
+        group = [*self.group_keys(), "wk_sc", "wk_sv"]
+        codes, firsts = _group_codes(result, group)
+        n_groups = len(firsts)
+        counts = np.zeros((n_groups, width), dtype=np.int64)
+        count_col = "n" if "n" in result.column_names else "rows"
+        if extra is not None:
+            np.add.at(
+                counts,
+                (codes, result[extra].to_numpy()),
+                result[count_col].to_numpy(),
+            )
+        additive = [c for c in result.column_names if c in ("n", "s", "q", "rows", "errors")]
+        sums = {
+            m: np.bincount(codes, weights=_floats(result[m]), minlength=n_groups) for m in additive
+        }
+        lows = highs = None
+        if "lo" in result.column_names:
+            lows = np.full(n_groups, np.inf)
+            highs = np.full(n_groups, -np.inf)
+            np.minimum.at(lows, codes, _floats(result["lo"], np.inf))
+            np.maximum.at(highs, codes, _floats(result["hi"], -np.inf))
+        rows = result.take(pa.array(firsts)).select(group).to_pylist()
+        out: dict[Key, _Parts] = {}
+        for g, row in enumerate(rows):
+            part = _Parts(counts[g], {m: float(v[g]) for m, v in sums.items()})
+            if lows is not None and highs is not None:
+                part.low = float(lows[g]) if np.isfinite(lows[g]) else float("nan")
+                part.high = float(highs[g]) if np.isfinite(highs[g]) else float("nan")
+            out[self.key(row)] = part
+        return out
+
+    def _rolled(self, result: pa.Table, segment: int | None) -> pa.Table:
+        """One segment set's rows from the combined result (grouped again, in Arrow)."""
+        keys = [*self.group_keys(), *([f"wk_s{segment}"] if segment is not None else [])]
+        keys += [c for c in ("wk_bin",) if c in result.column_names]
+        aggs = [(c, "sum") for c in result.column_names if c in ("n", "s", "q", "rows", "errors")]
+        aggs += [(c, f) for c, f in (("lo", "min"), ("hi", "max")) if c in result.column_names]
+        grouped = result.group_by(keys, use_threads=False).aggregate(aggs)
+        grouped = grouped.rename_columns(
+            [
+                c.rsplit("_", 1)[0] if c.endswith(("_sum", "_min", "_max")) else c
+                for c in grouped.column_names
+            ]
+        )
+        n = grouped.num_rows
+        name = ALL if segment is None else self.segments[segment]
+        sv = grouped[f"wk_s{segment}"] if segment is not None else pa.array([ALL] * n)
+        grouped = grouped.append_column("wk_sc", pa.array([name] * n)).append_column("wk_sv", sv)
+        if segment is not None:
+            grouped = grouped.drop([f"wk_s{segment}"])
+        return grouped.select(sorted(grouped.column_names))
+
+    def key(self, row: Mapping[str, Any]) -> Key:
+        start = EPOCH + timedelta(seconds=int(row.get("wk_w") or 0) * self.size)
+        version = self.version if self.version is not None else str(row["wk_v"])
+        value = row["wk_sv"]
+        return (start, version, str(row["wk_sc"]), NULL_SEGMENT if value is None else str(value))
 
 
-def _segment(t: ir.Table, seg_col: str, values: Sequence[str]) -> ir.StringValue:
-    """The segment value of each row: the value if kept, else (other); (null) for nulls."""
-    if seg_col == ALL:
-        return ibis.literal(ALL)
+def _select(
+    keys: Sequence[str], measures: Sequence[str], source: str, q: Callable[[str], str]
+) -> str:
+    cols = ", ".join([*(q(k) for k in keys), *measures])
+    group = f" GROUP BY {', '.join(q(k) for k in keys)}" if keys else ""
+    return f"SELECT {cols} FROM {source}{group}"
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _floats(column: pa.ChunkedArray, fill: float = 0.0) -> np.ndarray[Any, Any]:
+    return np.asarray(pc.fill_null(column.cast(pa.float64()), fill).to_numpy(), dtype=float)
+
+
+def _group_codes(table: pa.Table, columns: Sequence[str]) -> tuple[np.ndarray[Any, Any], list[int]]:
+    """A group number per row (by ``columns``) and each group's first row."""
+    combined = np.zeros(table.num_rows, dtype=np.int64)
+    for name in columns:
+        encoded = pc.dictionary_encode(
+            table[name].cast(pa.string()) if name != "wk_w" else table[name]
+        ).combine_chunks()
+        idx = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(), dtype=np.int64) + 1
+        combined = combined * (len(encoded.dictionary) + 1) + idx
+    _, firsts, codes = np.unique(combined, return_index=True, return_inverse=True)
+    return codes.ravel(), [int(i) for i in firsts]
+
+
+def _constant(version: str | ir.Value) -> str | None:
+    if isinstance(version, str):
+        return None
+    value = getattr(version.op(), "value", None)
+    return None if value is None else str(value)
+
+
+def _segment(t: ir.Table, seg_col: str, seg: Segment) -> ir.Value:
+    """The segment value of each row. With every value kept, the column itself (nulls are
+    named afterwards); else the value if kept, "(other)" if not, "(null)" for nulls."""
     text = t[seg_col].cast("string")
-    if not values:
-        return text.fill_null(NULL_SEGMENT)
-    kept = ibis.ifelse(text.isin(list(values)), text, ibis.literal(OTHER_SEGMENT))
+    if seg.complete:
+        return text
+    kept = ibis.ifelse(text.isin(list(seg.values)), text, ibis.literal(OTHER_SEGMENT))
     return ibis.ifelse(text.isnull(), ibis.literal(NULL_SEGMENT), kept)
 
 
-def _moments(
-    base: ir.Table,
-    binnings: Sequence[Binning],
-    sets: Sequence[tuple[str, Sequence[str]]],
-    status: str | None,
-) -> ir.Table:
-    parts = []
-    for seg_col, values in sets:
-        t = base.mutate(wk_sc=ibis.literal(seg_col), wk_sv=_segment(base, seg_col, values))
-        aggs: dict[str, ir.Scalar] = {"rows": t.count()}
-        if status is not None:
-            s = t[status]
-            aggs["errors"] = (s.notnull() & (s.lower() != "ok")).cast("int64").sum()
-        for b in binnings:
-            x = t[b.name]
-            aggs[f"{b.name}__n"] = x.count()
-            if b.kind == "numeric":
-                xf = x.cast("float64")
-                aggs[f"{b.name}__sum"] = xf.sum()
-                aggs[f"{b.name}__sq"] = (xf * xf).sum()
-                aggs[f"{b.name}__min"] = xf.min()
-                aggs[f"{b.name}__max"] = xf.max()
-        parts.append(t.group_by(["wk_w", "wk_v", "wk_sc", "wk_sv"]).aggregate(**aggs))
-    return ibis.union(*parts) if len(parts) > 1 else parts[0]
-
-
-def _key(row: Mapping[str, Any], size: int) -> Key:
-    start = EPOCH + timedelta(seconds=int(row["wk_w"]) * size)
-    return (start, str(row["wk_v"]), str(row["wk_sc"]), str(row["wk_sv"]))
-
-
-def _histograms(
-    base: ir.Table,
-    b: Binning,
-    sets: Sequence[tuple[str, Sequence[str]]],
-    size: int,
-    execute: Executor,
-    execute_with: ExecutorWith,
-) -> dict[Key, np.ndarray[Any, Any]]:
+def _histogram(base: _Base, b: Binning, engine: Engine) -> dict[Key, _Parts]:
+    q = engine.quote
+    x = q(b.name)
     if b.kind == "numeric":
-        x = base[b.name].cast("float64")
-        present = base.filter(x.notnull())
-        coded = present.mutate(wk_bin=bin_expr(present[b.name].cast("float64"), b.edges))
-        result = execute(_count_by_bin(coded, sets))
-    else:
-        vocab = pa.table(
-            {
-                "wk_cat": pa.array([*b.categories, *b.known], pa.string()),
-                "wk_code": pa.array(
-                    [*range(len(b.categories)), *([len(b.categories)] * len(b.known))], pa.int64()
-                ),
-            }
+        value = f"CAST({x} AS DOUBLE)"
+        measures = [
+            "COUNT(*) AS n",
+            "SUM(wk_x) AS s",
+            "SUM(wk_x * wk_x) AS q",
+            "MIN(wk_x) AS lo",
+            "MAX(wk_x) AS hi",
+        ]
+        keys = [q(k) for k in base.group_keys()] + [
+            q(f"wk_s{i}") for i in range(len(base.segments))
+        ]
+        columns = [*keys, f"{value} AS wk_x", f"{bin_sql(value, b.edges)} AS wk_bin"]
+        inner = (
+            f"(SELECT {', '.join(columns)} FROM ({base.sql}) AS wk_t WHERE {x} IS NOT NULL) AS wk_b"
         )
-        # a known category in the vocabulary appears twice; keep its vocabulary code
-        vocab = (
-            vocab.group_by("wk_cat")
-            .aggregate([("wk_code", "min")])
-            .rename_columns(["wk_cat", "wk_code"])
+        result = engine.sql(base.query(inner, measures, ["wk_bin"]))
+        return base.collect(result, "wk_bin", b.n_bins)
+    vocab = pa.table(
+        {
+            "wk_cat": pa.array([*b.categories, *b.known], pa.string()),
+            "wk_code": pa.array(
+                [*range(len(b.categories)), *([len(b.categories)] * len(b.known))], pa.int64()
+            ),
+        }
+    )
+    # a known category that is in the vocabulary appears twice; keep its vocabulary code
+    vocab = (
+        vocab.group_by("wk_cat")
+        .aggregate([("wk_code", "min")])
+        .rename_columns(["wk_cat", "wk_code"])
+    )
+    unseen = len(b.categories) + 1
+    with engine.arrow(vocab) as mapping:
+        name = q(mapping.get_name())
+        keys = [f"wk_t.{q(k)}" for k in base.group_keys()] + [
+            f"wk_t.{q(f'wk_s{i}')}" for i in range(len(base.segments))
+        ]
+        inner = (
+            f"(SELECT {', '.join([*keys, f'COALESCE(wk_m.wk_code, {unseen}) AS wk_bin'])} "
+            f"FROM ({base.sql}) AS wk_t LEFT JOIN {name} AS wk_m "
+            f"ON CAST(wk_t.{x} AS VARCHAR) = wk_m.wk_cat WHERE wk_t.{x} IS NOT NULL) AS wk_b"
         )
-        unseen = len(b.categories) + 1
-
-        def build(mapping: ir.Table) -> ir.Expr:
-            x = base[b.name].cast("string")
-            present = base.mutate(wk_x=x).filter(x.notnull())
-            joined = present.left_join(mapping, present.wk_x == mapping.wk_cat)
-            coded = joined.mutate(wk_bin=joined.wk_code.fill_null(unseen))
-            return _count_by_bin(coded, sets)
-
-        result = execute_with(vocab, build)
-    out: dict[Key, np.ndarray[Any, Any]] = {}
-    for row in result.to_pylist():
-        key = _key(row, size)
-        bins = out.setdefault(key, np.zeros(b.n_bins, dtype=np.int64))
-        bins[int(row["wk_bin"])] += int(row["n"])
-    return out
+        result = engine.sql(base.query(inner, ["COUNT(*) AS n"], ["wk_bin"]))
+    return base.collect(result, "wk_bin", b.n_bins)
 
 
-def _count_by_bin(coded: ir.Table, sets: Sequence[tuple[str, Sequence[str]]]) -> ir.Table:
-    parts = []
-    for seg_col, values in sets:
-        t = coded.mutate(wk_sc=ibis.literal(seg_col), wk_sv=_segment(coded, seg_col, values))
-        parts.append(
-            t.group_by(["wk_w", "wk_v", "wk_sc", "wk_sv", "wk_bin"]).aggregate(n=t.count())
-        )
-    return ibis.union(*parts) if len(parts) > 1 else parts[0]
-
-
-def bin_expr(x: ir.NumericValue, edges: Sequence[float]) -> ir.IntegerValue:
-    """0 below the first edge, 1..k inside (last bin closed), k+1 above the last edge."""
+def bin_sql(x: str, edges: Sequence[float]) -> str:
+    """SQL for the bin of ``x``: 0 below the first edge, 1..k inside (the last bin closed),
+    k+1 above the last edge; a binary search, so about log2(k) comparisons a value."""
     k = len(edges) - 1
 
-    def search(lo: int, hi: int) -> ir.IntegerValue:
+    def search(lo: int, hi: int) -> str:
         # 1 + the number of interior edges edges[lo..hi] that are <= x
         if lo > hi:
-            return ibis.literal(lo, type="int64")
+            return str(lo)
         mid = (lo + hi) // 2
-        return ibis.ifelse(x < edges[mid], search(lo, mid - 1), search(mid + 1, hi))
+        return (
+            f"CASE WHEN {x} < {_num(edges[mid])} THEN {search(lo, mid - 1)} "
+            f"ELSE {search(mid + 1, hi)} END"
+        )
 
-    inside = search(1, k - 1)
-    return ibis.ifelse(x < edges[0], 0, ibis.ifelse(x > edges[-1], k + 1, inside))
+    return (
+        f"CASE WHEN {x} < {_num(edges[0])} THEN 0 WHEN {x} > {_num(edges[-1])} THEN {k + 1} "
+        f"ELSE {search(1, k - 1)} END"
+    )
+
+
+def _num(value: float) -> str:
+    text = repr(float(value))
+    return f"CAST({text} AS DOUBLE)" if "e" in text or "inf" in text else text
+
+
+__all__ = [
+    "ALL",
+    "Engine",
+    "Key",
+    "Segment",
+    "Source",
+    "Windowing",
+    "bin_sql",
+    "compute_profiles",
+]

@@ -8,12 +8,13 @@ across windows.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
 from watchkeeper.config import ModelConfig
 from watchkeeper.profiles.binning import (
@@ -25,7 +26,7 @@ from watchkeeper.profiles.binning import (
     coarse_grid,
     numeric_edges,
 )
-from watchkeeper.profiles.compute import ALL, Executor, ExecutorWith, Source, compute_profiles
+from watchkeeper.profiles.compute import ALL, Engine, Segment, Source, compute_profiles
 from watchkeeper.profiles.types import ColumnKind, Profile
 
 
@@ -140,8 +141,7 @@ class ReferenceProfile:
 def fit(
     table: ir.Table,
     roles: Sequence[ColumnRole],
-    execute: Executor,
-    execute_with: ExecutorWith,
+    engine: Engine,
     *,
     model: str = "",
     version: str = "",
@@ -151,12 +151,12 @@ def fit(
 ) -> ReferenceProfile:
     """Fit bins from the reference's own distribution, then profile it over those bins."""
     present = [r for r in roles if r.name in table.columns]
-    binnings = _fit_bins(table, present, execute)
+    binnings = _fit_bins(table, present, engine.execute)
     segment_values = top_values(
-        table, [s for s in segments if s in table.columns], execute, max_segment_values
+        table, [s for s in segments if s in table.columns], engine.execute, max_segment_values
     )
     source = Source(table, None, ibis.literal(version), segments=segment_values)
-    profiles = compute_profiles(source, binnings, None, execute, execute_with)
+    profiles = compute_profiles(source, binnings, None, engine)
     overall = next((p for (_, _, c, _), p in profiles.items() if c == ALL), None)
     if overall is None:  # an empty reference
         overall = Profile(0, 0, {})
@@ -169,7 +169,9 @@ def fit(
     return ReferenceProfile(model, version, reference_id, tuple(final), overall, segs)
 
 
-def _fit_bins(table: ir.Table, roles: Sequence[ColumnRole], execute: Executor) -> list[Binning]:
+def _fit_bins(
+    table: ir.Table, roles: Sequence[ColumnRole], execute: Callable[[ir.Expr], pa.Table]
+) -> list[Binning]:
     numeric = [r for r in roles if r.kind == "numeric"]
     out: dict[str, Binning] = {}
     if numeric:
@@ -178,11 +180,12 @@ def _fit_bins(table: ir.Table, roles: Sequence[ColumnRole], execute: Executor) -
         for r in numeric:
             x = table[r.name].cast("float64")
             aggs[f"{r.name}__q"] = x.approx_quantile(qs)
-            aggs[f"{r.name}__d"] = x.approx_nunique()
         row = execute(table.aggregate(**aggs)).to_pylist()[0]
         for r in numeric:
             distinct = None
-            if (row[f"{r.name}__d"] or 0) <= FINE_BINS * 1.2:
+            found_qs = [q for q in row[f"{r.name}__q"] or () if q is not None]
+            # Repeated quantiles mean few distinct values: then give each its own bin.
+            if len(set(found_qs)) < len(qs):
                 x = table[r.name].cast("float64")
                 values = execute(
                     table.filter(x.notnull()).select(v=x).distinct().limit(FINE_BINS * 2)
@@ -217,10 +220,13 @@ def _fit_bins(table: ir.Table, roles: Sequence[ColumnRole], execute: Executor) -
 
 
 def top_values(
-    table: ir.Table, columns: Sequence[str], execute: Executor, limit: int
-) -> dict[str, tuple[str, ...]]:
+    table: ir.Table,
+    columns: Sequence[str],
+    execute: Callable[[ir.Expr], pa.Table],
+    limit: int,
+) -> dict[str, Segment]:
     """The most frequent values of each segment column (the rest count as (other))."""
-    out: dict[str, tuple[str, ...]] = {}
+    out: dict[str, Segment] = {}
     for name in columns:
         x = table[name].cast("string")
         counts = (
@@ -228,9 +234,10 @@ def top_values(
             .group_by(v=x)
             .aggregate(n=ibis._.count())
             .order_by([ibis.desc("n"), "v"])
-            .limit(limit)
+            .limit(limit + 1)
         )
-        out[name] = tuple(execute(counts)["v"].to_pylist())
+        found = tuple(execute(counts)["v"].to_pylist())
+        out[name] = Segment(found[:limit], complete=len(found) <= limit)
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from typing import Any
 
 import ibis
@@ -65,6 +66,16 @@ def ibis_schema(columns: Mapping[str, DType]) -> ibis.Schema:
 
 def arrow_schema(columns: Mapping[str, DType]) -> pa.Schema:
     return pa.schema([(name, ARROW_TYPES[dtype]) for name, dtype in columns.items()])
+
+
+@ibis.udf.scalar.builtin(name="epoch_us")  # type: ignore[untyped-decorator]
+def _duckdb_epoch_us(ts: datetime) -> int:  # type: ignore[empty-body]
+    """DuckDB's epoch_us(TIMESTAMPTZ)."""
+
+
+@ibis.udf.scalar.builtin(name="unix_micros")  # type: ignore[untyped-decorator]
+def _spark_unix_micros(ts: datetime) -> int:  # type: ignore[empty-body]
+    """Spark's unix_micros(TIMESTAMP)."""
 
 
 def _same_type(stored: Any, wanted: Any) -> bool:
@@ -194,6 +205,33 @@ class Store:
         )
         with engine_errors(f"deleting from {name}"):
             self.backend.raw_sql(statement.sql(dialect=dialect))
+
+    def sql(self, query: str) -> pa.Table:
+        """Run SQL text written for this engine's dialect (see ``compile`` and ``quote``)."""
+        raw = getattr(self.backend, "con", None)
+        with engine_errors("running a query"):
+            if self.engine == "duckdb" and raw is not None:
+                return raw.sql(query).to_arrow_table()
+            result = self.backend.sql(query).to_pyarrow()
+        return result if isinstance(result, pa.Table) else pa.table({"value": [result]})
+
+    def compile(self, expr: ir.Expr) -> str:
+        """An Ibis expression as SQL text for this engine."""
+        with engine_errors("compiling a query"):
+            return str(self.backend.compile(expr))
+
+    def quote(self, name: str) -> str:
+        """An identifier quoted for this engine's dialect."""
+        return str(sg.to_identifier(name, quoted=True).sql(self.backend.compiler.dialect))
+
+    def epoch_micros(self, ts: ir.TimestampValue) -> ir.IntegerValue:
+        """Microseconds since 1970 of a UTC timestamp. Ibis' generic form casts the zoned
+        timestamp first, which costs DuckDB as much as the rest of a profiling query."""
+        if self.engine == "duckdb":
+            return _duckdb_epoch_us(ts)
+        if self.engine == "pyspark":
+            return _spark_unix_micros(ts)
+        return (ts.epoch_seconds() * 1_000_000).cast("int64")
 
     def query_with(self, data: pa.Table, build: Callable[[ir.Table], ir.Expr]) -> pa.Table:
         """Run the query ``build`` makes from ``data`` (e.g. a semi-join on a batch's ids)."""

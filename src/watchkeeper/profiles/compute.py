@@ -106,12 +106,23 @@ def compute_profiles(
     ``progress`` is called with 1 after each query (one for the row counts, one per column).
     """
     base = _Base.of(source, binnings, windowing, engine)
+    q = engine.quote
     measures = ["COUNT(*) AS rows"]
     if source.status is not None:
-        s = engine.quote(source.status)
+        s = q(source.status)
         measures.append(
             f"SUM(CASE WHEN {s} IS NOT NULL AND LOWER({s}) <> 'ok' THEN 1 ELSE 0 END) AS errors"
         )
+    # The moments of every numeric column in the same scan: one query, not one per column.
+    numeric = [b for b in binnings if b.kind == "numeric"]
+    for i, b in enumerate(numeric):
+        x = f"CAST({q(b.name)} AS DOUBLE)"
+        measures += [
+            f"SUM({x}) AS s__{i}",
+            f"SUM({x} * {x}) AS q__{i}",
+            f"MIN({x}) AS lo__{i}",
+            f"MAX({x}) AS hi__{i}",
+        ]
     totals = base.collect(engine.sql(base.query(f"({base.sql}) AS wk_t", measures)))
     if progress is not None:
         progress(1)
@@ -121,22 +132,27 @@ def compute_profiles(
         if progress is not None:
             progress(1)
     out: dict[Key, Profile] = {}
+    index = {b.name: i for i, b in enumerate(numeric)}
     for key, parts in totals.items():
         rows = int(parts.sums["rows"])
         columns = {}
         for b in binnings:
             h = hists[b.name].get(key)
             bins = h.counts if h is not None else np.zeros(b.n_bins, dtype=np.int64)
-            columns[b.name] = ColumnProfile(
-                b.kind,
-                rows,
-                rows - int(bins.sum()),
-                bins,
-                float(h.sums.get("s", 0.0)) if h else 0.0,
-                float(h.sums.get("q", 0.0)) if h else 0.0,
-                h.low if h else float("nan"),
-                h.high if h else float("nan"),
-            )
+            profile = ColumnProfile(b.kind, rows, rows - int(bins.sum()), bins)
+            if b.name in index:
+                j = index[b.name]
+                profile = ColumnProfile(
+                    b.kind,
+                    profile.count,
+                    profile.missing,
+                    bins,
+                    parts.sums[f"s__{j}"],
+                    parts.sums[f"q__{j}"],
+                    parts.extremes[f"lo__{j}"],
+                    parts.extremes[f"hi__{j}"],
+                )
+            columns[b.name] = profile
         out[key] = Profile(rows, int(parts.sums.get("errors", 0)), columns)
     return out
 
@@ -145,8 +161,12 @@ def compute_profiles(
 class _Parts:
     counts: np.ndarray[Any, Any]
     sums: dict[str, float]
-    low: float = float("nan")
-    high: float = float("nan")
+    extremes: dict[str, float]  # the measures that are minima (lo...) and maxima (hi...)
+
+
+def _reduction(measure: str) -> str:
+    """How a measure combines across groups: lo... by min, hi... by max, the rest by sum."""
+    return "min" if measure.startswith("lo") else "max" if measure.startswith("hi") else "sum"
 
 
 @dataclass(frozen=True)
@@ -255,43 +275,40 @@ class _Base:
         codes, firsts = _group_codes(result, group)
         n_groups = len(firsts)
         counts = np.zeros((n_groups, width), dtype=np.int64)
-        count_col = "n" if "n" in result.column_names else "rows"
         if extra is not None:
-            np.add.at(
-                counts,
-                (codes, result[extra].to_numpy()),
-                result[count_col].to_numpy(),
-            )
-        additive = [c for c in result.column_names if c in ("n", "s", "q", "rows", "errors")]
-        sums = {
-            m: np.bincount(codes, weights=_floats(result[m]), minlength=n_groups) for m in additive
-        }
-        lows = highs = None
-        if "lo" in result.column_names:
-            lows = np.full(n_groups, np.inf)
-            highs = np.full(n_groups, -np.inf)
-            np.minimum.at(lows, codes, _floats(result["lo"], np.inf))
-            np.maximum.at(highs, codes, _floats(result["hi"], -np.inf))
+            np.add.at(counts, (codes, result[extra].to_numpy()), result["n"].to_numpy())
+        measures = [c for c in result.column_names if not c.startswith("wk_")]
+        sums: dict[str, np.ndarray[Any, Any]] = {}
+        extremes: dict[str, np.ndarray[Any, Any]] = {}
+        for m in measures:
+            how = _reduction(m)
+            if how == "sum":
+                sums[m] = np.bincount(codes, weights=_floats(result[m]), minlength=n_groups)
+                continue
+            fill = np.inf if how == "min" else -np.inf
+            acc = np.full(n_groups, fill)
+            (np.minimum if how == "min" else np.maximum).at(acc, codes, _floats(result[m], fill))
+            extremes[m] = np.where(np.isfinite(acc), acc, np.nan)
         rows = result.take(pa.array(firsts)).select(group).to_pylist()
         out: dict[Key, _Parts] = {}
         for g, row in enumerate(rows):
-            part = _Parts(counts[g], {m: float(v[g]) for m, v in sums.items()})
-            if lows is not None and highs is not None:
-                part.low = float(lows[g]) if np.isfinite(lows[g]) else float("nan")
-                part.high = float(highs[g]) if np.isfinite(highs[g]) else float("nan")
-            out[self.key(row)] = part
+            out[self.key(row)] = _Parts(
+                counts[g],
+                {m: float(v[g]) for m, v in sums.items()},
+                {m: float(v[g]) for m, v in extremes.items()},
+            )
         return out
 
     def _rolled(self, result: pa.Table, segment: int | None) -> pa.Table:
         """One segment set's rows from the combined result (grouped again, in Arrow)."""
         keys = [*self.group_keys(), *([f"wk_s{segment}"] if segment is not None else [])]
         keys += [c for c in ("wk_bin",) if c in result.column_names]
-        aggs = [(c, "sum") for c in result.column_names if c in ("n", "s", "q", "rows", "errors")]
-        aggs += [(c, f) for c, f in (("lo", "min"), ("hi", "max")) if c in result.column_names]
+        measures = [c for c in result.column_names if not c.startswith("wk_")]
+        aggs = [(m, _reduction(m)) for m in measures]
         grouped = result.group_by(keys, use_threads=False).aggregate(aggs)
         grouped = grouped.rename_columns(
             [
-                c.rsplit("_", 1)[0] if c.endswith(("_sum", "_min", "_max")) else c
+                c.rsplit("_", 1)[0] if c in {f"{m}_{f}" for m, f in aggs} else c
                 for c in grouped.column_names
             ]
         )
@@ -361,19 +378,15 @@ def _histogram(base: _Base, b: Binning, engine: Engine) -> dict[Key, _Parts]:
     x = q(b.name)
     if b.kind == "numeric":
         value = f"CAST({x} AS DOUBLE)"
-        measures = [
-            "COUNT(*) AS n",
-            "SUM(wk_x) AS s",
-            "SUM(wk_x * wk_x) AS q",
-            "MIN(wk_x) AS lo",
-            "MAX(wk_x) AS hi",
-        ]
+        measures = ["COUNT(*) AS n"]
         keys = [q(k) for k in base.group_keys()] + [
             q(f"wk_s{i}") for i in range(len(base.segments))
         ]
-        columns = [*keys, f"{value} AS wk_x", f"{bin_sql(value, b.edges)} AS wk_bin"]
+        # The value is projected first and binned after, so the engine casts it once.
+        values = f"SELECT {', '.join([*keys, f'{value} AS wk_x'])} FROM ({base.sql}) AS wk_t"
+        binned = [*keys, f"{bin_sql('wk_x', b.edges)} AS wk_bin"]
         inner = (
-            f"(SELECT {', '.join(columns)} FROM ({base.sql}) AS wk_t WHERE {x} IS NOT NULL) AS wk_b"
+            f"(SELECT {', '.join(binned)} FROM ({values} WHERE {x} IS NOT NULL) AS wk_v) AS wk_b"
         )
         result = engine.sql(base.query(inner, measures, ["wk_bin"]))
         return base.collect(result, "wk_bin", b.n_bins)

@@ -29,6 +29,8 @@ from watchkeeper.profiles.binning import (
 from watchkeeper.profiles.compute import ALL, Engine, Segment, Source, compute_profiles
 from watchkeeper.profiles.types import ColumnKind, Profile
 
+QUANTILE_SAMPLE = 200_000  # reference rows the quantile edges are taken from, at most
+
 
 @dataclass(frozen=True)
 class ColumnRole:
@@ -176,11 +178,17 @@ def _fit_bins(
     out: dict[str, Binning] = {}
     if numeric:
         qs = [i / FINE_BINS for i in range(FINE_BINS + 1)]
+        # Edges need not be exact quantiles (the counts over them are exact), so a large
+        # reference is sampled for them: the quantile sketches cost more than the scan.
+        rows = int(execute(table.aggregate(n=table.count()))["n"][0].as_py())
+        sample = table
+        if rows > QUANTILE_SAMPLE:
+            sample = table.sample(QUANTILE_SAMPLE / rows, method="row", seed=7)
         aggs: dict[str, ir.Scalar] = {}
         for r in numeric:
-            x = table[r.name].cast("float64")
+            x = sample[r.name].cast("float64")
             aggs[f"{r.name}__q"] = x.approx_quantile(qs)
-        row = execute(table.aggregate(**aggs)).to_pylist()[0]
+        row = execute(sample.aggregate(**aggs)).to_pylist()[0]
         for r in numeric:
             distinct = None
             found_qs = [q for q in row[f"{r.name}__q"] or () if q is not None]

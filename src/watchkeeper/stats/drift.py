@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy import special
-from scipy import stats as sps
 
 from watchkeeper.errors import UnknownMethodError
 from watchkeeper.profiles.binning import Binning
@@ -195,6 +194,8 @@ def _wasserstein(c: Comparison) -> Result:
 
 def _wasserstein_exact(ref: Array, cur: Array) -> float:
     scale = float(np.std(ref))
+    from scipy import stats as sps  # imported when needed: it costs half a second
+
     distance = float(sps.wasserstein_distance(ref, cur))
     return distance / scale if scale > 0 else distance
 
@@ -205,6 +206,8 @@ def _ks(c: Comparison) -> Result:
     n, m = c.reference.present, c.current.present
     en = n * m / (n + m)
     if en <= KS_EXACT_LIMIT:  # scipy's ks_2samp(method="asymp")
+        from scipy import stats as sps
+
         p_value = float(sps.kstwo.sf(statistic, max(round(en), 1)))
     else:  # the limiting distribution: same to ~1e-3 here, and far cheaper to evaluate
         p_value = float(special.kolmogorov(statistic * np.sqrt(en)))
@@ -214,6 +217,8 @@ def _ks(c: Comparison) -> Result:
 
 
 def _ks_exact(ref: Array, cur: Array) -> float:
+    from scipy import stats as sps
+
     return float(sps.ks_2samp(ref, cur).statistic)
 
 
@@ -232,6 +237,8 @@ def _chi2(c: Comparison) -> Result:
 def _chi2_exact(ref: Array, cur: Array) -> float:
     cats = np.union1d(ref, cur)
     table = np.array([[(ref == v).sum() for v in cats], [(cur == v).sum() for v in cats]])
+    from scipy import stats as sps
+
     return float(sps.chi2_contingency(table, correction=False)[0])
 
 

@@ -81,6 +81,8 @@ class MonitoringConfig(_Frozen):
     baseline_windows: int = Field(default=24, ge=1)  # recent windows that set expected volume
     numeric_drift: DriftConfig = DriftConfig(effect="wasserstein", test="ks")
     categorical_drift: DriftConfig = DriftConfig(effect="jensen_shannon", test="chi2")
+    # Drift methods stored for every column besides those that decide; "all" for every one.
+    drift_methods: tuple[str, ...] | Literal["all"] = ("psi",)
 
 
 class ColumnsConfig(_Frozen):
@@ -393,6 +395,15 @@ def _check_model(model: ModelConfig, where: str) -> Iterator[tuple[str, str]]:
     mon = f"{where}.monitoring"
     if model.monitoring.window < timedelta(seconds=1):
         yield f"{mon}.window", "must be at least 1s"
+    if model.monitoring.drift_methods != "all":
+        from watchkeeper.stats.drift import REGISTRY
+
+        for j, key in enumerate(model.monitoring.drift_methods):
+            if key not in REGISTRY:
+                yield (
+                    f"{mon}.drift_methods[{j}]",
+                    (f"unknown drift method {key!r}; registered: {', '.join(sorted(REGISTRY))}"),
+                )
     yield from _check_drift(model.monitoring.numeric_drift, "numeric", f"{mon}.numeric_drift")
     yield from _check_drift(
         model.monitoring.categorical_drift, "categorical", f"{mon}.categorical_drift"

@@ -356,6 +356,17 @@ def drift_rule(model: ModelConfig, b: Binning) -> DriftConfig:
     return mon.numeric_drift if b.kind == "numeric" else mon.categorical_drift
 
 
+def _methods(model: ModelConfig, b: Binning, rule: DriftConfig) -> list[drift_methods.Method]:
+    """The drift methods stored for a column: those that decide, and the configured extras."""
+    wanted = model.monitoring.drift_methods
+    keys = {rule.effect, rule.test}
+    return [
+        m
+        for m in drift_methods.methods_for(b.kind)
+        if m.key in keys or wanted == "all" or m.key in wanted
+    ]
+
+
 def metric_rows(
     model: ModelConfig,
     profiles: dict[Key, Profile],
@@ -412,8 +423,9 @@ def metric_rows(
                 if own
                 else "compared with the whole reference (no reference rows for this segment)"
             )
+            rule = drift_rule(model, b)
             results: dict[str, drift_methods.Result | None] = {}
-            for method in drift_methods.methods_for(b.kind):
+            for method in _methods(model, b, rule):
                 result = drift_methods.compare(method.key, comparison) if enough else None
                 results[method.key] = result
                 if result is None:
@@ -448,7 +460,6 @@ def metric_rows(
                         detail=note,
                     )
                 )
-            rule = drift_rule(model, b)
             decision = _Row(base, metric="drift", column=name, value=None, sample_size=cur.present)
             effect = results.get(rule.effect) if rule.effect else None
             test = results.get(rule.test) if rule.test else None

@@ -49,6 +49,8 @@ class EngineConfig(_Frozen):
 
     path: str | None = None
     url: str | None = None
+    # Where the events and labels tables are, if not in the store: an Ibis connection URL.
+    events_url: str | None = None
     # DuckDB only: how much memory its buffer pool may hold (it spills to disk past that).
     memory_limit: str | None = Field(
         default="256MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"

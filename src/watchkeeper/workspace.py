@@ -52,25 +52,47 @@ def find_config(path: str | Path | None = None) -> Path:
 class Workspace:
     """A loaded config and an open store. Time comes from ``clock`` (injectable)."""
 
-    def __init__(self, config: Config, store: Store, clock: Clock = _wall_clock) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        clock: Clock = _wall_clock,
+        events: Store | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
+        # Where events and labels are read from: the store itself, or the engine where the
+        # team's logs already live (Spark, a lakehouse), whose aggregations are pushed there.
+        self.events_store = events or store
 
     @classmethod
     def open(
-        cls, config: str | Path | Config | None = None, clock: Clock = _wall_clock
+        cls,
+        config: str | Path | Config | None = None,
+        clock: Clock = _wall_clock,
+        events_backend: Any = None,
     ) -> Workspace:
+        """Open a config's store. ``events_backend`` is an Ibis backend (for example
+        ``ibis.pyspark.connect(spark)``) holding the events and labels tables; without it
+        they are read from ``engine.events_url`` if set, else from the store itself."""
         cfg = config if isinstance(config, Config) else load_config(find_config(config))
         store = Store.open(cfg.engine_url(), cfg.engine.memory_limit, cfg.engine.threads)
+        events: Store | None = None
         try:
             store.ensure(cfg)
+            if events_backend is not None:
+                events = Store(events_backend, f"{events_backend.name}://")
+            elif cfg.engine.events_url:
+                events = Store.open(cfg.engine.events_url)
         except BaseException:
             store.close()
             raise
-        return cls(cfg, store, clock)
+        return cls(cfg, store, clock, events)
 
     def close(self) -> None:
+        if self.events_store is not self.store:
+            self.events_store.close()
         self.store.close()
 
     def __enter__(self) -> Workspace:
@@ -210,6 +232,7 @@ class Workspace:
             until=parse_time(until) if until is not None else None,
             full=full,
             progress=progress,
+            events_store=self.events_store if self.events_store is not self.store else None,
         )
 
     def metrics(
@@ -256,7 +279,7 @@ class Workspace:
     # -- reading back -------------------------------------------------------------------
 
     def events(self, model: str) -> ir.Table:
-        return self.store.table(spec_for("events", self.config.model(model)).table)
+        return self.events_store.table(spec_for("events", self.config.model(model)).table)
 
     def labels(self, model: str) -> ir.Table:
         """The label in force per event: the newest one received."""
@@ -314,6 +337,10 @@ def _latest(table: ir.Table, key: str) -> ir.Table:
     return ranked.filter(ranked._rank == 0).drop("_rank")
 
 
-def open(config: str | Path | Config | None = None, clock: Clock = _wall_clock) -> Workspace:
+def open(
+    config: str | Path | Config | None = None,
+    clock: Clock = _wall_clock,
+    events_backend: Any = None,
+) -> Workspace:
     """Open the workspace of a config file (default: $WATCHKEEPER_CONFIG or ./watchkeeper.yaml)."""
-    return Workspace.open(config, clock)
+    return Workspace.open(config, clock, events_backend)

@@ -152,8 +152,14 @@ def run(
     until: datetime | None = None,
     full: bool = False,
     progress: Callable[[int, int | None], None] | None = None,
+    events_store: Store | None = None,
 ) -> RunResult:
-    """Compute and store the metrics of the due and dirty windows (or of a time range)."""
+    """Compute and store the metrics of the due and dirty windows (or of a time range).
+
+    Events and labels are read from ``events_store`` when given (a Spark or lakehouse
+    engine where the team's logs already are); everything else is in ``store``.
+    """
+    source_store = events_store or store
     started = time.perf_counter()
     size = window or model.monitoring.window
     run_id = new_batch_id(now)
@@ -169,11 +175,14 @@ def run(
             return result
         plan = Plan(model, size, None, None, tuple(starts))
 
-    events = store.table(spec_for("events", model).table)
+    events = source_store.table(spec_for("events", model).table)
     windowing = Windowing(size, plan.since, plan.until, plan.starts)
     scoped = _scope(events, model.columns.timestamp, windowing)
     versions = sorted(
-        v for v in store.execute(scoped.select(MODEL_VERSION).distinct())[MODEL_VERSION].to_pylist()
+        v
+        for v in source_store.execute(scoped.select(MODEL_VERSION).distinct())[
+            MODEL_VERSION
+        ].to_pylist()
     )
     if not versions:
         result = RunResult(run_id, model.name, size, [], _METRICS_SCHEMA.empty_table())
@@ -191,7 +200,10 @@ def run(
         refs[v] = ref
 
     segments = top_values(
-        scoped, list(model.columns.segments), store.execute, model.monitoring.max_segment_values
+        scoped,
+        list(model.columns.segments),
+        source_store.execute,
+        model.monitoring.max_segment_values,
     )
     label_name = model.labels.column
     steps = sum(len(refs[v].binnings) + 3 for v in versions)
@@ -213,12 +225,14 @@ def run(
         source = Source(
             mine, model.columns.timestamp, ibis.literal(v), model.columns.status, segments
         )
-        profiles.update(compute_profiles(source, binnings, windowing, store, tick))
+        profiles.update(compute_profiles(source, binnings, windowing, source_store, tick))
         label_binning = ref.binning(label_name)
-        if label_binning is not None:
-            labelled = _with_labels(store, model, mine, label_name)
+        labels_table = spec_for("labels", model).table
+        if label_binning is not None and labels_table in source_store.tables():
+            labelled = _with_labels(source_store, model, mine, label_name)
             source = Source(labelled, model.columns.timestamp, ibis.literal(v), None, segments)
-            for key, p in compute_profiles(source, [label_binning], windowing, store, tick).items():
+            found = compute_profiles(source, [label_binning], windowing, source_store, tick)
+            for key, p in found.items():
                 if key in profiles:
                     cols = {**profiles[key].columns, label_name: p.columns[label_name]}
                     profiles[key] = Profile(profiles[key].rows, profiles[key].errors, cols)

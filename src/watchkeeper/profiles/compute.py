@@ -253,7 +253,7 @@ class _Base:
         for i in range(len(self.segments) + 1):
             keys = [*self.group_keys(), *extra]
             name = self.segments[i - 1] if i else ALL
-            value = f"CAST({q(f'wk_s{i - 1}')} AS VARCHAR)" if i else f"'{ALL}'"
+            value = f"CAST({q(f'wk_s{i - 1}')} AS STRING)" if i else f"'{ALL}'"
             columns = [q(k) for k in keys] + [f"'{_sql_text(name)}' AS wk_sc", f"{value} AS wk_sv"]
             group = [q(k) for k in keys] + ([q(f"wk_s{i - 1}")] if i else [])
             by = f" GROUP BY {', '.join(group)}" if group else ""
@@ -413,7 +413,7 @@ def _histogram(base: _Base, b: Binning, engine: Engine) -> dict[Key, _Parts]:
         inner = (
             f"(SELECT {', '.join([*keys, f'COALESCE(wk_m.wk_code, {unseen}) AS wk_bin'])} "
             f"FROM ({base.sql}) AS wk_t LEFT JOIN {name} AS wk_m "
-            f"ON CAST(wk_t.{x} AS VARCHAR) = wk_m.wk_cat WHERE wk_t.{x} IS NOT NULL) AS wk_b"
+            f"ON CAST(wk_t.{x} AS STRING) = wk_m.wk_cat WHERE wk_t.{x} IS NOT NULL) AS wk_b"
         )
         result = engine.sql(base.query(inner, ["COUNT(*) AS n"], ["wk_bin"]))
     return base.collect(result, "wk_bin", b.n_bins)

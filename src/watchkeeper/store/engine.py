@@ -259,14 +259,15 @@ class Store:
             finally:
                 raw.unregister(name)
             return
-        table = ibis.memtable(data, name=name)
+        # Elsewhere, a temporary view over the data, dropped afterwards.
+        with engine_errors("registering rows"):
+            self.backend.create_view(name, ibis.memtable(data), overwrite=True)
+            table = self.backend.table(name)
         try:
             yield table
         finally:
-            finalize = self.backend._make_memtable_finalizer(name)
-            if finalize is not None:
-                with suppress(Exception):
-                    finalize()
+            with suppress(Exception):
+                self.backend.drop_view(name)
 
     def execute(self, expr: ir.Expr) -> pa.Table:
         with engine_errors("running a query"):

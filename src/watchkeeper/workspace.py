@@ -122,9 +122,13 @@ class Workspace:
         a file path, a pandas or polars DataFrame, a pyarrow Table or a list of dicts."""
         cfg = self.config.model(model)
         source = open_source(data) if batch_rows is None else open_source(data, batch_rows)
-        return ingest(
+        result = ingest(
             self.store, cfg, kind, source, now=self.clock(), version=version, progress=progress
         )
+        if kind == "reference" and result.accepted:
+            # A new reference is fitted at once, so runs never refit on their own.
+            self.fit_reference(model, version)
+        return result
 
     def ingest_events(self, model: str, data: Any, **kwargs: Any) -> IngestResult:
         return self.ingest("events", model, data, **kwargs)
@@ -140,10 +144,7 @@ class Workspace:
     ) -> IngestResult:
         """Store the reference data (training or validation set) for a model version, and
         fit its reference profile (the bins every window of that version is counted in)."""
-        result = self.ingest("reference", model, data, version=version, **kwargs)
-        if result.accepted:
-            self.fit_reference(model, version)
-        return result
+        return self.ingest("reference", model, data, version=version, **kwargs)
 
     def fit_reference(self, model: str, version: str | None = None) -> ReferenceProfile:
         """(Re)fit and store the reference profile of a model version from its reference."""

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tests.conftest import MODEL_YAML, event
@@ -98,3 +99,48 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "the same file again" in done.stdout
     assert "0 accepted, 50,000 duplicates" in done.stdout
     assert "unparseable_row: 1" in done.stdout
+    assert "drift in amount             device=android         on 7 days from 03-08" in done.stdout
+
+
+def test_run_and_metrics_from_the_command_line(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tests.integration.test_monitor import rows
+
+    (tmp_path / "watchkeeper.yaml").write_text(
+        MODEL_YAML.replace("      model_version: version\n", "")
+    )
+    start = datetime(2026, 4, 1, tzinfo=UTC)
+    ref = rows(3000, start - timedelta(days=30), 24, seed=1).rename_columns(
+        ["id", "ts", "amount", "channel", "score", "region", "status", "is_fraud"]
+    )
+    pq.write_table(ref.drop(["id", "ts"]), tmp_path / "ref.parquet")
+    events = rows(2000, start, 24, seed=2).rename_columns(
+        ["id", "ts", "amount", "channel", "score", "region", "status", "is_fraud"]
+    )
+    events = events.set_column(2, "amount", pc.abs(events["amount"]))
+    events = events.append_column("pred", pc.cast(pc.greater(events["score"], 0.5), "int64"))
+    pq.write_table(events, tmp_path / "events.parquet")
+    ref = ref.set_column(2, "amount", pc.abs(ref["amount"]))
+    ref = ref.append_column("pred", pc.cast(pc.greater(ref["score"], 0.5), "int64"))
+    pq.write_table(ref.drop(["id", "ts"]), tmp_path / "ref.parquet")
+    assert run(tmp_path, "reference", "set", "-m", "fraud", "ref.parquet").returncode == 0
+    ingested = run(tmp_path, "ingest", "events", "-m", "fraud", "events.parquet")
+    assert "2,000 accepted" in ingested.stdout, ingested.stdout
+    done = run(tmp_path, "run", "--model", "fraud", "--window", "6h", "--until", "2026-04-02")
+    assert done.returncode == 0, done.stderr
+    assert "fraud: 4 window(s) of 6h (2026-04-01 00:00 to 2026-04-01 18:00)" in done.stdout
+    shown = run(tmp_path, "metrics", "-m", "fraud", "--metric", "row_count", "--segment", "*")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count("row_count") == 4
+    as_json = json.loads(
+        run(tmp_path, "metrics", "-m", "fraud", "--metric", "drift", "--format", "json").stdout
+    )
+    assert {r["column"] for r in as_json} >= {"amount", "channel", "score", "pred"}
+    assert all(r["status"] in ("ok", "drifted", "insufficient_data") for r in as_json)
+    csv_text = run(tmp_path, "metrics", "-m", "fraud", "--column", "amount", "--format", "csv")
+    assert csv_text.stdout.splitlines()[0].startswith('"model","model_version","window_start"')
+    refit = run(tmp_path, "reference", "fit", "--model", "fraud")
+    assert "fitted the reference of fraud version 1: 3,000 rows" in refit.stdout
+    bad = run(tmp_path, "run", "--model", "fraud", "--window", "soon")
+    assert bad.returncode == 2 and "not a duration" in bad.stderr

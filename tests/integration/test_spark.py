@@ -104,7 +104,13 @@ def test_events_url_reads_events_from_another_engine(tmp_path: Path, clock: Cloc
     con.register("incoming", events)
     con.execute("CREATE TABLE events_m AS SELECT * FROM incoming")
     con.close()
-    moved = parse_config(YAML.replace("engine: {path: store.duckdb}", f"engine: {{path: metrics.duckdb, events_url: 'duckdb://{other}'}}"), base_dir=tmp_path)
+    moved = parse_config(
+        YAML.replace(
+            "engine: {path: store.duckdb}",
+            f"engine: {{path: metrics.duckdb, events_url: 'duckdb://{other}'}}",
+        ),
+        base_dir=tmp_path,
+    )
     (tmp_path / "metrics.duckdb").unlink(missing_ok=True)
     with watchkeeper.open(moved, clock=clock) as ws:
         ws.set_reference("m", rows(6000, T0 - timedelta(days=30), 24, seed=1))

@@ -50,6 +50,21 @@ def run_demo(directory: Path, seed: int = 7, console: Console | None = None) -> 
         say.print(f"\n[cyan]{kind}[/] {path.name} — {what}")
         say.print(result.summary(), highlight=False)
 
+    clock.tick()
+    say.print("\n[bold]monitoring[/]: daily windows against the training reference")
+    monitored = ws.run("fraud", window="1d", full=True)
+    say.print(monitored.summary(), highlight=False)
+    drifted: dict[tuple[str, str], list[str]] = {}
+    for row in monitored.drifted():
+        segment = (
+            "all traffic"
+            if row["segment_column"] == "*"
+            else (f"{row['segment_column']}={row['segment_value']}")
+        )
+        drifted.setdefault((row["column"], segment), []).append(f"{row['window_start']:%m-%d}")
+    for (column, segment), days in sorted(drifted.items(), key=lambda kv: -len(kv[1]))[:6]:
+        say.print(f"  drift in {column:<18} {segment:<22} on {len(days)} days from {days[0]}")
+
     table = Table("stored", *KINDS, box=None)
     table.add_row("fraud", *(f"{ws.count('fraud', k):,}" for k in KINDS))
     say.print()
@@ -92,7 +107,7 @@ class _StepClock:
 def _write_files(directory: Path, seed: int) -> dict[str, Path]:
     span = timedelta(days=14)
     reference = fraud_rows(20_000, START - timedelta(days=60), timedelta(days=30), seed + 1, "r")
-    events = fraud_rows(50_000, START, span, seed)
+    events = fraud_rows(50_000, START, span, seed, android_change=START + timedelta(days=7))
     files: dict[str, Path] = {}
     files["reference"] = directory / "reference.parquet"
     pq.write_table(reference.drop(["event_id", "timestamp"]), files["reference"])

@@ -22,9 +22,18 @@ AGE_BANDS = ["18-25", "26-40", "41-60", "60+"]
 
 
 def fraud_rows(
-    n: int, start: datetime, span: timedelta, seed: int, id_prefix: str = "e"
+    n: int,
+    start: datetime,
+    span: timedelta,
+    seed: int,
+    id_prefix: str = "e",
+    android_change: datetime | None = None,
 ) -> pa.Table:
-    """Events with inputs, a score, its true label (column ``label``) and service fields."""
+    """Events with inputs, a score, its true label (column ``label``) and service fields.
+
+    From ``android_change`` on, a release of the Android app sends amounts with a fee added
+    (a product change that shifts a top feature for one segment only).
+    """
     rng = np.random.default_rng(seed)
     seconds = np.sort(rng.uniform(0, span.total_seconds(), n))
     ts = np.datetime64(start.replace(tzinfo=None), "us") + (seconds * 1e6).astype("timedelta64[us]")
@@ -39,6 +48,12 @@ def fraud_rows(
     score = np.clip(p + rng.normal(0, 0.05, n), 0, 1).round(4)
     latency = np.round(rng.gamma(4.0, 10.0, n), 2)
     status = np.where(rng.uniform(size=n) < 0.005, "error", "ok")
+    device = rng.choice(DEVICES, n)
+    if android_change is not None:
+        changed = (device == "android") & (
+            ts >= np.datetime64(android_change.replace(tzinfo=None), "us")
+        )
+        amount = np.where(changed, np.round(amount * 1.6 + 15, 2), amount).clip(0.5, 49_000)
     return pa.table(
         {
             "event_id": [f"{id_prefix}{seed}-{i:07d}" for i in range(n)],
@@ -51,7 +66,7 @@ def fraud_rows(
             "score": score,
             "prediction": (score >= 0.5).astype(np.int64),
             "region": [REGIONS[c] for c in country],
-            "device": rng.choice(DEVICES, n),
+            "device": device,
             "age_band": rng.choice(AGE_BANDS, n),
             "latency_ms": latency,
             "status": status,

@@ -177,7 +177,7 @@ def run(
 
     events = source_store.table(spec_for("events", model).table)
     windowing = Windowing(size, plan.since, plan.until, plan.starts)
-    scoped = _scope(events, model.columns.timestamp, windowing)
+    scoped = _scope(source_store, events, model.columns.timestamp, windowing)
     versions = sorted(
         v
         for v in source_store.execute(scoped.select(MODEL_VERSION).distinct())[
@@ -269,16 +269,22 @@ def run(
     return result
 
 
-def _scope(events: ir.Table, ts: str, w: Windowing) -> ir.Table:
+def _scope(store: Store, events: ir.Table, ts: str, w: Windowing) -> ir.Table:
+    """The events of the windows to compute: a time range the engine can prune by first."""
     t = events
-    if w.since is not None:
-        t = t.filter(t[ts] >= w.since)
-    if w.until is not None:
-        t = t.filter(t[ts] < w.until)
+    since, until = w.since, w.until
+    if w.starts:
+        first, last = min(w.starts), max(w.starts) + w.size
+        since = first if since is None else max(since, first)
+        until = last if until is None else min(until, last)
+    if since is not None:
+        t = t.filter(t[ts] >= since)
+    if until is not None:
+        t = t.filter(t[ts] < until)
     if w.starts is not None:
-        size = int(w.size.total_seconds())
-        wanted = [int((s - EPOCH).total_seconds()) // size for s in w.starts]
-        t = t.filter((t[ts].epoch_seconds() // size).cast("int64").isin(wanted))
+        size = int(w.size.total_seconds()) * 1_000_000
+        wanted = [int((s - EPOCH).total_seconds() * 1_000_000) // size for s in w.starts]
+        t = t.filter((store.epoch_micros(t[ts]) // size).isin(wanted))
     return t
 
 

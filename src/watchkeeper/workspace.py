@@ -150,16 +150,10 @@ class Workspace:
         """(Re)fit and store the reference profile of a model version from its reference."""
         cfg = self.config.model(model)
         wanted = version or cfg.version
-        table = self.reference(model, wanted)
-        sets = self.store.table(REFERENCE_SETS)
-        latest = self.store.execute(
-            sets.filter((sets.model == model) & (sets.model_version == wanted))
-            .order_by(ibis.desc(sets.set_at))
-            .limit(1)
-        )
-        if latest.num_rows == 0:
+        reference_id = self._reference_id(model, wanted)
+        if reference_id is None:
             raise NoReferenceError(model)
-        reference_id = latest["reference_id"][0].as_py()
+        table = self.reference(model, wanted)
         profile = fit_reference(
             table,
             column_roles(cfg),
@@ -303,14 +297,18 @@ class Workspace:
     def reference(self, model: str, version: str | None = None) -> ir.Table:
         """The rows of the newest reference set for a model version (default: the config's)."""
         cfg = self.config.model(model)
-        wanted = version or cfg.version
-        sets = self.store.table(REFERENCE_SETS)
-        mine = sets.filter((sets.model == model) & (sets.model_version == wanted))
-        latest = self.store.execute(mine.order_by(ibis.desc(mine.set_at)).limit(1))
+        reference_id = self._reference_id(model, version or cfg.version)
         ref = self.store.table(spec_for("reference", cfg).table)
-        if latest.num_rows == 0:
+        if reference_id is None:
             return ref.filter(ibis.literal(False))
-        return ref.filter(ref[BATCH] == latest["reference_id"][0].as_py())
+        return ref.filter(ref[BATCH] == reference_id)
+
+    def _reference_id(self, model: str, version: str) -> str | None:
+        """The newest reference set stored for a model version."""
+        sets = self.store.table(REFERENCE_SETS)
+        mine = sets.filter((sets.model == model) & (sets.model_version == version))
+        latest = self.store.execute(mine.order_by(ibis.desc(mine.set_at)).limit(1))
+        return None if latest.num_rows == 0 else str(latest["reference_id"][0].as_py())
 
     def quarantine(
         self, model: str, *, kind: Kind | None = None, reason: str | None = None, limit: int = 100

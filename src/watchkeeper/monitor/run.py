@@ -21,6 +21,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from watchkeeper.config import DriftConfig, ModelConfig
 from watchkeeper.errors import WatchkeeperError
@@ -44,7 +45,7 @@ from watchkeeper.store.tables import (
     TOUCHED,
     WINDOW_PROFILES,
 )
-from watchkeeper.windows import EPOCH, window_start
+from watchkeeper.windows import EPOCH, format_duration, window_start
 
 ANY_VERSION = "*"
 OK, DRIFTED, INSUFFICIENT = "ok", "drifted", "insufficient_data"
@@ -80,9 +81,9 @@ class RunResult:
 
     def drifted(self) -> list[dict[str, Any]]:
         rows = self.metrics.filter(
-            pa.compute.and_(
-                pa.compute.equal(self.metrics["metric"], "drift"),
-                pa.compute.equal(self.metrics["status"], DRIFTED),
+            pc.and_(
+                pc.equal(self.metrics["metric"], "drift"),
+                pc.equal(self.metrics["status"], DRIFTED),
             )
         )
         columns = ["window_start", "model_version", "segment_column", "segment_value", "column"]
@@ -103,8 +104,9 @@ class RunResult:
         for row in drifted:
             if row["segment_column"] == ALL:
                 by_column[row["column"]] += 1
+        size = format_duration(self.window)
         head = (
-            f"{self.model}: {len(self.windows)} window(s) of {_fmt(self.window)} ({span}) in "
+            f"{self.model}: {len(self.windows)} window(s) of {size} ({span}) in "
             f"{self.seconds:.1f}s: {self.metrics.num_rows:,} metrics"
         )
         if by_column:
@@ -124,21 +126,6 @@ class RunResult:
         if segs:
             head += f"; drift in {segs} segment(s)"
         return "\n".join([head, *self.notes])
-
-
-def _fmt(size: timedelta) -> str:
-    from watchkeeper.windows import format_duration
-
-    return format_duration(size)
-
-
-@dataclass(frozen=True)
-class Plan:
-    model: ModelConfig
-    size: timedelta
-    since: datetime | None
-    until: datetime | None
-    starts: tuple[datetime, ...] | None
 
 
 def run(
@@ -166,17 +153,16 @@ def run(
     last_closed = window_start(now, size)  # windows starting before this are closed
     if since is not None or until is not None or full:
         end = min(until, last_closed) if until is not None else last_closed
-        plan = Plan(model, size, since, end, None)
+        windowing = Windowing(size, since, end, None)
     else:
         starts = dirty_windows(store, model, size, now)
         if not starts:
             result = RunResult(run_id, model.name, size, [], _METRICS_SCHEMA.empty_table())
             _log_run(store, result, now, "ok")
             return result
-        plan = Plan(model, size, None, None, tuple(starts))
+        windowing = Windowing(size, None, None, tuple(starts))
 
     events = source_store.table(spec_for("events", model).table)
-    windowing = Windowing(size, plan.since, plan.until, plan.starts)
     scoped = _scope(source_store, events, model.columns.timestamp, windowing)
     versions = sorted(
         v

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -247,14 +246,6 @@ def top_values(
         found = tuple(execute(counts)["v"].to_pylist())
         out[name] = Segment(found[:limit], complete=len(found) <= limit)
     return out
-
-
-def profile_json(profile: Profile) -> dict[str, Any]:
-    return {
-        "rows": profile.rows,
-        "errors": profile.errors,
-        "columns": {k: v.to_json() for k, v in profile.columns.items()},
-    }
 
 
 __all__ = [

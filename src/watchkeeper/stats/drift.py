@@ -47,6 +47,14 @@ class Comparison:
         return ref / ref.sum(), cur / cur.sum()
 
     @cached_property
+    def cdfs(self) -> tuple[Array, Array, Array, Array, Array]:
+        """Grid, both CDFs on it, and both fine proportions (shared by wasserstein and ks)."""
+        ref, cur = self.proportions("fine")
+        f_ref = np.concatenate([[0.0], np.cumsum(ref)])
+        f_cur = np.concatenate([[0.0], np.cumsum(cur)])
+        return self.grid(), f_ref, f_cur, ref, cur
+
+    @cached_property
     def _fine(self) -> tuple[Array, Array]:
         return (
             np.asarray(self.reference.bins, dtype=float),
@@ -164,11 +172,7 @@ def _exact_props(fn: Callable[[Array, Array], float]) -> Callable[[Array, Array]
 
 
 def _cdfs(c: Comparison) -> tuple[Array, Array, Array, Array, Array]:
-    ref, cur = c.proportions("fine")
-    grid = c.grid()  # len = bins + 1
-    f_ref = np.concatenate([[0.0], np.cumsum(ref)])
-    f_cur = np.concatenate([[0.0], np.cumsum(cur)])
-    return grid, f_ref, f_cur, ref, cur
+    return c.cdfs
 
 
 def _wasserstein(c: Comparison) -> Result:

@@ -252,3 +252,22 @@ def test_benjamini_hochberg_matches_scipy() -> None:
 
     p = np.random.default_rng(0).uniform(size=50) ** 3
     assert benjamini_hochberg(list(p)) == pytest.approx(list(false_discovery_control(p)))
+
+
+def test_quarantine_and_schema_changes_are_metrics_of_their_arrival_window(
+    ws: watchkeeper.Workspace, clock: Clock
+) -> None:
+    data = rows(600, T0, 6, seed=15).append_column("surprise", pa.array([1] * 600))
+    bad = rows(3, T0, 1, seed=16, prefix="bad").to_pylist()
+    for r in bad:
+        r["x"] = "not a number"
+    clock.now = T0 + timedelta(hours=2)  # they arrive during the first window
+    ws.ingest_events("m", data)
+    ws.ingest_events("m", bad)
+    clock.now = T0 + timedelta(days=1)
+    m = ws.run("m").to_pandas()
+    q = m[m.metric == "quarantined_rows"]
+    assert q[["window_start", "column", "value"]].values.tolist() == [[T0, "bad_type", 3.0]]
+    s = m[m.metric == "schema_changes"].iloc[0]
+    assert (s.window_start, s.status) == (T0, "changed")
+    assert "unexpected: label, surprise" in s.detail

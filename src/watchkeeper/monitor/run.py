@@ -574,8 +574,14 @@ def _volume_rows(
     return out
 
 
-def _by_window(ts: ir.TimestampValue, size: timedelta) -> ir.IntegerValue:
-    return (ts.epoch_seconds() // int(size.total_seconds())).cast("int64")
+def _arrived(
+    table: ir.Table, at: str, size: timedelta, starts: Sequence[datetime]
+) -> tuple[ir.Table, int]:
+    """Rows that arrived (by ``at``) in the given windows, with their window index ``w``."""
+    secs = int(size.total_seconds())
+    wanted = [int((s - EPOCH).total_seconds()) // secs for s in starts]
+    keyed = table.mutate(w=(table[at].epoch_seconds() // secs).cast("int64"))
+    return keyed.filter(keyed.w.isin(wanted)), secs
 
 
 def _quarantine_rows(
@@ -585,12 +591,8 @@ def _quarantine_rows(
     if not starts:
         return []
     q = store.table(QUARANTINE)
-    secs = int(size.total_seconds())
-    wanted = [int((s - EPOCH).total_seconds()) // secs for s in starts]
-    mine = q.filter(q.model == model.name).mutate(w=_by_window(q.wk_ingested_at, size))
-    found = store.execute(
-        mine.filter(mine.w.isin(wanted)).group_by(["w", "reason"]).aggregate(n=ibis._.count())
-    )
+    mine, secs = _arrived(q.filter(q.model == model.name), "wk_ingested_at", size, starts)
+    found = store.execute(mine.group_by(["w", "reason"]).aggregate(n=ibis._.count()))
     out = []
     for r in found.to_pylist():
         start = EPOCH + timedelta(seconds=r["w"] * secs)
@@ -613,23 +615,17 @@ def _schema_rows(
     if not starts:
         return []
     t = store.table(INGESTIONS)
-    secs = int(size.total_seconds())
-    wanted = [int((s - EPOCH).total_seconds()) // secs for s in starts]
-    mine = t.filter((t.model == model.name) & (t.kind == "events")).mutate(
-        w=_by_window(t.started_at, size)
+    mine, secs = _arrived(
+        t.filter((t.model == model.name) & (t.kind == "events")), "started_at", size, starts
     )
-    found = store.execute(
-        mine.filter(mine.w.isin(wanted)).select("w", "missing_columns", "unexpected_columns")
-    )
+    found = store.execute(mine.select("w", "missing_columns", "unexpected_columns"))
     changes: dict[int, tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set()))
     for r in found.to_pylist():
         missing, unexpected = changes[r["w"]]
         missing.update(json.loads(r["missing_columns"] or "[]"))
         unexpected.update(json.loads(r["unexpected_columns"] or "[]"))
     out = []
-    for w in wanted:
-        if w not in changes:
-            continue
+    for w in sorted(changes):
         missing, unexpected = changes[w]
         start = EPOCH + timedelta(seconds=w * secs)
         detail = "; ".join(

@@ -1,0 +1,279 @@
+"""Binary classification performance from counts, never from rows.
+
+A window's ``BinaryCounts`` are what the engine pushes down: events per score bin × label
+(with the sum of their scores, for calibration), the confusion counts at the decision
+threshold, and the sums behind log loss and the Brier score. Every metric here is a
+function of those counts, returns its sample size and a confidence interval, and states the
+bound where binning makes it approximate (ROC AUC and PR AUC; calibration uses bins by
+definition).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
+SCORE_BINS = 100  # uniform score bins on [0, 1] for AUC and calibration
+CALIBRATION_BINS = 10  # the reliability table's bins (each 10 score bins)
+EPS = 1e-15  # probabilities are clipped to [EPS, 1 - EPS] for log loss, as scikit-learn does
+
+
+@dataclass(frozen=True, eq=False)
+class BinaryCounts:
+    """Mergeable counts of one window's labelled events."""
+
+    positives: np.ndarray[Any, np.dtype[np.int64]]  # per score bin, label 1
+    negatives: np.ndarray[Any, np.dtype[np.int64]]  # per score bin, label 0
+    score_sums: np.ndarray[Any, np.dtype[np.float64]]  # per score bin, sum of scores
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+    log_loss_sum: float = 0.0
+    log_loss_sq: float = 0.0
+    brier_sum: float = 0.0
+    brier_sq: float = 0.0
+
+    @classmethod
+    def zero(cls, bins: int = SCORE_BINS) -> BinaryCounts:
+        z = np.zeros(bins, dtype=np.int64)
+        return cls(z, z.copy(), np.zeros(bins), 0, 0, 0, 0)
+
+    @property
+    def n(self) -> int:
+        return self.tp + self.fp + self.tn + self.fn
+
+    def merge(self, other: BinaryCounts) -> BinaryCounts:
+        return BinaryCounts(
+            self.positives + other.positives,
+            self.negatives + other.negatives,
+            self.score_sums + other.score_sums,
+            self.tp + other.tp,
+            self.fp + other.fp,
+            self.tn + other.tn,
+            self.fn + other.fn,
+            self.log_loss_sum + other.log_loss_sum,
+            self.log_loss_sq + other.log_loss_sq,
+            self.brier_sum + other.brier_sum,
+            self.brier_sq + other.brier_sq,
+        )
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float | None
+    lower: float | None
+    upper: float | None
+    sample_size: int
+    bound: float = 0.0  # how far the exact (unbinned) value can be from this one
+    method: str = ""  # how the interval was computed
+
+
+def wilson(successes: int, trials: int, z: float = Z95) -> Estimate:
+    """A proportion with its Wilson score interval (Wilson 1927)."""
+    if trials <= 0:
+        return Estimate(None, None, None, 0, method="wilson")
+    p = successes / trials
+    denom = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denom
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    return Estimate(p, max(centre - half, 0.0), min(centre + half, 1.0), trials, method="wilson")
+
+
+def _mean_with_normal_interval(total: float, squares: float, n: int) -> Estimate:
+    if n <= 0:
+        return Estimate(None, None, None, 0, method="normal")
+    mean = total / n
+    var = max(squares / n - mean * mean, 0.0) * n / max(n - 1, 1)
+    half = Z95 * math.sqrt(var / n)
+    return Estimate(mean, mean - half, mean + half, n, method="normal")
+
+
+def accuracy(c: BinaryCounts) -> Estimate:
+    return wilson(c.tp + c.tn, c.n)
+
+
+def precision(c: BinaryCounts) -> Estimate:
+    return wilson(c.tp, c.tp + c.fp)
+
+
+def recall(c: BinaryCounts) -> Estimate:
+    return wilson(c.tp, c.tp + c.fn)
+
+
+def specificity(c: BinaryCounts) -> Estimate:
+    return wilson(c.tn, c.tn + c.fp)
+
+
+def false_positive_rate(c: BinaryCounts) -> Estimate:
+    return wilson(c.fp, c.fp + c.tn)
+
+
+def false_negative_rate(c: BinaryCounts) -> Estimate:
+    return wilson(c.fn, c.fn + c.tp)
+
+
+def positive_rate(c: BinaryCounts) -> Estimate:
+    return wilson(c.tp + c.fp, c.n)
+
+
+def f1(c: BinaryCounts) -> Estimate:
+    """F1 with a delta-method interval over the multinomial confusion counts."""
+    denom = 2 * c.tp + c.fp + c.fn
+    if denom == 0:
+        return Estimate(None, None, None, c.n, method="delta")
+    value = 2 * c.tp / denom
+    n = c.n
+    # F1 = 2a / (2a + b) with a = TP/n, b = (FP + FN)/n; gradient and multinomial covariance.
+    a, b = c.tp / n, (c.fp + c.fn) / n
+    s = 2 * a + b
+    ga, gb = 2 * b / (s * s), -2 * a / (s * s)
+    var = (ga * ga * a * (1 - a) + gb * gb * b * (1 - b) - 2 * ga * gb * a * b) / n
+    half = Z95 * math.sqrt(max(var, 0.0))
+    return Estimate(value, max(value - half, 0.0), min(value + half, 1.0), n, method="delta")
+
+
+def roc_auc(c: BinaryCounts) -> Estimate:
+    """ROC AUC from score-bin counts: pairs in the same bin count as ties (half). The
+    exact AUC is within half the share of positive-negative pairs that share a bin. Interval:
+    Hanley & McNeil (1982)."""
+    pos, neg = np.asarray(c.positives, float), np.asarray(c.negatives, float)
+    n_pos, n_neg = pos.sum(), neg.sum()
+    if n_pos == 0 or n_neg == 0:
+        return Estimate(None, None, None, int(n_pos + n_neg), method="hanley-mcneil")
+    neg_below = np.cumsum(neg) - neg
+    auc = float((pos * (neg_below + 0.5 * neg)).sum() / (n_pos * n_neg))
+    tied = float((pos * neg).sum() / (n_pos * n_neg))
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (
+        n_pos * n_neg
+    )
+    half = Z95 * math.sqrt(max(var, 0.0))
+    return Estimate(
+        auc,
+        max(auc - half, 0.0),
+        min(auc + half, 1.0),
+        int(n_pos + n_neg),
+        bound=tied / 2,
+        method="hanley-mcneil",
+    )
+
+
+def pr_auc(c: BinaryCounts) -> Estimate:
+    """Average precision (as scikit-learn's average_precision_score) over thresholds at the
+    score-bin edges, highest first. Binning merges thresholds within a bin; the bound given
+    is the largest share of positives in one bin (the most one step can move the sum)."""
+    pos, neg = np.asarray(c.positives, float)[::-1], np.asarray(c.negatives, float)[::-1]
+    n_pos = pos.sum()
+    if n_pos == 0:
+        return Estimate(None, None, None, int(pos.sum() + neg.sum()))
+    tp, fp = np.cumsum(pos), np.cumsum(neg)
+    keep = (pos + neg) > 0
+    prec = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0)
+    recall_steps = pos / n_pos
+    ap = float((recall_steps * prec)[keep].sum())
+    return Estimate(ap, None, None, int(n_pos + neg.sum()), bound=float((pos / n_pos).max()))
+
+
+def log_loss(c: BinaryCounts) -> Estimate:
+    """Mean negative log-likelihood (probabilities clipped to [1e-15, 1 - 1e-15])."""
+    return _mean_with_normal_interval(c.log_loss_sum, c.log_loss_sq, c.n)
+
+
+def brier(c: BinaryCounts) -> Estimate:
+    return _mean_with_normal_interval(c.brier_sum, c.brier_sq, c.n)
+
+
+@dataclass(frozen=True)
+class ReliabilityRow:
+    low: float
+    high: float
+    count: int
+    mean_score: float | None
+    positive_rate: float | None
+
+
+def reliability(c: BinaryCounts, bins: int = CALIBRATION_BINS) -> list[ReliabilityRow]:
+    """The reliability table over ``bins`` equal-width score bins."""
+    step = len(c.positives) // bins
+    rows = []
+    for i in range(bins):
+        part = slice(i * step, (i + 1) * step)
+        n = int(c.positives[part].sum() + c.negatives[part].sum())
+        rows.append(
+            ReliabilityRow(
+                i / bins,
+                (i + 1) / bins,
+                n,
+                float(c.score_sums[part].sum() / n) if n else None,
+                float(c.positives[part].sum() / n) if n else None,
+            )
+        )
+    return rows
+
+
+def expected_calibration_error(c: BinaryCounts, bins: int = CALIBRATION_BINS) -> Estimate:
+    """ECE: the count-weighted mean gap between mean score and positive rate per bin
+    (Naeini, Cooper & Hauskrecht 2015), over ``bins`` equal-width bins."""
+    table = reliability(c, bins)
+    n = sum(r.count for r in table)
+    if n == 0:
+        return Estimate(None, None, None, 0)
+    gap = sum(
+        r.count * abs((r.mean_score or 0.0) - (r.positive_rate or 0.0)) for r in table if r.count
+    )
+    return Estimate(gap / n, None, None, n)
+
+
+METRICS: dict[str, Callable[[BinaryCounts], Estimate]] = {
+    "accuracy": accuracy,
+    "precision": precision,
+    "recall": recall,
+    "specificity": specificity,
+    "false_positive_rate": false_positive_rate,
+    "false_negative_rate": false_negative_rate,
+    "f1": f1,
+    "positive_rate": positive_rate,
+    "roc_auc": roc_auc,
+    "pr_auc": pr_auc,
+    "log_loss": log_loss,
+    "brier": brier,
+    "expected_calibration_error": expected_calibration_error,
+}
+
+
+def counts_from_rows(
+    scores: np.ndarray[Any, Any],
+    labels: np.ndarray[Any, Any],
+    predictions: np.ndarray[Any, Any],
+    bins: int = SCORE_BINS,
+) -> BinaryCounts:
+    """The same counts from raw rows, in numpy: for tests and small in-memory checks."""
+    s = np.asarray(scores, float)
+    y = np.asarray(labels, int)
+    yhat = np.asarray(predictions, int)
+    b = np.minimum((s * bins).astype(int), bins - 1)
+    p = np.clip(s, EPS, 1 - EPS)
+    ll = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    br = (s - y) ** 2
+    return BinaryCounts(
+        np.bincount(b[y == 1], minlength=bins).astype(np.int64),
+        np.bincount(b[y == 0], minlength=bins).astype(np.int64),
+        np.bincount(b, weights=s, minlength=bins).astype(np.float64),
+        int(((yhat == 1) & (y == 1)).sum()),
+        int(((yhat == 1) & (y == 0)).sum()),
+        int(((yhat == 0) & (y == 0)).sum()),
+        int(((yhat == 0) & (y == 1)).sum()),
+        float(ll.sum()),
+        float((ll**2).sum()),
+        float(br.sum()),
+        float((br**2).sum()),
+    )
+
+
+__all__ = ["METRICS", "BinaryCounts", "Estimate", "counts_from_rows", "wilson"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -121,3 +122,48 @@ def test_every_grouping_strategy_gives_the_same_profiles(monkeypatch: Any) -> No
         assert renamed[key] == profile
     assert results[3].keys() == results[1].keys()
     assert all(results[3][k] == p for k, p in results[1].items())
+
+
+def test_binary_counts_pushed_down_equal_numpy() -> None:
+    from watchkeeper.profiles.compute import compute_binary_counts
+    from watchkeeper.stats import performance as perf
+
+    rng = np.random.default_rng(8)
+    n = 4000
+    y = (rng.uniform(size=n) < 0.3).astype(np.int64)
+    score = np.clip(rng.beta(2, 5, n) + 0.3 * y, 0, 1)
+    score[:3] = [0.0, 1.0, 0.5]  # the edges of the score range and the threshold
+    seg = rng.choice(["north", "south"], n)
+    ts = [DAY + timedelta(seconds=float(s)) for s in rng.uniform(0, 86400, n)]
+    data = pa.table(
+        {
+            "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+            "score": score,
+            "label": y,
+            "seg": seg,
+            "v": ["1"] * n,
+        }
+    )
+    with STORE.arrow(data) as t:
+        source = Source(t, "ts", "v", segments={"seg": Segment(("north", "south"), complete=True)})
+        found = compute_binary_counts(
+            source, "score", "label", None, 0.5, Windowing(timedelta(hours=12)), STORE
+        )
+    hours = np.array([(x - DAY).total_seconds() // 43200 for x in ts])
+    for (start, _, col, val), counts in found.items():
+        mask = hours == (start - DAY).total_seconds() // 43200
+        if col == "seg":
+            mask &= seg == val
+        expected = perf.counts_from_rows(score[mask], y[mask], (score[mask] >= 0.5).astype(int))
+        assert np.array_equal(counts.positives, expected.positives)
+        assert np.array_equal(counts.negatives, expected.negatives)
+        assert np.allclose(counts.score_sums, expected.score_sums)
+        assert (counts.tp, counts.fp, counts.tn, counts.fn) == (
+            expected.tp,
+            expected.fp,
+            expected.tn,
+            expected.fn,
+        )
+        assert counts.log_loss_sum == pytest.approx(expected.log_loss_sum)
+        assert counts.brier_sum == pytest.approx(expected.brier_sum)
+    assert len(found) == 2 * 3

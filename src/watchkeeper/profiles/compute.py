@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 
 from watchkeeper.profiles.binning import Binning
 from watchkeeper.profiles.types import ColumnProfile, Profile
+from watchkeeper.stats.performance import EPS, SCORE_BINS, BinaryCounts
 from watchkeeper.windows import EPOCH
 
 ALL = "*"  # the segment column and value that stand for the whole traffic
@@ -105,7 +106,7 @@ def compute_profiles(
 
     ``progress`` is called with 1 after each query (one for the row counts, one per column).
     """
-    base = _Base.of(source, binnings, windowing, engine)
+    base = _Base.of(source, [b.name for b in binnings], windowing, engine)
     q = engine.quote
     measures = ["COUNT(*) AS rows"]
     if source.status is not None:
@@ -162,6 +163,7 @@ class _Parts:
     counts: np.ndarray[Any, Any]
     sums: dict[str, float]
     extremes: dict[str, float]  # the measures that are minima (lo...) and maxima (hi...)
+    per_code: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)
 
 
 def _reduction(measure: str) -> str:
@@ -188,7 +190,7 @@ class _Base:
     def of(
         cls,
         source: Source,
-        binnings: Sequence[Binning],
+        columns: Sequence[str],
         windowing: Windowing | None,
         engine: Engine,
     ) -> _Base:
@@ -227,9 +229,9 @@ class _Base:
             combos *= len(seg.values) + (1 if seg.complete else 2)
         if source.status is not None:
             keep[source.status] = t[source.status]
-        for b in binnings:
-            if b.name not in keep:
-                keep[b.name] = t[b.name]
+        for name in columns:
+            if name not in keep:
+                keep[name] = t[name]
         projected = t.select(**keep) if keep else t.select(wk_one=ibis.literal(1))
         return cls(
             engine.compile(projected),
@@ -261,9 +263,14 @@ class _Base:
         return " UNION ALL ".join(parts)
 
     def collect(
-        self, result: pa.Table, extra: str | None = None, width: int = 1
+        self,
+        result: pa.Table,
+        extra: str | None = None,
+        width: int = 1,
+        per_code: Sequence[str] = (),
     ) -> dict[Key, _Parts]:
-        """Results per (window, version, segment): counts per ``extra`` code, sums, min, max."""
+        """Results per (window, version, segment): counts per ``extra`` code, sums, min, max,
+        and the ``per_code`` measures' sums per code too."""
         if result.num_rows == 0:
             return {}
         if self.combined:
@@ -275,8 +282,13 @@ class _Base:
         codes, firsts = _group_codes(result, group)
         n_groups = len(firsts)
         counts = np.zeros((n_groups, width), dtype=np.int64)
+        coded: dict[str, np.ndarray[Any, Any]] = {}
         if extra is not None:
-            np.add.at(counts, (codes, result[extra].to_numpy()), result["n"].to_numpy())
+            code = result[extra].to_numpy()
+            np.add.at(counts, (codes, code), result["n"].to_numpy())
+            for m in per_code:
+                coded[m] = np.zeros((n_groups, width))
+                np.add.at(coded[m], (codes, code), _floats(result[m]))
         measures = [c for c in result.column_names if not c.startswith("wk_")]
         sums: dict[str, np.ndarray[Any, Any]] = {}
         extremes: dict[str, np.ndarray[Any, Any]] = {}
@@ -296,6 +308,7 @@ class _Base:
                 counts[g],
                 {m: float(v[g]) for m, v in sums.items()},
                 {m: float(v[g]) for m, v in extremes.items()},
+                {m: v[g] for m, v in coded.items()},
             )
         return out
 
@@ -419,6 +432,66 @@ def _histogram(base: _Base, b: Binning, engine: Engine) -> dict[Key, _Parts]:
     return base.collect(result, "wk_bin", b.n_bins)
 
 
+def compute_binary_counts(
+    source: Source,
+    score: str,
+    label: str,
+    predicted: str | None,
+    threshold: float,
+    windowing: Windowing | None,
+    engine: Engine,
+) -> dict[Key, BinaryCounts]:
+    """Per window × version × segment, the counts binary-classification metrics need:
+    events per score bin × label × prediction (with their score sums), and the sums behind
+    log loss and the Brier score. ``source`` holds labelled events only."""
+    columns = [score, label, *([predicted] if predicted else [])]
+    base = _Base.of(source, columns, windowing, engine)
+    q = engine.quote
+    bins = SCORE_BINS
+    s, y = f"CAST({q(score)} AS DOUBLE)", f"CAST({q(label)} AS BIGINT)"
+    yhat = (
+        f"CAST({q(predicted)} AS BIGINT)"
+        if predicted
+        else f"CASE WHEN {s} >= {_num(threshold)} THEN 1 ELSE 0 END"
+    )
+    clipped = f"GREATEST(LEAST({s}, {1 - EPS!r}), {EPS!r})"
+    keys = [q(k) for k in base.group_keys()] + [q(f"wk_s{i}") for i in range(len(base.segments))]
+    bin_code = f"LEAST(GREATEST(CAST(FLOOR({s} * {bins}) AS BIGINT), 0), {bins - 1})"
+    inner = (
+        f"(SELECT {', '.join(keys)}, ({bin_code}) * 4 + {y} * 2 + {yhat} AS wk_bin, "
+        f"{s} AS wk_s, -({y} * LN({clipped}) + (1 - {y}) * LN(1 - {clipped})) AS wk_ll, "
+        f"({s} - {y}) * ({s} - {y}) AS wk_br "
+        f"FROM ({base.sql}) AS wk_t WHERE {q(score)} IS NOT NULL AND {q(label)} IS NOT NULL) "
+        "AS wk_b"
+    )
+    measures = [
+        "COUNT(*) AS n",
+        "SUM(wk_s) AS ss",
+        "SUM(wk_ll) AS ll",
+        "SUM(wk_ll * wk_ll) AS llq",
+        "SUM(wk_br) AS br",
+        "SUM(wk_br * wk_br) AS brq",
+    ]
+    result = engine.sql(base.query(inner, measures, ["wk_bin"]))
+    out: dict[Key, BinaryCounts] = {}
+    for key, parts in base.collect(result, "wk_bin", bins * 4, per_code=["ss"]).items():
+        cube = parts.counts.reshape(bins, 2, 2)  # score bin, label, prediction
+        out[key] = BinaryCounts(
+            cube[:, 1, :].sum(axis=1),
+            cube[:, 0, :].sum(axis=1),
+            parts.per_code["ss"].reshape(bins, 4).sum(axis=1),
+            int(cube[:, 1, 1].sum()),
+            int(cube[:, 0, 1].sum()),
+            int(cube[:, 0, 0].sum()),
+            int(cube[:, 1, 0].sum()),
+            parts.sums["ll"],
+            parts.sums["llq"],
+            parts.sums["br"],
+            parts.sums["brq"],
+        )
+    return out
+
+
 def bin_sql(x: str, edges: Sequence[float]) -> str:
     """SQL for the bin of ``x``: 0 below the first edge, 1..k inside (the last bin closed),
     k+1 above the last edge; a binary search, so about log2(k) comparisons a value."""
@@ -453,5 +526,6 @@ __all__ = [
     "Source",
     "Windowing",
     "bin_sql",
+    "compute_binary_counts",
     "compute_profiles",
 ]

@@ -79,6 +79,7 @@ class FeatureConfig(_Frozen):
 class MonitoringConfig(_Frozen):
     window: Duration = timedelta(hours=1)
     min_rows: int = Field(default=100, ge=1)  # fewer rows: drift is insufficient_data
+    min_labels: int = Field(default=100, ge=1)  # fewer labelled events: performance is too
     max_segment_values: int = Field(default=20, ge=1)  # per segment column; the rest: (other)
     baseline_windows: int = Field(default=24, ge=1)  # recent windows that set expected volume
     numeric_drift: DriftConfig = DriftConfig(effect="wasserstein", test="ks")

@@ -27,6 +27,7 @@ from watchkeeper.config import DriftConfig, ModelConfig
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.ingest.pipeline import new_batch_id
 from watchkeeper.profiles import ALL, Binning, Key, Profile, Source, Windowing, compute_profiles
+from watchkeeper.profiles.compute import compute_binary_counts
 from watchkeeper.profiles.types import ColumnProfile
 from watchkeeper.reference import ReferenceProfile, latency_binning, top_values
 from watchkeeper.schema import BATCH, INGESTED_AT, MODEL_VERSION, spec_for
@@ -34,6 +35,8 @@ from watchkeeper.stats import drift as drift_methods
 from watchkeeper.stats import quality
 from watchkeeper.stats.drift import Comparison
 from watchkeeper.stats.multiple import benjamini_hochberg
+from watchkeeper.stats.performance import METRICS as PERFORMANCE
+from watchkeeper.stats.performance import BinaryCounts
 from watchkeeper.store import Store
 from watchkeeper.store.engine import arrow_schema
 from watchkeeper.store.tables import (
@@ -202,6 +205,8 @@ def run(
             progress(n, steps)
 
     profiles: dict[Key, Profile] = {}
+    performance: dict[Key, BinaryCounts] = {}
+    labelled_rows: dict[Key, int] = {}
     for v in versions:
         ref = refs[v]
         mine = events.filter(events[MODEL_VERSION] == v)
@@ -214,18 +219,33 @@ def run(
         profiles.update(compute_profiles(source, binnings, windowing, source_store, tick))
         label_binning = ref.binning(label_name)
         labels_table = spec_for("labels", model).table
-        if label_binning is not None and labels_table in source_store.tables():
-            labelled = _with_labels(source_store, model, mine, label_name)
-            source = Source(labelled, model.columns.timestamp, ibis.literal(v), None, segments)
+        if labels_table not in source_store.tables():
+            tick(1)
+            continue
+        labelled = _with_labels(source_store, model, mine, label_name)
+        source = Source(labelled, model.columns.timestamp, ibis.literal(v), None, segments)
+        if label_binning is not None:
             found = compute_profiles(source, [label_binning], windowing, source_store, tick)
             for key, p in found.items():
+                labelled_rows[key] = p.columns[label_name].present
                 if key in profiles:
                     cols = {**profiles[key].columns, label_name: p.columns[label_name]}
                     profiles[key] = Profile(profiles[key].rows, profiles[key].errors, cols)
-        else:
-            tick(1)
+        if model.task == "binary_classification" and model.columns.score:
+            performance.update(
+                compute_binary_counts(
+                    source,
+                    model.columns.score,
+                    label_name,
+                    model.columns.prediction,
+                    model.decision_threshold,
+                    windowing,
+                    source_store,
+                )
+            )
 
     rows = metric_rows(model, profiles, refs, size)
+    rows += performance_rows(model, profiles, labelled_rows, performance, size, now)
     starts_done = sorted({k[0] for k in profiles})
     rows += _volume_rows(store, model, profiles, size, starts_done)
     rows += _quarantine_rows(store, model, size, starts_done)
@@ -352,6 +372,70 @@ class _Row:
     p_value: float | None = None
     threshold: float | None = None
     detail: str = ""
+    lower: float | None = None
+    upper: float | None = None
+    provisional: bool = False
+
+
+def performance_rows(
+    model: ModelConfig,
+    profiles: dict[Key, Profile],
+    labelled: dict[Key, int],
+    counts: dict[Key, BinaryCounts],
+    size: timedelta,
+    now: datetime,
+) -> list[_Row]:
+    """Label coverage for every window, and performance where labels are: provisional
+    until the window's labels are as complete as they will be."""
+    rows: list[_Row] = []
+    expected = model.labels.expected_coverage
+    max_delay = model.labels.max_delay
+    minimum = model.monitoring.min_labels
+    for key in sorted(profiles):
+        start, version, seg_col, seg_val = key
+        where = _Where(start, start + size, version, seg_col, seg_val)
+        total = profiles[key].rows
+        n = labelled.get(key, counts[key].n if key in counts else 0)
+        coverage = n / total if total else 0.0
+        final = coverage >= expected or now - (start + size) >= max_delay
+        maturity = (
+            f"labels for {coverage:.0%} of events ({expected:.0%} expected); "
+            f"final by {start + size + max_delay:%Y-%m-%d %H:%M}"
+        )
+        rows.append(
+            _Row(
+                where,
+                "label_coverage",
+                "",
+                coverage,
+                total,
+                provisional=not final,
+                detail="" if final else maturity,
+            )
+        )
+        if key not in counts:
+            continue
+        for name, metric in PERFORMANCE.items():
+            estimate = metric(counts[key])
+            row = _Row(
+                where,
+                name,
+                "",
+                estimate.value,
+                estimate.sample_size,
+                provisional=not final,
+                lower=estimate.lower,
+                upper=estimate.upper,
+            )
+            notes = [] if final else [maturity]
+            if estimate.bound:
+                notes.append(f"within {estimate.bound:.2g} of the unbinned value")
+            if counts[key].n < minimum or estimate.value is None:
+                row.status, row.value, row.lower, row.upper = INSUFFICIENT, None, None, None
+                notes.insert(0, f"{counts[key].n} labelled events; needs {minimum}")
+            row.detail = "; ".join(notes)
+            rows.append(row)
+    return rows
 
 
 def drift_rule(model: ModelConfig, b: Binning) -> DriftConfig:
@@ -667,13 +751,13 @@ def _metrics_table(rows: list[_Row], model: str, run_id: str, now: datetime) -> 
             "metric": [r.metric for r in rows],
             "column": [r.column for r in rows],
             "value": [None if r.value is None else float(r.value) for r in rows],
-            "lower": [None] * n,
-            "upper": [None] * n,
+            "lower": [r.lower for r in rows],
+            "upper": [r.upper for r in rows],
             "p_value": [r.p_value for r in rows],
             "threshold": [r.threshold for r in rows],
             "sample_size": [r.sample_size for r in rows],
             "status": [r.status for r in rows],
-            "provisional": [False] * n,
+            "provisional": [r.provisional for r in rows],
             "detail": [r.detail for r in rows],
             "run_id": [run_id] * n,
             "computed_at": [now] * n,

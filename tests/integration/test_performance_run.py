@@ -1,0 +1,134 @@
+"""Performance in a run: from pushed-down counts, equal to scikit-learn on the window's
+labelled events, provisional until labels mature, recomputed as late labels arrive."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+import watchkeeper
+from tests.conftest import Clock
+from tests.integration.test_monitor import T0, rows
+from watchkeeper.config import parse_config
+
+YAML = """\
+engine: {path: store.duckdb}
+models:
+  - name: m
+    task: binary_classification
+    threshold: 0.5
+    columns:
+      event_id: id
+      timestamp: ts
+      features:
+        - {name: x, kind: numeric}
+        - {name: c, kind: categorical}
+      score: score
+      segments: [region]
+    labels:
+      expected_coverage: 0.9
+      max_delay: 7d
+    monitoring:
+      window: 1d
+      min_labels: 50
+"""
+
+
+def scored(n: int, seed: int) -> pd.DataFrame:
+    frame = rows(n, T0, 24, seed=seed).to_pandas()
+    rng = np.random.default_rng(seed)
+    frame["label"] = (rng.uniform(size=n) < 0.3).astype(int)
+    frame["score"] = np.clip(rng.beta(2, 5, n) + 0.35 * frame["label"], 0, 1)
+    return frame
+
+
+@pytest.fixture
+def ws(tmp_path: Path, clock: Clock) -> Any:
+    clock.now = T0 + timedelta(days=1, hours=1)
+    with watchkeeper.open(parse_config(YAML, base_dir=tmp_path), clock=clock) as w:
+        ref = scored(5000, 1)
+        w.set_reference("m", ref.drop(columns=["id", "ts"]))
+        yield w
+
+
+def metric(table: Any, name: str, segment: tuple[str, str] = ("*", "*")) -> dict[str, Any]:
+    found = [
+        r
+        for r in table.to_pylist()
+        if r["metric"] == name and (r["segment_column"], r["segment_value"]) == segment
+    ]
+    assert len(found) == 1, (name, found)
+    return found[0]
+
+
+def test_metrics_equal_scikit_learn_and_mature_with_late_labels(
+    ws: watchkeeper.Workspace, clock: Clock
+) -> None:
+    events = scored(3000, 2)
+    ws.ingest_events("m", events.drop(columns=["label"]))
+    first = events.iloc[:1200]  # labels for 40% of the day arrive first
+    ws.ingest_labels("m", first[["id", "label"]])
+    result = ws.run("m").metrics
+    cov = metric(result, "label_coverage")
+    assert cov["value"] == pytest.approx(0.4) and cov["provisional"] is True
+    auc = metric(result, "roc_auc")
+    assert auc["provisional"] is True and "labels for 40% of events" in auc["detail"]
+    exact = skm.roc_auc_score(first["label"], first["score"])
+    assert abs(auc["value"] - exact) < 0.01
+    assert auc["lower"] < auc["value"] < auc["upper"]
+    acc = metric(result, "accuracy")
+    assert acc["value"] == pytest.approx(
+        skm.accuracy_score(first["label"], (first["score"] >= 0.5).astype(int))
+    )
+    assert acc["sample_size"] == 1200
+
+    # The rest of the labels arrive: the window is dirty, recomputed, and now final.
+    clock.now += timedelta(days=1)
+    ws.ingest_labels("m", events.iloc[1200:][["id", "label"]])
+    clock.now += timedelta(hours=1)
+    again = ws.run("m")
+    assert again.windows == [T0]
+    result = again.metrics
+    assert metric(result, "label_coverage")["provisional"] is False
+    for name, reference in [
+        ("precision", lambda y, s: skm.precision_score(y, s >= 0.5)),
+        ("recall", lambda y, s: skm.recall_score(y, s >= 0.5)),
+        ("f1", lambda y, s: skm.f1_score(y, s >= 0.5)),
+        ("log_loss", lambda y, s: skm.log_loss(y, s)),
+        ("brier", lambda y, s: skm.brier_score_loss(y, s)),
+    ]:
+        row = metric(result, name)
+        assert row["provisional"] is False
+        assert row["value"] == pytest.approx(reference(events["label"], events["score"])), name
+    north = events[events.region == "a"]
+    assert metric(result, "accuracy", ("region", "a"))["value"] == pytest.approx(
+        skm.accuracy_score(north["label"], (north["score"] >= 0.5).astype(int))
+    )
+    assert len(ws.metrics("m", metric="roc_auc", segment="*")) == 1  # replaced, not added
+
+
+def test_a_window_becomes_final_after_the_maximum_label_delay(
+    ws: watchkeeper.Workspace, clock: Clock
+) -> None:
+    events = scored(1000, 3)
+    ws.ingest_events("m", events.drop(columns=["label"]))
+    ws.ingest_labels("m", events.iloc[:300][["id", "label"]])
+    assert metric(ws.run("m").metrics, "roc_auc")["provisional"] is True
+    clock.now = T0 + timedelta(days=9)
+    late = ws.run("m", full=True).metrics
+    assert metric(late, "roc_auc")["provisional"] is False  # 30% is all there will be
+
+
+def test_few_labels_are_insufficient_data(ws: watchkeeper.Workspace) -> None:
+    events = scored(1000, 4)
+    ws.ingest_events("m", events.drop(columns=["label"]))
+    ws.ingest_labels("m", events.iloc[:20][["id", "label"]])
+    row = metric(ws.run("m").metrics, "accuracy")
+    assert row["status"] == "insufficient_data" and row["value"] is None
+    assert row["detail"].startswith("20 labelled events; needs 50")

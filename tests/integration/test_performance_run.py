@@ -132,3 +132,17 @@ def test_few_labels_are_insufficient_data(ws: watchkeeper.Workspace) -> None:
     row = metric(ws.run("m").metrics, "accuracy")
     assert row["status"] == "insufficient_data" and row["value"] is None
     assert row["detail"].startswith("20 labelled events; needs 50")
+
+
+def test_label_lag_is_measured_per_window(ws: watchkeeper.Workspace) -> None:
+    events = scored(1000, 5)
+    ws.ingest_events("m", events.drop(columns=["label"]))
+    labels = events[["id", "label"]].copy()
+    lag_hours = np.where(np.arange(1000) % 2 == 0, 2.0, 10.0)
+    labels["label_timestamp"] = events["ts"] + pd.to_timedelta(lag_hours, unit="h")
+    ws.ingest_labels("m", labels)
+    result = ws.run("m").metrics
+    p50, p90 = metric(result, "label_lag_p50"), metric(result, "label_lag_p90")
+    assert p50["value"] / 3600 == pytest.approx(np.quantile(lag_hours, 0.5), abs=4)
+    assert p90["value"] / 3600 == pytest.approx(10.0, abs=0.1)
+    assert p90["sample_size"] == 1000 and p90["detail"] == "10.0 hours"

@@ -207,6 +207,7 @@ def run(
     profiles: dict[Key, Profile] = {}
     performance: dict[Key, BinaryCounts] = {}
     labelled_rows: dict[Key, int] = {}
+    lags: list[_Row] = []
     for v in versions:
         ref = refs[v]
         mine = events.filter(events[MODEL_VERSION] == v)
@@ -223,6 +224,7 @@ def run(
             tick(1)
             continue
         labelled = _with_labels(source_store, model, mine, label_name)
+        lags += _label_lag_rows(source_store, model, labelled, windowing, v)
         source = Source(labelled, model.columns.timestamp, ibis.literal(v), None, segments)
         if label_binning is not None:
             found = compute_profiles(source, [label_binning], windowing, source_store, tick)
@@ -246,6 +248,7 @@ def run(
 
     rows = metric_rows(model, profiles, refs, size)
     rows += performance_rows(model, profiles, labelled_rows, performance, size, now)
+    rows += lags
     starts_done = sorted({k[0] for k in profiles})
     rows += _volume_rows(store, model, profiles, size, starts_done)
     rows += _quarantine_rows(store, model, size, starts_done)
@@ -294,12 +297,35 @@ def _scope(store: Store, events: ir.Table, ts: str, w: Windowing) -> ir.Table:
     return t
 
 
+def _label_lag_rows(
+    store: Store, model: ModelConfig, labelled: ir.Table, w: Windowing, version: str
+) -> list[_Row]:
+    """Label delay per window (whole traffic): p50 and p90 of label time minus event time."""
+    scoped = _scope(store, labelled, model.columns.timestamp, w)
+    size = int(w.size.total_seconds()) * 1_000_000
+    ts = store.epoch_micros(scoped[model.columns.timestamp])
+    lag = (store.epoch_micros(scoped.wk_label_time) - ts) / 1e6
+    found = store.execute(
+        scoped.mutate(w=ts // size, lag=lag)
+        .group_by("w")
+        .aggregate(n=ibis._.count(), q=ibis._.lag.quantile([0.5, 0.9]))
+    )
+    out = []
+    for r in found.to_pylist():
+        start = EPOCH + timedelta(microseconds=r["w"] * size)
+        where = _Where(start, start + w.size, version, ALL, ALL)
+        for name, value in zip(("label_lag_p50", "label_lag_p90"), r["q"] or (), strict=False):
+            detail = "" if value is None else f"{value / 3600:.1f} hours"
+            out.append(_Row(where, name, "", value, int(r["n"]), detail=detail))
+    return out
+
+
 def _with_labels(store: Store, model: ModelConfig, events: ir.Table, label_name: str) -> ir.Table:
     labels = store.table(spec_for("labels", model).table)
     order = [ibis.desc(labels[INGESTED_AT]), ibis.desc(labels[BATCH])]
     ranked = labels.mutate(wk_rank=ibis.row_number().over(group_by=labels.event_id, order_by=order))
     latest = ranked.filter(ranked.wk_rank == 0).select(
-        wk_event=ranked.event_id, wk_label=ranked.label
+        wk_event=ranked.event_id, wk_label=ranked.label, wk_label_time=ranked.label_timestamp
     )
     joined = events.inner_join(latest, events[model.columns.event_id] == latest.wk_event)
     return joined.mutate(**{label_name: joined.wk_label})

@@ -146,3 +146,26 @@ def test_label_lag_is_measured_per_window(ws: watchkeeper.Workspace) -> None:
     assert p50["value"] / 3600 == pytest.approx(np.quantile(lag_hours, 0.5), abs=4)
     assert p90["value"] / 3600 == pytest.approx(10.0, abs=0.1)
     assert p90["sample_size"] == 1000 and p90["detail"] == "10.0 hours"
+
+
+def test_cost_and_value_of_the_decisions(tmp_path: Path, clock: Clock) -> None:
+    clock.now = T0 + timedelta(days=1, hours=1)
+    costed = YAML.replace(
+        "    labels:\n",
+        "    costs: {false_positive: 5, false_negative: 120, true_positive_value: 100}\n"
+        "    labels:\n",
+    )
+    with watchkeeper.open(parse_config(costed, base_dir=tmp_path), clock=clock) as w:
+        w.set_reference("m", scored(5000, 1).drop(columns=["id", "ts"]))
+        events = scored(2000, 6)
+        w.ingest_events("m", events.drop(columns=["label"]))
+        w.ingest_labels("m", events[["id", "label"]])
+        result = w.run("m").metrics
+    y, yhat = events["label"].to_numpy(), (events["score"] >= 0.5).to_numpy().astype(int)
+    tp = int(((y == 1) & (yhat == 1)).sum())
+    fp = int(((y == 0) & (yhat == 1)).sum())
+    fn = int(((y == 1) & (yhat == 0)).sum())
+    assert metric(result, "cost")["value"] == 5 * fp + 120 * fn
+    assert metric(result, "value")["value"] == 100 * tp
+    assert metric(result, "net_value")["value"] == 100 * tp - 5 * fp - 120 * fn
+    assert metric(result, "cost")["detail"] == f"{tp} TP, {fp} FP, {fn} FN"

@@ -441,6 +441,24 @@ def performance_rows(
         )
         if key not in counts:
             continue
+        c = counts[key]
+        if model.costs is not None:
+            # Business impact of the decisions, from the confusion counts and the cost matrix.
+            cost = c.fp * model.costs.false_positive + c.fn * model.costs.false_negative
+            value = c.tp * model.costs.true_positive_value
+            for name, amount in (("cost", cost), ("value", value), ("net_value", value - cost)):
+                rows.append(
+                    _Row(
+                        where,
+                        name,
+                        "",
+                        float(amount),
+                        c.n,
+                        provisional=not final,
+                        detail=f"{c.tp} TP, {c.fp} FP, {c.fn} FN"
+                        + ("" if final else f"; {maturity}"),
+                    )
+                )
         for name, metric in PERFORMANCE.items():
             estimate = metric(counts[key])
             row = _Row(

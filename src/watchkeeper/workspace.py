@@ -26,6 +26,7 @@ from watchkeeper.ingest import IngestResult, ingest, open_source
 from watchkeeper.ingest.pipeline import Progress
 from watchkeeper.monitor import NoReferenceError, RunResult
 from watchkeeper.monitor import run as run_monitor
+from watchkeeper.monitor.run import slice_columns
 from watchkeeper.reference import ReferenceProfile, column_roles
 from watchkeeper.reference import fit as fit_reference
 from watchkeeper.schema import BATCH, INGESTED_AT, Kind, spec_for
@@ -161,7 +162,7 @@ class Workspace:
             model=model,
             version=wanted,
             reference_id=reference_id,
-            segments=cfg.columns.segments,
+            segments=slice_columns(cfg),
             max_segment_values=cfg.monitoring.max_segment_values,
         )
         rows = profile.to_rows()

@@ -169,3 +169,90 @@ def test_cost_and_value_of_the_decisions(tmp_path: Path, clock: Clock) -> None:
     assert metric(result, "value")["value"] == 100 * tp
     assert metric(result, "net_value")["value"] == 100 * tp - 5 * fp - 120 * fn
     assert metric(result, "cost")["detail"] == f"{tp} TP, {fp} FP, {fn} FN"
+
+
+def test_fairness_matches_fairlearn(tmp_path: Path, clock: Clock) -> None:
+    from fairlearn.metrics import (
+        MetricFrame,
+        demographic_parity_difference,
+        demographic_parity_ratio,
+        equalized_odds_difference,
+        equalized_odds_ratio,
+        false_positive_rate,
+        selection_rate,
+        true_positive_rate,
+    )
+
+    clock.now = T0 + timedelta(days=1, hours=1)
+    fair = YAML.replace(
+        "      segments: [region]\n", "      segments: [region]\n      sensitive: [group]\n"
+    )
+    rng = np.random.default_rng(9)
+
+    def with_groups(frame: pd.DataFrame) -> pd.DataFrame:
+        frame["group"] = rng.choice(
+            ["g1", "g2", "g3", "tiny"], len(frame), p=[0.5, 0.3, 0.195, 0.005]
+        )
+        # The model favours g1: its scores are nudged up.
+        frame["score"] = np.clip(frame["score"] + 0.1 * (frame["group"] == "g1"), 0, 1)
+        return frame
+
+    with watchkeeper.open(parse_config(fair, base_dir=tmp_path), clock=clock) as w:
+        w.set_reference("m", with_groups(scored(5000, 1)).drop(columns=["id", "ts"]))
+        events = with_groups(scored(4000, 7))
+        w.ingest_events("m", events.drop(columns=["label"]))
+        w.ingest_labels("m", events[["id", "label"]])
+        result = w.run("m").metrics
+    kept = events[events.group != "tiny"]  # 0.5% of 4000: below min_labels, left out
+    y, g = kept["label"], kept["group"]
+    yhat = (kept["score"] >= 0.5).astype(int)
+    frame = MetricFrame(
+        metrics={"sel": selection_rate, "tpr": true_positive_rate, "fpr": false_positive_rate},
+        y_true=y,
+        y_pred=yhat,
+        sensitive_features=g,
+    )
+    for group in ("g1", "g2", "g3"):
+        assert metric(result, "positive_rate", ("group", group))["value"] == pytest.approx(
+            frame.by_group.loc[group, "sel"]
+        )
+        assert metric(result, "recall", ("group", group))["value"] == pytest.approx(
+            frame.by_group.loc[group, "tpr"]
+        )
+        assert metric(result, "false_positive_rate", ("group", group))["value"] == pytest.approx(
+            frame.by_group.loc[group, "fpr"]
+        )
+    dp = metric(result, "demographic_parity_difference", ("group", "*"))
+    assert dp["value"] == pytest.approx(
+        demographic_parity_difference(y, yhat, sensitive_features=g)
+    )
+    assert dp["p_value"] < 0.01 and dp["detail"] == "groups with too few labels left out: tiny"
+    assert metric(result, "demographic_parity_ratio", ("group", "*"))["value"] == pytest.approx(
+        demographic_parity_ratio(y, yhat, sensitive_features=g)
+    )
+    assert metric(result, "equalized_odds_difference", ("group", "*"))["value"] == pytest.approx(
+        equalized_odds_difference(y, yhat, sensitive_features=g)
+    )
+    assert metric(result, "equalized_odds_ratio", ("group", "*"))["value"] == pytest.approx(
+        equalized_odds_ratio(y, yhat, sensitive_features=g)
+    )
+    share = metric(result, "traffic_share", ("group", "g1"))
+    assert share["value"] == pytest.approx((events.group == "g1").mean())
+    assert share["detail"].endswith("of the reference")
+
+
+def test_a_gap_on_few_people_reads_as_uncertain(tmp_path: Path, clock: Clock) -> None:
+    clock.now = T0 + timedelta(days=1, hours=1)
+    fair = YAML.replace(
+        "      segments: [region]\n", "      segments: [region]\n      sensitive: [group]\n"
+    )
+    with watchkeeper.open(parse_config(fair, base_dir=tmp_path), clock=clock) as w:
+        ref = scored(5000, 1)
+        ref["group"] = np.where(np.arange(5000) % 2 == 0, "a", "b")
+        w.set_reference("m", ref.drop(columns=["id", "ts"]))
+        events = scored(240, 8)  # 120 people a group: same model, no real gap
+        events["group"] = np.where(np.arange(240) % 2 == 0, "a", "b")
+        w.ingest_events("m", events.drop(columns=["label"]))
+        w.ingest_labels("m", events[["id", "label"]])
+        dp = metric(w.run("m").metrics, "demographic_parity_difference", ("group", "*"))
+    assert dp["p_value"] > 0.05  # whatever difference was measured is not significant

@@ -20,14 +20,16 @@ from typing import Any
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from scipy import special
 
 from watchkeeper.config import DriftConfig, ModelConfig
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.ingest.pipeline import new_batch_id
 from watchkeeper.profiles import ALL, Binning, Key, Profile, Source, Windowing, compute_profiles
-from watchkeeper.profiles.compute import compute_binary_counts
+from watchkeeper.profiles.compute import OTHER_SEGMENT, compute_binary_counts
 from watchkeeper.profiles.types import ColumnProfile
 from watchkeeper.reference import ReferenceProfile, latency_binning, top_values
 from watchkeeper.schema import BATCH, INGESTED_AT, MODEL_VERSION, spec_for
@@ -190,7 +192,7 @@ def run(
 
     segments = top_values(
         scoped,
-        list(model.columns.segments),
+        slice_columns(model),
         source_store.execute,
         model.monitoring.max_segment_values,
     )
@@ -248,6 +250,7 @@ def run(
 
     rows = metric_rows(model, profiles, refs, size)
     rows += performance_rows(model, profiles, labelled_rows, performance, size, now)
+    rows += fairness_rows(model, profiles, performance, refs, size, now)
     rows += lags
     starts_done = sorted({k[0] for k in profiles})
     rows += _volume_rows(store, model, profiles, size, starts_done)
@@ -401,6 +404,127 @@ class _Row:
     lower: float | None = None
     upper: float | None = None
     provisional: bool = False
+
+
+def slice_columns(model: ModelConfig) -> list[str]:
+    """The columns whose values are monitored separately: segments, then sensitive attributes."""
+    return list(dict.fromkeys([*model.columns.segments, *model.columns.sensitive]))
+
+
+def _homogeneity_p(table: np.ndarray[Any, Any]) -> float | None:
+    """Pearson chi-square test that the rows (groups) share one proportion."""
+    table = table[table.sum(axis=1) > 0]
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[0] < 2 or table.shape[1] < 2:
+        return None
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0) / table.sum()
+    statistic = float(((table - expected) ** 2 / expected).sum())
+    dof = (table.shape[0] - 1) * (table.shape[1] - 1)
+    return float(special.chdtrc(dof, statistic))
+
+
+def fairness_rows(
+    model: ModelConfig,
+    profiles: dict[Key, Profile],
+    counts: dict[Key, BinaryCounts],
+    refs: dict[str, ReferenceProfile],
+    size: timedelta,
+    now: datetime,
+) -> list[_Row]:
+    """Per sensitive attribute: each group's share of traffic against the reference, and the
+    disparities between groups (as fairlearn defines them), with a test of homogeneity so a
+    gap measured on a few people reads as uncertain. Groups with fewer than
+    ``monitoring.min_labels`` labelled events are left out of the disparities, and named."""
+    rows: list[_Row] = []
+    minimum = model.monitoring.min_labels
+    windows = sorted({(k[0], k[1]) for k in profiles})
+    for start, version in windows:
+        total = profiles.get((start, version, ALL, ALL))
+        for column in model.columns.sensitive:
+            groups = sorted(
+                k for k in profiles if k[:3] == (start, version, column) and k[3] != OTHER_SEGMENT
+            )
+            ref = refs[version]
+            for key in groups:
+                share = profiles[key].rows / total.rows if total and total.rows else None
+                ref_profile = ref.segments.get((column, key[3]))
+                ref_share = (
+                    ref_profile.rows / ref.overall.rows
+                    if ref_profile and ref.overall.rows
+                    else None
+                )
+                rows.append(
+                    _Row(
+                        _Where(start, start + size, version, column, key[3]),
+                        "traffic_share",
+                        "",
+                        share,
+                        profiles[key].rows,
+                        detail="" if ref_share is None else f"{ref_share:.1%} of the reference",
+                    )
+                )
+            enough = [k for k in groups if k in counts and counts[k].n >= minimum]
+            if len(enough) < 2:
+                continue
+            small = [k[3] for k in groups if k not in enough]
+            c = [counts[k] for k in enough]
+            selection = np.array([[x.tp + x.fp, x.tn + x.fn] for x in c], dtype=float)
+            tpr = np.array([[x.tp, x.fn] for x in c], dtype=float)
+            fpr = np.array([[x.fp, x.tn] for x in c], dtype=float)
+            rates = {
+                "selection": selection[:, 0] / selection.sum(axis=1),
+                "tpr": _safe_rate(tpr),
+                "fpr": _safe_rate(fpr),
+            }
+            p_sel = _homogeneity_p(selection)
+            p_eo = [p for p in (_homogeneity_p(tpr), _homogeneity_p(fpr)) if p is not None]
+            eo_p = min(1.0, 2 * min(p_eo)) if p_eo else None
+            sel = rates["selection"]
+            tp_diff = float(np.nanmax(rates["tpr"]) - np.nanmin(rates["tpr"]))
+            fp_diff = float(np.nanmax(rates["fpr"]) - np.nanmin(rates["fpr"]))
+            values = {
+                "demographic_parity_difference": (float(sel.max() - sel.min()), p_sel),
+                "demographic_parity_ratio": (_ratio(sel), p_sel),
+                "equalized_odds_difference": (max(tp_diff, fp_diff), eo_p),
+                "equalized_odds_ratio": (
+                    min(_ratio(rates["tpr"]), _ratio(rates["fpr"])),
+                    eo_p,
+                ),
+            }
+            n = sum(x.n for x in c)
+            everyone = counts.get((start, version, ALL, ALL))
+            coverage = everyone.n / total.rows if everyone and total and total.rows else 0.0
+            final = (
+                coverage >= model.labels.expected_coverage
+                or now - (start + size) >= model.labels.max_delay
+            )
+            note = f"groups with too few labels left out: {', '.join(small)}" if small else ""
+            for name, (value, p) in values.items():
+                rows.append(
+                    _Row(
+                        _Where(start, start + size, version, column, ALL),
+                        name,
+                        "",
+                        value,
+                        n,
+                        p_value=p,
+                        detail=note,
+                        provisional=not final,
+                    )
+                )
+    return rows
+
+
+def _safe_rate(table: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    totals = table.sum(axis=1)
+    return np.where(totals > 0, table[:, 0] / np.maximum(totals, 1), np.nan)
+
+
+def _ratio(values: np.ndarray[Any, Any]) -> float:
+    values = values[np.isfinite(values)]
+    if len(values) == 0 or values.max() == 0:
+        return 1.0
+    return float(values.min() / values.max())
 
 
 def performance_rows(

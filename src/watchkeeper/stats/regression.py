@@ -1,0 +1,115 @@
+"""Regression performance from pushed-down sums, never from rows.
+
+``RegressionSums`` are the moments of the residual ``e = prediction - label`` (and of the
+label, for R²) over a window's labelled events; they merge by adding. Each metric returns
+its sample size and, where one applies, a normal (central limit) confidence interval.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from watchkeeper.stats.performance import Z95, Estimate
+
+MAPE_FLOOR = 1e-9  # labels closer to zero than this are left out of MAPE (and counted)
+
+
+@dataclass(frozen=True)
+class RegressionSums:
+    n: int = 0
+    error: float = 0.0  # sum of e
+    error_sq: float = 0.0  # sum of e²
+    error_4: float = 0.0  # sum of e⁴, for the squared error's own variance
+    abs_error: float = 0.0  # sum of |e|
+    label: float = 0.0  # sum of y
+    label_sq: float = 0.0  # sum of y²
+    ape: float = 0.0  # sum of |e| / |y| over labels away from zero
+    ape_sq: float = 0.0
+    ape_n: int = 0
+
+    def merge(self, other: RegressionSums) -> RegressionSums:
+        return RegressionSums(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        )
+
+
+def _mean(total: float, squares: float, n: int, method: str = "normal") -> Estimate:
+    if n <= 0:
+        return Estimate(None, None, None, 0, method=method)
+    mean = total / n
+    var = max(squares / n - mean * mean, 0.0) * n / max(n - 1, 1)
+    half = Z95 * math.sqrt(var / n)
+    return Estimate(mean, mean - half, mean + half, n, method=method)
+
+
+def mae(s: RegressionSums) -> Estimate:
+    return _mean(s.abs_error, s.error_sq, s.n)
+
+
+def mean_error(s: RegressionSums) -> Estimate:
+    """Bias: the mean of prediction minus label."""
+    return _mean(s.error, s.error_sq, s.n)
+
+
+def rmse(s: RegressionSums) -> Estimate:
+    """RMSE, with the square roots of a normal interval on the mean squared error (its
+    standard error from the squared errors' spread, which the fourth moment gives)."""
+    mse = _mean(s.error_sq, s.error_4, s.n, method="normal, on the mean squared error")
+    if mse.value is None or mse.lower is None or mse.upper is None:
+        return mse
+    return Estimate(
+        math.sqrt(mse.value),
+        math.sqrt(max(mse.lower, 0.0)),
+        math.sqrt(mse.upper),
+        s.n,
+        method=mse.method,
+    )
+
+
+def mape(s: RegressionSums) -> Estimate:
+    """Mean absolute percentage error, as a fraction, over labels away from zero."""
+    return _mean(s.ape, s.ape_sq, s.ape_n)
+
+
+def r2(s: RegressionSums) -> Estimate:
+    """Coefficient of determination, 1 - SS_res / SS_tot (no interval)."""
+    if s.n < 2:
+        return Estimate(None, None, None, s.n)
+    ss_tot = s.label_sq - s.label * s.label / s.n
+    if ss_tot <= 0:
+        return Estimate(None, None, None, s.n)
+    return Estimate(1.0 - s.error_sq / ss_tot, None, None, s.n)
+
+
+METRICS: dict[str, Callable[[RegressionSums], Estimate]] = {
+    "mae": mae,
+    "rmse": rmse,
+    "mape": mape,
+    "r2": r2,
+    "mean_error": mean_error,
+}
+
+
+def sums_from_rows(predictions: Any, labels: Any) -> RegressionSums:
+    """The same sums from raw rows, in numpy: for tests."""
+    p, y = np.asarray(predictions, float), np.asarray(labels, float)
+    e = p - y
+    away = np.abs(y) >= MAPE_FLOOR
+    ape = np.abs(e[away]) / np.abs(y[away])
+    return RegressionSums(
+        len(e),
+        float(e.sum()),
+        float((e * e).sum()),
+        float((e**4).sum()),
+        float(np.abs(e).sum()),
+        float(y.sum()),
+        float((y * y).sum()),
+        float(ape.sum()),
+        float((ape * ape).sum()),
+        int(away.sum()),
+    )

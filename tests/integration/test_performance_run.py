@@ -256,3 +256,57 @@ def test_a_gap_on_few_people_reads_as_uncertain(tmp_path: Path, clock: Clock) ->
         w.ingest_labels("m", events[["id", "label"]])
         dp = metric(w.run("m").metrics, "demographic_parity_difference", ("group", "*"))
     assert dp["p_value"] > 0.05  # whatever difference was measured is not significant
+
+
+def test_regression_metrics_in_a_run(tmp_path: Path, clock: Clock) -> None:
+    yaml = """\
+engine: {path: store.duckdb}
+models:
+  - name: prices
+    task: regression
+    columns:
+      event_id: id
+      timestamp: ts
+      features:
+        - {name: rooms, kind: numeric}
+      prediction: price
+      segments: [city]
+    monitoring: {window: 1d, min_labels: 50}
+"""
+    clock.now = T0 + timedelta(days=1, hours=1)
+    rng = np.random.default_rng(12)
+
+    def frame(n: int, prefix: str) -> pd.DataFrame:
+        rooms = rng.integers(1, 6, n)
+        truth = 50_000 * rooms + rng.normal(0, 20_000, n)
+        return pd.DataFrame(
+            {
+                "id": [f"{prefix}{i}" for i in range(n)],
+                "ts": [T0 + timedelta(seconds=int(s)) for s in rng.uniform(0, 86_000, n)],
+                "rooms": rooms.astype(float),
+                "price": truth + rng.normal(3_000, 15_000, n),
+                "city": rng.choice(["x", "y"], n),
+                "label": truth,
+            }
+        )
+
+    with watchkeeper.open(parse_config(yaml, base_dir=tmp_path), clock=clock) as w:
+        w.set_reference("prices", frame(3000, "r").drop(columns=["id", "ts"]))
+        events = frame(2000, "e")
+        w.ingest_events("prices", events.drop(columns=["label"]))
+        w.ingest_labels("prices", events[["id", "label"]])
+        result = w.run("prices").metrics
+    y, p = events["label"], events["price"]
+    assert metric(result, "mae")["value"] == pytest.approx(skm.mean_absolute_error(y, p))
+    assert metric(result, "rmse")["value"] == pytest.approx(skm.root_mean_squared_error(y, p))
+    assert metric(result, "r2")["value"] == pytest.approx(skm.r2_score(y, p))
+    assert metric(result, "mape")["value"] == pytest.approx(
+        skm.mean_absolute_percentage_error(y, p)
+    )
+    bias = metric(result, "mean_error")
+    assert bias["value"] == pytest.approx(float(np.mean(p - y)))
+    assert bias["lower"] < 3_000 < bias["upper"]  # the planted bias is inside the interval
+    x = events[events.city == "x"]
+    assert metric(result, "mae", ("city", "x"))["value"] == pytest.approx(
+        skm.mean_absolute_error(x["label"], x["price"])
+    )

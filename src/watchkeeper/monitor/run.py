@@ -29,7 +29,11 @@ from watchkeeper.config import DriftConfig, ModelConfig
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.ingest.pipeline import new_batch_id
 from watchkeeper.profiles import ALL, Binning, Key, Profile, Source, Windowing, compute_profiles
-from watchkeeper.profiles.compute import OTHER_SEGMENT, compute_binary_counts
+from watchkeeper.profiles.compute import (
+    OTHER_SEGMENT,
+    compute_binary_counts,
+    compute_regression_sums,
+)
 from watchkeeper.profiles.types import ColumnProfile
 from watchkeeper.reference import ReferenceProfile, latency_binning, top_values
 from watchkeeper.schema import BATCH, INGESTED_AT, MODEL_VERSION, spec_for
@@ -38,7 +42,9 @@ from watchkeeper.stats import quality
 from watchkeeper.stats.drift import Comparison
 from watchkeeper.stats.multiple import benjamini_hochberg
 from watchkeeper.stats.performance import METRICS as PERFORMANCE
-from watchkeeper.stats.performance import BinaryCounts
+from watchkeeper.stats.performance import BinaryCounts, Estimate
+from watchkeeper.stats.regression import METRICS as REGRESSION
+from watchkeeper.stats.regression import RegressionSums
 from watchkeeper.store import Store
 from watchkeeper.store.engine import arrow_schema
 from watchkeeper.store.tables import (
@@ -207,7 +213,7 @@ def run(
             progress(n, steps)
 
     profiles: dict[Key, Profile] = {}
-    performance: dict[Key, BinaryCounts] = {}
+    performance: dict[Key, BinaryCounts | RegressionSums] = {}
     labelled_rows: dict[Key, int] = {}
     lags: list[_Row] = []
     for v in versions:
@@ -235,6 +241,12 @@ def run(
                 if key in profiles:
                     cols = {**profiles[key].columns, label_name: p.columns[label_name]}
                     profiles[key] = Profile(profiles[key].rows, profiles[key].errors, cols)
+        if model.task == "regression" and model.columns.prediction:
+            performance.update(
+                compute_regression_sums(
+                    source, model.columns.prediction, label_name, windowing, source_store
+                )
+            )
         if model.task == "binary_classification" and model.columns.score:
             performance.update(
                 compute_binary_counts(
@@ -250,7 +262,8 @@ def run(
 
     rows = metric_rows(model, profiles, refs, size)
     rows += performance_rows(model, profiles, labelled_rows, performance, size, now)
-    rows += fairness_rows(model, profiles, performance, refs, size, now)
+    binary = {k: c for k, c in performance.items() if isinstance(c, BinaryCounts)}
+    rows += fairness_rows(model, profiles, binary, refs, size, now)
     rows += lags
     starts_done = sorted({k[0] for k in profiles})
     rows += _volume_rows(store, model, profiles, size, starts_done)
@@ -531,7 +544,7 @@ def performance_rows(
     model: ModelConfig,
     profiles: dict[Key, Profile],
     labelled: dict[Key, int],
-    counts: dict[Key, BinaryCounts],
+    counts: dict[Key, BinaryCounts | RegressionSums],
     size: timedelta,
     now: datetime,
 ) -> list[_Row]:
@@ -566,7 +579,7 @@ def performance_rows(
         if key not in counts:
             continue
         c = counts[key]
-        if model.costs is not None:
+        if isinstance(c, BinaryCounts) and model.costs is not None:
             # Business impact of the decisions, from the confusion counts and the cost matrix.
             cost = c.fp * model.costs.false_positive + c.fn * model.costs.false_negative
             value = c.tp * model.costs.true_positive_value
@@ -583,8 +596,11 @@ def performance_rows(
                         + ("" if final else f"; {maturity}"),
                     )
                 )
-        for name, metric in PERFORMANCE.items():
-            estimate = metric(counts[key])
+        metrics: dict[str, Callable[[Any], Estimate]] = (
+            dict(PERFORMANCE) if isinstance(c, BinaryCounts) else dict(REGRESSION)
+        )
+        for name, metric in metrics.items():
+            estimate = metric(c)
             row = _Row(
                 where,
                 name,
@@ -598,9 +614,9 @@ def performance_rows(
             notes = [] if final else [maturity]
             if estimate.bound:
                 notes.append(f"within {estimate.bound:.2g} of the unbinned value")
-            if counts[key].n < minimum or estimate.value is None:
+            if c.n < minimum or estimate.value is None:
                 row.status, row.value, row.lower, row.upper = INSUFFICIENT, None, None, None
-                notes.insert(0, f"{counts[key].n} labelled events; needs {minimum}")
+                notes.insert(0, f"{c.n} labelled events; needs {minimum}")
             row.detail = "; ".join(notes)
             rows.append(row)
     return rows

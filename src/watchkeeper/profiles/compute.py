@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 from watchkeeper.profiles.binning import Binning
 from watchkeeper.profiles.types import ColumnProfile, Profile
 from watchkeeper.stats.performance import EPS, SCORE_BINS, BinaryCounts
+from watchkeeper.stats.regression import MAPE_FLOOR, RegressionSums
 from watchkeeper.windows import EPOCH
 
 ALL = "*"  # the segment column and value that stand for the whole traffic
@@ -492,6 +493,54 @@ def compute_binary_counts(
     return out
 
 
+def compute_regression_sums(
+    source: Source,
+    prediction: str,
+    label: str,
+    windowing: Windowing | None,
+    engine: Engine,
+) -> dict[Key, RegressionSums]:
+    """Per window × version × segment, the residual moments regression metrics need."""
+    base = _Base.of(source, [prediction, label], windowing, engine)
+    q = engine.quote
+    p, y = f"CAST({q(prediction)} AS DOUBLE)", f"CAST({q(label)} AS DOUBLE)"
+    keys = [q(k) for k in base.group_keys()] + [q(f"wk_s{i}") for i in range(len(base.segments))]
+    away = f"ABS(wk_y) >= {MAPE_FLOOR!r}"
+    inner = (
+        f"(SELECT {', '.join(keys)}, {p} - {y} AS wk_e, {y} AS wk_y FROM ({base.sql}) AS wk_t "
+        f"WHERE {q(prediction)} IS NOT NULL AND {q(label)} IS NOT NULL) AS wk_b"
+    )
+    ape = f"CASE WHEN {away} THEN ABS(wk_e) / ABS(wk_y) END"
+    measures = [
+        "COUNT(*) AS rows",
+        "SUM(wk_e) AS e1",
+        "SUM(wk_e * wk_e) AS e2",
+        "SUM(wk_e * wk_e * wk_e * wk_e) AS e4",
+        "SUM(ABS(wk_e)) AS ae",
+        "SUM(wk_y) AS y1",
+        "SUM(wk_y * wk_y) AS y2",
+        f"SUM({ape}) AS ape1",
+        f"SUM(({ape}) * ({ape})) AS ape2",
+        f"SUM(CASE WHEN {away} THEN 1 ELSE 0 END) AS apen",
+    ]
+    out: dict[Key, RegressionSums] = {}
+    for key, parts in base.collect(engine.sql(base.query(inner, measures))).items():
+        m = parts.sums
+        out[key] = RegressionSums(
+            int(m["rows"]),
+            m["e1"],
+            m["e2"],
+            m["e4"],
+            m["ae"],
+            m["y1"],
+            m["y2"],
+            m["ape1"],
+            m["ape2"],
+            int(m["apen"]),
+        )
+    return out
+
+
 def bin_sql(x: str, edges: Sequence[float]) -> str:
     """SQL for the bin of ``x``: 0 below the first edge, 1..k inside (the last bin closed),
     k+1 above the last edge; a binary search, so about log2(k) comparisons a value."""
@@ -528,4 +577,5 @@ __all__ = [
     "bin_sql",
     "compute_binary_counts",
     "compute_profiles",
+    "compute_regression_sums",
 ]

@@ -310,3 +310,61 @@ models:
     assert metric(result, "mae", ("city", "x"))["value"] == pytest.approx(
         skm.mean_absolute_error(x["label"], x["price"])
     )
+
+
+def test_multiclass_metrics_in_a_run(tmp_path: Path, clock: Clock) -> None:
+    yaml = """\
+engine: {path: store.duckdb}
+models:
+  - name: animals
+    task: multiclass_classification
+    classes: [cat, dog, fox]
+    columns:
+      event_id: id
+      timestamp: ts
+      features:
+        - {name: size, kind: numeric}
+      prediction: guess
+      scores: {cat: p_cat, dog: p_dog, fox: p_fox}
+    monitoring: {window: 1d, min_labels: 50}
+"""
+    clock.now = T0 + timedelta(days=1, hours=1)
+    rng = np.random.default_rng(14)
+    classes = np.array(["cat", "dog", "fox"])
+
+    def frame(n: int, prefix: str) -> pd.DataFrame:
+        y = rng.choice(classes, n, p=[0.5, 0.3, 0.2])
+        logits = rng.normal(0, 1, (n, 3)) + 1.2 * (classes == y[:, None])
+        probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        return pd.DataFrame(
+            {
+                "id": [f"{prefix}{i}" for i in range(n)],
+                "ts": [T0 + timedelta(seconds=int(s)) for s in rng.uniform(0, 86_000, n)],
+                "size": rng.normal(10, 3, n),
+                "guess": classes[probs.argmax(axis=1)],
+                "p_cat": probs[:, 0],
+                "p_dog": probs[:, 1],
+                "p_fox": probs[:, 2],
+                "label": y,
+            }
+        )
+
+    with watchkeeper.open(parse_config(yaml, base_dir=tmp_path), clock=clock) as w:
+        w.set_reference("animals", frame(2000, "r").drop(columns=["id", "ts"]))
+        events = frame(1500, "e")
+        w.ingest_events("animals", events.drop(columns=["label"]))
+        w.ingest_labels("animals", events[["id", "label"]])
+        result = w.run("animals").metrics
+    y, p = events["label"], events["guess"]
+    assert metric(result, "accuracy")["value"] == pytest.approx(skm.accuracy_score(y, p))
+    assert metric(result, "macro_f1")["value"] == pytest.approx(skm.f1_score(y, p, average="macro"))
+    assert metric(result, "weighted_recall")["value"] == pytest.approx(
+        skm.recall_score(y, p, average="weighted")
+    )
+    probs = events[["p_cat", "p_dog", "p_fox"]].to_numpy()
+    assert metric(result, "log_loss")["value"] == pytest.approx(
+        skm.log_loss(y, probs, labels=list(classes))
+    )
+    per_class = {r["column"]: r["value"] for r in result.to_pylist() if r["metric"] == "recall"}
+    expected = skm.recall_score(y, p, labels=list(classes), average=None)
+    assert per_class == pytest.approx(dict(zip(classes, expected, strict=True)))

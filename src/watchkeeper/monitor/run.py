@@ -32,6 +32,7 @@ from watchkeeper.profiles import ALL, Binning, Key, Profile, Source, Windowing, 
 from watchkeeper.profiles.compute import (
     OTHER_SEGMENT,
     compute_binary_counts,
+    compute_multiclass_counts,
     compute_regression_sums,
 )
 from watchkeeper.profiles.types import ColumnProfile
@@ -40,6 +41,8 @@ from watchkeeper.schema import BATCH, INGESTED_AT, MODEL_VERSION, spec_for
 from watchkeeper.stats import drift as drift_methods
 from watchkeeper.stats import quality
 from watchkeeper.stats.drift import Comparison
+from watchkeeper.stats.multiclass import METRICS as MULTICLASS
+from watchkeeper.stats.multiclass import MulticlassCounts, class_recall
 from watchkeeper.stats.multiple import benjamini_hochberg
 from watchkeeper.stats.performance import METRICS as PERFORMANCE
 from watchkeeper.stats.performance import BinaryCounts, Estimate
@@ -213,7 +216,7 @@ def run(
             progress(n, steps)
 
     profiles: dict[Key, Profile] = {}
-    performance: dict[Key, BinaryCounts | RegressionSums] = {}
+    performance: dict[Key, BinaryCounts | MulticlassCounts | RegressionSums] = {}
     labelled_rows: dict[Key, int] = {}
     lags: list[_Row] = []
     for v in versions:
@@ -241,6 +244,18 @@ def run(
                 if key in profiles:
                     cols = {**profiles[key].columns, label_name: p.columns[label_name]}
                     profiles[key] = Profile(profiles[key].rows, profiles[key].errors, cols)
+        if model.task == "multiclass_classification" and model.columns.prediction:
+            performance.update(
+                compute_multiclass_counts(
+                    source,
+                    model.columns.prediction,
+                    label_name,
+                    model.classes or (),
+                    model.columns.scores,
+                    windowing,
+                    source_store,
+                )
+            )
         if model.task == "regression" and model.columns.prediction:
             performance.update(
                 compute_regression_sums(
@@ -544,7 +559,7 @@ def performance_rows(
     model: ModelConfig,
     profiles: dict[Key, Profile],
     labelled: dict[Key, int],
-    counts: dict[Key, BinaryCounts | RegressionSums],
+    counts: dict[Key, BinaryCounts | MulticlassCounts | RegressionSums],
     size: timedelta,
     now: datetime,
 ) -> list[_Row]:
@@ -597,14 +612,20 @@ def performance_rows(
                     )
                 )
         metrics: dict[str, Callable[[Any], Estimate]] = (
-            dict(PERFORMANCE) if isinstance(c, BinaryCounts) else dict(REGRESSION)
+            dict(PERFORMANCE)
+            if isinstance(c, BinaryCounts)
+            else dict(MULTICLASS)
+            if isinstance(c, MulticlassCounts)
+            else dict(REGRESSION)
         )
-        for name, metric in metrics.items():
-            estimate = metric(c)
+        estimates = [(name, "", metric(c)) for name, metric in metrics.items()]
+        if isinstance(c, MulticlassCounts):
+            estimates += [("recall", cls, e) for cls, e in class_recall(c).items()]
+        for name, column, estimate in estimates:
             row = _Row(
                 where,
                 name,
-                "",
+                column,
                 estimate.value,
                 estimate.sample_size,
                 provisional=not final,

@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 
 from watchkeeper.profiles.binning import Binning
 from watchkeeper.profiles.types import ColumnProfile, Profile
+from watchkeeper.stats.multiclass import MulticlassCounts
 from watchkeeper.stats.performance import EPS, SCORE_BINS, BinaryCounts
 from watchkeeper.stats.regression import MAPE_FLOOR, RegressionSums
 from watchkeeper.windows import EPOCH
@@ -541,6 +542,62 @@ def compute_regression_sums(
     return out
 
 
+def compute_multiclass_counts(
+    source: Source,
+    prediction: str,
+    label: str,
+    classes: Sequence[str],
+    scores: Mapping[str, str] | None,
+    windowing: Windowing | None,
+    engine: Engine,
+) -> dict[Key, MulticlassCounts]:
+    """Per window × version × segment, the confusion matrix over ``classes`` (and the sums
+    behind log loss when every class has a score column)."""
+    q = engine.quote
+    k = len(classes)
+    with_scores = bool(scores) and all(c in (scores or {}) for c in classes)
+    columns = [prediction, label, *((scores or {}).values() if with_scores else ())]
+    base = _Base.of(source, columns, windowing, engine)
+
+    def index(column: str) -> str:
+        whens = " ".join(
+            f"WHEN CAST({q(column)} AS STRING) = '{_sql_text(c)}' THEN {i}"
+            for i, c in enumerate(classes)
+        )
+        return f"CASE {whens} END"
+
+    keys = [q(g) for g in base.group_keys()] + [q(f"wk_s{i}") for i in range(len(base.segments))]
+    extra = ""
+    measures = ["COUNT(*) AS n"]
+    if with_scores:
+        assert scores is not None
+        label_text = f"CAST({q(label)} AS STRING)"
+        whens = " ".join(
+            f"WHEN {label_text} = '{_sql_text(c)}' THEN CAST({q(scores[c])} AS DOUBLE)"
+            for c in classes
+        )
+        true_score = f"CASE {whens} END"
+        clipped = f"GREATEST(LEAST({true_score}, {1 - EPS!r}), {EPS!r})"
+        extra = f", -LN({clipped}) AS wk_ll"
+        measures += ["SUM(wk_ll) AS ll", "SUM(wk_ll * wk_ll) AS llq", "COUNT(wk_ll) AS lln"]
+    inner = (
+        f"(SELECT {', '.join(keys)}, {index(label)} * {k} + {index(prediction)} AS wk_bin{extra} "
+        f"FROM ({base.sql}) AS wk_t WHERE {q(prediction)} IS NOT NULL AND {q(label)} IS NOT NULL) "
+        "AS wk_b"
+    )
+    out: dict[Key, MulticlassCounts] = {}
+    result = engine.sql(base.query(inner, measures, ["wk_bin"]))
+    for key, parts in base.collect(result, "wk_bin", k * k).items():
+        out[key] = MulticlassCounts(
+            tuple(classes),
+            parts.counts.reshape(k, k),
+            parts.sums.get("ll", 0.0),
+            parts.sums.get("llq", 0.0),
+            int(parts.sums.get("lln", 0)),
+        )
+    return out
+
+
 def bin_sql(x: str, edges: Sequence[float]) -> str:
     """SQL for the bin of ``x``: 0 below the first edge, 1..k inside (the last bin closed),
     k+1 above the last edge; a binary search, so about log2(k) comparisons a value."""
@@ -576,6 +633,7 @@ __all__ = [
     "Windowing",
     "bin_sql",
     "compute_binary_counts",
+    "compute_multiclass_counts",
     "compute_profiles",
     "compute_regression_sums",
 ]

@@ -368,3 +368,42 @@ models:
     per_class = {r["column"]: r["value"] for r in result.to_pylist() if r["metric"] == "recall"}
     expected = skm.recall_score(y, p, labels=list(classes), average=None)
     assert per_class == pytest.approx(dict(zip(classes, expected, strict=True)))
+
+
+def _gap_run(tmp_path: Path, clock: Clock, seed: int, weak: bool) -> Any:
+    clock.now = T0 + timedelta(days=1, hours=1)
+    folder = tmp_path / str(seed)
+    folder.mkdir()
+    with watchkeeper.open(parse_config(YAML, base_dir=folder), clock=clock) as w:
+        w.set_reference("m", scored(3000, 1).drop(columns=["id", "ts"]))
+        events = scored(3000, seed)
+        if weak:  # the model quietly fails for region b: its scores are noise
+            b = events.region == "b"
+            events.loc[b, "score"] = np.random.default_rng(seed).uniform(size=int(b.sum()))
+        w.ingest_events("m", events.drop(columns=["label"]))
+        w.ingest_labels("m", events[["id", "label"]])
+        return w.run("m").metrics
+
+
+def test_a_planted_weak_segment_is_found(tmp_path: Path, clock: Clock) -> None:
+    result = _gap_run(tmp_path, clock, 20, weak=True)
+    gaps = {
+        (r["segment_value"], r["column"]): r
+        for r in result.to_pylist()
+        if r["metric"] == "segment_gap"
+    }
+    assert gaps[("b", "accuracy")]["status"] == "worse"
+    assert gaps[("b", "accuracy")]["value"] < -0.05
+    assert gaps[("b", "accuracy")]["p_value"] < 0.001
+    assert gaps[("a", "accuracy")]["status"] == "ok"  # the rest, compared with b, looks better
+
+
+def test_no_weak_segment_is_reported_where_there_is_none(tmp_path: Path, clock: Clock) -> None:
+    flagged = 0
+    for seed in range(30, 42):
+        result = _gap_run(tmp_path, clock, seed, weak=False)
+        flagged += sum(
+            1 for r in result.to_pylist() if r["metric"] == "segment_gap" and r["status"] == "worse"
+        )
+    # 12 runs × 2 segments × 4 metrics at a 5% false-discovery rate: at most a stray one.
+    assert flagged <= 2

@@ -279,6 +279,7 @@ def run(
     rows += performance_rows(model, profiles, labelled_rows, performance, size, now)
     binary = {k: c for k, c in performance.items() if isinstance(c, BinaryCounts)}
     rows += fairness_rows(model, profiles, binary, refs, size, now)
+    rows += segment_gap_rows(model, performance, size)
     rows += lags
     starts_done = sorted({k[0] for k in profiles})
     rows += _volume_rows(store, model, profiles, size, starts_done)
@@ -541,6 +542,99 @@ def fairness_rows(
                     )
                 )
     return rows
+
+
+# The metrics a segment is compared on with the rest of the traffic: (successes, trials)
+# of a proportion from the counts, by model kind.
+_GAP_PROPORTIONS: dict[str, Callable[[BinaryCounts], tuple[int, int]]] = {
+    "accuracy": lambda c: (c.tp + c.tn, c.n),
+    "recall": lambda c: (c.tp, c.tp + c.fn),
+    "precision": lambda c: (c.tp, c.tp + c.fp),
+    "false_positive_rate": lambda c: (c.fp, c.fp + c.tn),
+}
+
+
+def segment_gap_rows(
+    model: ModelConfig,
+    counts: dict[Key, BinaryCounts | MulticlassCounts | RegressionSums],
+    size: timedelta,
+) -> list[_Row]:
+    """Each segment against the rest of the traffic (whole minus segment, since a segment
+    column's values partition the traffic): the difference and a two-sided test, with
+    Benjamini-Hochberg across the window's segments and metrics. Status ``worse`` when the
+    segment is significantly worse; the value is segment minus rest."""
+    pending: dict[datetime, list[tuple[_Row, float | None]]] = defaultdict(list)
+    minimum = model.monitoring.min_labels
+    for key, c in counts.items():
+        start, version, seg_col, seg_val = key
+        whole = counts.get((start, version, ALL, ALL))
+        if seg_col == ALL or whole is None or c.n < minimum or whole.n - c.n < minimum:
+            continue
+        where = _Where(start, start + size, version, seg_col, seg_val)
+        tests: list[tuple[str, float | None, float | None, bool]] = []
+        if isinstance(c, BinaryCounts) and isinstance(whole, BinaryCounts):
+            for name, parts in _GAP_PROPORTIONS.items():
+                k1, n1 = parts(c)
+                k_all, n_all = parts(whole)
+                diff, p = _two_proportions(k1, n1, k_all - k1, n_all - n1)
+                tests.append((name, diff, p, name != "false_positive_rate"))
+        elif isinstance(c, MulticlassCounts) and isinstance(whole, MulticlassCounts):
+            k1, k_all = int(np.trace(c.confusion)), int(np.trace(whole.confusion))
+            diff, p = _two_proportions(k1, c.n, k_all - k1, whole.n - c.n)
+            tests.append(("accuracy", diff, p, True))
+        elif isinstance(c, RegressionSums) and isinstance(whole, RegressionSums):
+            rest = RegressionSums(
+                **{f: getattr(whole, f) - getattr(c, f) for f in c.__dataclass_fields__}
+            )
+            diff, p = _welch(c.abs_error, c.error_sq, c.n, rest.abs_error, rest.error_sq, rest.n)
+            tests.append(("mae", diff, p, False))
+        for name, diff, p, higher_is_better in tests:
+            row = _Row(where, "segment_gap", name, diff, c.n)
+            worse = diff is not None and (diff < 0 if higher_is_better else diff > 0)
+            row.detail = "worse than the rest" if worse else "not worse than the rest"
+            pending[start].append((row, p if worse else None))
+            row.p_value = p
+    out: list[_Row] = []
+    for items in pending.values():
+        tested = [(i, p) for i, (_, p) in enumerate(items) if p is not None]
+        q_values = dict(
+            zip([i for i, _ in tested], benjamini_hochberg([p for _, p in tested]), strict=True)
+        )
+        for i, (row, _) in enumerate(items):
+            q = q_values.get(i)
+            if q is not None:
+                row.p_value = q
+                if q < model.monitoring.numeric_drift.alpha:
+                    row.status = "worse"
+            out.append(row)
+    return out
+
+
+def _two_proportions(k1: int, n1: int, k2: int, n2: int) -> tuple[float | None, float | None]:
+    """Difference p1 - p2 and the two-sided p-value of the pooled two-proportion z-test."""
+    if n1 <= 0 or n2 <= 0:
+        return None, None
+    p1, p2 = k1 / n1, k2 / n2
+    pooled = (k1 + k2) / (n1 + n2)
+    se = (pooled * (1 - pooled) * (1 / n1 + 1 / n2)) ** 0.5
+    if se == 0:
+        return p1 - p2, 1.0
+    return p1 - p2, float(special.erfc(abs(p1 - p2) / se / 2**0.5))
+
+
+def _welch(
+    s1: float, q1: float, n1: int, s2: float, q2: float, n2: int
+) -> tuple[float | None, float | None]:
+    """Difference of means and the two-sided p-value of Welch's test (normal approximation)."""
+    if n1 < 2 or n2 < 2:
+        return None, None
+    m1, m2 = s1 / n1, s2 / n2
+    v1 = max(q1 / n1 - m1 * m1, 0.0) * n1 / (n1 - 1)
+    v2 = max(q2 / n2 - m2 * m2, 0.0) * n2 / (n2 - 1)
+    se = (v1 / n1 + v2 / n2) ** 0.5
+    if se == 0:
+        return m1 - m2, 1.0
+    return m1 - m2, float(special.erfc(abs(m1 - m2) / se / 2**0.5))
 
 
 def _safe_rate(table: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:

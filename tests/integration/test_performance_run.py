@@ -407,3 +407,44 @@ def test_no_weak_segment_is_reported_where_there_is_none(tmp_path: Path, clock: 
         )
     # 12 runs × 2 segments × 4 metrics at a 5% false-discovery rate: at most a stray one.
     assert flagged <= 2
+
+
+def test_outcomes_become_business_kpis(tmp_path: Path, clock: Clock) -> None:
+    yaml = YAML.replace(
+        "    labels:\n",
+        "    outcomes:\n      - name: chargeback\n      - name: reviews\n    labels:\n",
+    ).replace("      min_labels: 50\n", "      min_labels: 50\n      baseline_windows: 5\n")
+    clock.now = T0 + timedelta(days=6, hours=1)
+    rng = np.random.default_rng(21)
+    with watchkeeper.open(parse_config(yaml, base_dir=tmp_path), clock=clock) as w:
+        w.set_reference("m", scored(3000, 1).drop(columns=["id", "ts"]))
+        outcomes = []
+        for day in range(6):
+            events = scored(1000, 100 + day)
+            events["id"] = [f"d{day}-{i}" for i in range(1000)]
+            events["ts"] = events["ts"] + pd.Timedelta(days=day)
+            w.ingest_events("m", events.drop(columns=["label"]))
+            rate = 0.04 if day == 5 else 0.02  # chargebacks double on the last day
+            hit = events["id"][rng.uniform(size=1000) < rate]
+            outcomes += [{"id": i, "outcome": "chargeback", "value": 1} for i in hit]
+            outcomes.append(
+                {
+                    "outcome": "reviews",
+                    "value": 50 + day,
+                    "timestamp": (T0 + timedelta(days=day, hours=3)).isoformat(),
+                }
+            )
+        result = w.ingest_outcomes("m", outcomes)
+        assert result.accepted == len(outcomes)
+        m = w.run("m").to_pandas()
+    totals = m[(m.metric == "outcome_total") & (m.column == "chargeback")].set_index("window_start")
+    per_day = pd.Series(
+        [o["id"].split("-")[0] for o in outcomes if o["outcome"] == "chargeback"]
+    ).value_counts()
+    assert totals.loc[T0 + timedelta(days=5), "value"] == per_day["d5"]
+    rate = m[(m.metric == "outcome_rate") & (m.window_start == T0 + timedelta(days=5))]
+    assert rate.value.iloc[0] == pytest.approx(per_day["d5"] / 1000)
+    change = m[(m.metric == "outcome_change") & (m.window_start == T0 + timedelta(days=5))]
+    assert change.value.iloc[0] > 1.5  # about twice the recent days' median
+    reviews = m[(m.metric == "outcome_total") & (m.column == "reviews")].sort_values("window_start")
+    assert reviews.value.tolist() == [50.0, 51.0, 52.0, 53.0, 54.0, 55.0]

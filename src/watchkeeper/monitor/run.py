@@ -37,7 +37,7 @@ from watchkeeper.profiles.compute import (
 )
 from watchkeeper.profiles.types import ColumnProfile
 from watchkeeper.reference import ReferenceProfile, latency_binning, top_values
-from watchkeeper.schema import BATCH, INGESTED_AT, MODEL_VERSION, spec_for
+from watchkeeper.schema import BATCH, INGESTED_AT, KEY, MODEL_VERSION, spec_for
 from watchkeeper.stats import drift as drift_methods
 from watchkeeper.stats import quality
 from watchkeeper.stats.drift import Comparison
@@ -283,6 +283,8 @@ def run(
     rows += lags
     starts_done = sorted({k[0] for k in profiles})
     rows += _volume_rows(store, model, profiles, size, starts_done)
+    if source_store is store:
+        rows += _outcome_rows(store, model, events, profiles, windowing)
     rows += _quarantine_rows(store, model, size, starts_done)
     rows += _schema_rows(store, model, size, starts_done)
     table = _metrics_table(rows, model.name, run_id, now)
@@ -912,48 +914,130 @@ def _volume_rows(
     starts: Sequence[datetime],
 ) -> list[_Row]:
     """Rows against what the recent windows lead one to expect (their median)."""
+    current: dict[tuple[str, str, str], dict[datetime, float]] = defaultdict(
+        lambda: defaultdict(float)
+    )
+    for (start, _, col, val), p in profiles.items():
+        current[(col, val, "")][start] += p.rows
+    return _against_recent(store, model, "row_count", "volume_ratio", "rows", current, size)
+
+
+def _against_recent(
+    store: Store,
+    model: ModelConfig,
+    metric: str,
+    ratio_metric: str,
+    unit: str,
+    current: dict[tuple[str, str, str], dict[datetime, float]],
+    size: timedelta,
+) -> list[_Row]:
+    """``ratio_metric``: this window's ``metric`` over the median of the recent windows'
+    (the run's own and the stored ones), per segment and column; version ``*``."""
+    starts = sorted({s for by_start in current.values() for s in by_start})
     if not starts:
         return []
     n = model.monitoring.baseline_windows
-    current: dict[tuple[str, str], dict[datetime, int]] = defaultdict(lambda: defaultdict(int))
-    for (start, _, col, val), p in profiles.items():
-        current[(col, val)][start] += p.rows
     metrics = store.table(METRICS)
-    earliest = min(starts) - n * size
     hist = store.execute(
         metrics.filter(
             (metrics.model == model.name)
-            & (metrics.metric == "row_count")
-            & (metrics.window_start >= earliest)
+            & (metrics.metric == metric)
+            & (metrics.window_start >= min(starts) - n * size)
             & (metrics.window_start < max(starts))
         )
-        .group_by(["window_start", "window_end", "segment_column", "segment_value"])
-        .aggregate(rows=metrics.value.sum())
+        .group_by(["window_start", "window_end", "segment_column", "segment_value", "column"])
+        .aggregate(total=metrics.value.sum())
     )
-    history: dict[tuple[str, str], dict[datetime, float]] = defaultdict(dict)
+    history: dict[tuple[str, str, str], dict[datetime, float]] = defaultdict(dict)
     for r in hist.to_pylist():
-        if r["window_end"] - r["window_start"] == size:
-            history[(r["segment_column"], r["segment_value"])][r["window_start"]] = r["rows"]
+        if r["window_end"] - r["window_start"] == size and r["total"] is not None:
+            key = (r["segment_column"], r["segment_value"], r["column"])
+            history[key][r["window_start"]] = r["total"]
     out = []
-    for seg, counts in current.items():
-        known = {**history.get(seg, {}), **counts}
-        for start in sorted(counts):
+    for key, values in current.items():
+        known = {**history.get(key, {}), **values}
+        for start in sorted(values):
             previous = [x for i in range(1, n + 1) if (x := known.get(start - i * size, 0.0))]
             if len(previous) < max(3, n // 4):
                 continue
             expected = statistics.median(previous)
             out.append(
                 _Row(
-                    _Where(start, start + size, ANY_VERSION, seg[0], seg[1]),
-                    "volume_ratio",
-                    "",
-                    counts[start] / expected if expected else None,
-                    counts[start],
-                    threshold=None,
-                    detail=f"expected {expected:,.0f} rows "
+                    _Where(start, start + size, ANY_VERSION, key[0], key[1]),
+                    ratio_metric,
+                    key[2],
+                    values[start] / expected if expected else None,
+                    len(previous),
+                    detail=f"expected {expected:,.4g} {unit} "
                     f"(median of the last {len(previous)} windows)",
                 )
             )
+    return out
+
+
+def _outcome_rows(
+    store: Store,
+    model: ModelConfig,
+    events: ir.Table,
+    profiles: dict[Key, Profile],
+    w: Windowing,
+) -> list[_Row]:
+    """Business outcomes per window (whole traffic): per-event outcomes by their event's
+    time, with their rate per event; outcomes logged as a time series by their own time."""
+    table = spec_for("outcomes", model).table
+    if table not in store.tables() or not w.size:
+        return []
+    t = store.table(table)
+    order = [ibis.desc(t[INGESTED_AT]), ibis.desc(t[BATCH])]
+    ranked = t.mutate(wk_rank=ibis.row_number().over(group_by=t[KEY], order_by=order))
+    latest = ranked.filter(ranked.wk_rank == 0)
+    size_us = int(w.size.total_seconds()) * 1_000_000
+    ts = model.columns.timestamp
+    scoped = _scope(store, events, ts, w)
+    per_event = scoped.inner_join(
+        latest.filter(latest.event_id.notnull()), scoped[model.columns.event_id] == latest.event_id
+    )
+    found = store.execute(
+        per_event.mutate(wk_w=store.epoch_micros(per_event[ts]) // size_us)
+        .group_by(["wk_w", "outcome"])
+        .aggregate(total=ibis._.value.sum(), n=ibis._.count())
+    ).to_pylist()
+    series = latest.filter(latest.event_id.isnull())
+    series = _scope(store, series, "timestamp", w)
+    found_series = store.execute(
+        series.mutate(wk_w=store.epoch_micros(series.timestamp) // size_us)
+        .group_by(["wk_w", "outcome"])
+        .aggregate(total=ibis._.value.sum(), n=ibis._.count())
+    ).to_pylist()
+    rows_by_start: dict[datetime, int] = defaultdict(int)
+    for (start, _, col, _val), p in profiles.items():
+        if col == ALL:
+            rows_by_start[start] += p.rows
+    out: list[_Row] = []
+    rates: dict[tuple[str, str, str], dict[datetime, float]] = defaultdict(dict)
+    for kind, found_rows in (("event", found), ("series", found_series)):
+        for r in found_rows:
+            start = EPOCH + timedelta(microseconds=r["wk_w"] * size_us)
+            where = _Where(start, start + w.size, ANY_VERSION, ALL, ALL)
+            total = float(r["total"] or 0.0)
+            out.append(_Row(where, "outcome_total", r["outcome"], total, int(r["n"])))
+            events_n = rows_by_start.get(start, 0)
+            if kind == "event" and events_n:
+                rate = total / events_n
+                out.append(
+                    _Row(
+                        where,
+                        "outcome_rate",
+                        r["outcome"],
+                        rate,
+                        events_n,
+                        detail=f"{total:g} over {events_n:,} events",
+                    )
+                )
+                rates[(ALL, ALL, r["outcome"])][start] = rate
+    out += _against_recent(
+        store, model, "outcome_rate", "outcome_change", "per event", rates, w.size
+    )
     return out
 
 

@@ -235,6 +235,8 @@ def reference_spec(model: ModelConfig) -> TableSpec:
     ]
     if cols.query_id:
         columns.append(ColumnSpec(cols.query_id, "string", "query_id"))
+    if cols.item_id:
+        columns.append(ColumnSpec(cols.item_id, "string", "item_id"))
     if cols.position:
         columns.append(ColumnSpec(cols.position, "int64", "position", low=0.0))
     return TableSpec(

@@ -448,3 +448,63 @@ def test_outcomes_become_business_kpis(tmp_path: Path, clock: Clock) -> None:
     assert change.value.iloc[0] > 1.5  # about twice the recent days' median
     reviews = m[(m.metric == "outcome_total") & (m.column == "reviews")].sort_values("window_start")
     assert reviews.value.tolist() == [50.0, 51.0, 52.0, 53.0, 54.0, 55.0]
+
+
+def test_ranking_metrics_in_a_run(tmp_path: Path, clock: Clock) -> None:
+    yaml = """\
+engine: {path: store.duckdb}
+models:
+  - name: search
+    task: ranking
+    columns:
+      event_id: id
+      timestamp: ts
+      features:
+        - {name: price, kind: numeric}
+      score: relevance
+      query_id: query
+      item_id: item
+    monitoring: {window: 1d, min_labels: 20, ranking_k: 5}
+"""
+    clock.now = T0 + timedelta(days=1, hours=1)
+    rng = np.random.default_rng(17)
+    records = []
+    for qi in range(150):
+        n_items = int(rng.integers(3, 12))
+        true_rel = rng.integers(0, 3, n_items)
+        score = true_rel + rng.normal(0, 1.2, n_items)
+        for j in range(n_items):
+            records.append(
+                {
+                    "id": f"q{qi}-{j}",
+                    "ts": T0 + timedelta(minutes=qi * 5),
+                    "price": float(rng.uniform(5, 50)),
+                    "relevance": float(score[j]),
+                    "query": f"q{qi}",
+                    "item": f"i{rng.integers(0, 300)}",
+                    "label": float(true_rel[j]),
+                }
+            )
+    events = pd.DataFrame(records)
+    with watchkeeper.open(parse_config(yaml, base_dir=tmp_path), clock=clock) as w:
+        w.set_reference("search", events.drop(columns=["id", "ts"]))
+        w.ingest_events("search", events.drop(columns=["label"]))
+        w.ingest_labels("search", events[["id", "label"]])
+        result = w.run("search").metrics
+    ndcg, precision, rr = [], [], []
+    for _, group in events.groupby("query"):
+        y, s = group["label"].to_numpy(), group["relevance"].to_numpy()
+        order = np.argsort(-s, kind="stable")
+        if y.max() > 0:
+            ndcg.append(skm.ndcg_score([y], [s], k=5))
+        precision.append(float((y[order][:5] > 0).sum()) / 5)
+        hits = np.flatnonzero(y[order] > 0)
+        rr.append(1.0 / (hits[0] + 1) if len(hits) else 0.0)
+    assert metric(result, "ndcg_at_k")["value"] == pytest.approx(np.mean(ndcg))
+    assert metric(result, "precision_at_k")["value"] == pytest.approx(np.mean(precision))
+    assert metric(result, "mrr")["value"] == pytest.approx(np.mean(rr))
+    assert metric(result, "ctr")["value"] == pytest.approx((events["label"] > 0).mean())
+    assert metric(result, "mrr")["sample_size"] == 150
+    coverage = [r for r in result.to_pylist() if r["metric"] == "catalogue_coverage"]
+    assert coverage[0]["value"] == pytest.approx(1.0)  # the reference is these very events
+    assert coverage[0]["column"] == "item"

@@ -33,6 +33,7 @@ from watchkeeper.profiles.compute import (
     OTHER_SEGMENT,
     compute_binary_counts,
     compute_multiclass_counts,
+    compute_ranking_sums,
     compute_regression_sums,
 )
 from watchkeeper.profiles.types import ColumnProfile
@@ -46,6 +47,8 @@ from watchkeeper.stats.multiclass import MulticlassCounts, class_recall
 from watchkeeper.stats.multiple import benjamini_hochberg
 from watchkeeper.stats.performance import METRICS as PERFORMANCE
 from watchkeeper.stats.performance import BinaryCounts, Estimate
+from watchkeeper.stats.ranking import METRICS as RANKING
+from watchkeeper.stats.ranking import RankingSums
 from watchkeeper.stats.regression import METRICS as REGRESSION
 from watchkeeper.stats.regression import RegressionSums
 from watchkeeper.store import Store
@@ -216,7 +219,7 @@ def run(
             progress(n, steps)
 
     profiles: dict[Key, Profile] = {}
-    performance: dict[Key, BinaryCounts | MulticlassCounts | RegressionSums] = {}
+    performance: dict[Key, BinaryCounts | MulticlassCounts | RegressionSums | RankingSums] = {}
     labelled_rows: dict[Key, int] = {}
     lags: list[_Row] = []
     for v in versions:
@@ -256,6 +259,19 @@ def run(
                     source_store,
                 )
             )
+        if model.task == "ranking" and model.columns.query_id:
+            performance.update(
+                compute_ranking_sums(
+                    source,
+                    model.columns.query_id,
+                    label_name,
+                    model.columns.position,
+                    model.columns.score,
+                    model.monitoring.ranking_k,
+                    windowing,
+                    source_store,
+                )
+            )
         if model.task == "regression" and model.columns.prediction:
             performance.update(
                 compute_regression_sums(
@@ -280,6 +296,8 @@ def run(
     binary = {k: c for k, c in performance.items() if isinstance(c, BinaryCounts)}
     rows += fairness_rows(model, profiles, binary, refs, size, now)
     rows += segment_gap_rows(model, performance, size)
+    if model.task == "ranking" and model.columns.item_id:
+        rows += _coverage_rows(store, source_store, model, events, refs, windowing)
     rows += lags
     starts_done = sorted({k[0] for k in profiles})
     rows += _volume_rows(store, model, profiles, size, starts_done)
@@ -329,6 +347,55 @@ def _scope(store: Store, events: ir.Table, ts: str, w: Windowing) -> ir.Table:
         wanted = [int((s - EPOCH).total_seconds() * 1_000_000) // size for s in w.starts]
         t = t.filter((store.epoch_micros(t[ts]) // size).isin(wanted))
     return t
+
+
+def _coverage_rows(
+    store: Store,
+    source_store: Store,
+    model: ModelConfig,
+    events: ir.Table,
+    refs: dict[str, ReferenceProfile],
+    w: Windowing,
+) -> list[_Row]:
+    """Catalogue coverage per window: distinct items shown over those in the reference."""
+    item = model.columns.item_id
+    assert item is not None
+    ref_table = store.table(spec_for("reference", model).table)
+    out = []
+    size_us = int(w.size.total_seconds()) * 1_000_000
+    for version, ref in refs.items():
+        if item not in ref_table.columns:
+            continue
+        mine = ref_table.filter(ref_table[BATCH] == ref.reference_id)
+        catalogue = int(store.scalar(mine[item].nunique()))
+        scoped = _scope(
+            source_store,
+            events.filter(events[MODEL_VERSION] == version),
+            model.columns.timestamp,
+            w,
+        )
+        found = source_store.execute(
+            scoped.mutate(
+                wk_w=source_store.epoch_micros(scoped[model.columns.timestamp]) // size_us
+            )
+            .group_by("wk_w")
+            .aggregate(items=ibis._[item].nunique())
+        )
+        for r in found.to_pylist():
+            start = EPOCH + timedelta(microseconds=r["wk_w"] * size_us)
+            where = _Where(start, start + w.size, version, ALL, ALL)
+            value = r["items"] / catalogue if catalogue else None
+            out.append(
+                _Row(
+                    where,
+                    "catalogue_coverage",
+                    item,
+                    value,
+                    int(r["items"]),
+                    detail=f"{r['items']:,} of the reference's {catalogue:,} items shown",
+                )
+            )
+    return out
 
 
 def _label_lag_rows(
@@ -558,7 +625,7 @@ _GAP_PROPORTIONS: dict[str, Callable[[BinaryCounts], tuple[int, int]]] = {
 
 def segment_gap_rows(
     model: ModelConfig,
-    counts: dict[Key, BinaryCounts | MulticlassCounts | RegressionSums],
+    counts: dict[Key, BinaryCounts | MulticlassCounts | RegressionSums | RankingSums],
     size: timedelta,
 ) -> list[_Row]:
     """Each segment against the rest of the traffic (whole minus segment, since a segment
@@ -655,7 +722,7 @@ def performance_rows(
     model: ModelConfig,
     profiles: dict[Key, Profile],
     labelled: dict[Key, int],
-    counts: dict[Key, BinaryCounts | MulticlassCounts | RegressionSums],
+    counts: dict[Key, BinaryCounts | MulticlassCounts | RegressionSums | RankingSums],
     size: timedelta,
     now: datetime,
 ) -> list[_Row]:
@@ -712,6 +779,8 @@ def performance_rows(
             if isinstance(c, BinaryCounts)
             else dict(MULTICLASS)
             if isinstance(c, MulticlassCounts)
+            else dict(RANKING)
+            if isinstance(c, RankingSums)
             else dict(REGRESSION)
         )
         estimates = [(name, "", metric(c)) for name, metric in metrics.items()]

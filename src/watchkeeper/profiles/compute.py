@@ -39,6 +39,7 @@ from watchkeeper.profiles.binning import Binning
 from watchkeeper.profiles.types import ColumnProfile, Profile
 from watchkeeper.stats.multiclass import MulticlassCounts
 from watchkeeper.stats.performance import EPS, SCORE_BINS, BinaryCounts
+from watchkeeper.stats.ranking import RankingSums
 from watchkeeper.stats.regression import MAPE_FLOOR, RegressionSums
 from watchkeeper.windows import EPOCH
 
@@ -598,6 +599,78 @@ def compute_multiclass_counts(
     return out
 
 
+def compute_ranking_sums(
+    source: Source,
+    query_id: str,
+    label: str,
+    position: str | None,
+    score: str | None,
+    k: int,
+    windowing: Windowing | None,
+    engine: Engine,
+) -> dict[Key, RankingSums]:
+    """Per window × version × segment, per-query ranking quality summed over queries: each
+    query's hits in the top ``k``, its DCG over its ideal DCG, and its first relevant rank."""
+    q = engine.quote
+    columns = [query_id, label, *(c for c in (position, score) if c)]
+    base = _Base.of(source, columns, windowing, engine)
+    keys = [q(g) for g in base.group_keys()] + [q(f"wk_s{i}") for i in range(len(base.segments))]
+    part = ", ".join([*keys, q(query_id)])
+    by_score = f"CAST({q(score or '')} AS DOUBLE) DESC"
+    rank = (
+        f"CAST({q(position)} AS BIGINT)"
+        if position
+        else f"ROW_NUMBER() OVER (PARTITION BY {part} ORDER BY {by_score})"
+    )
+    y = f"CAST({q(label)} AS DOUBLE)"
+    ranked = (
+        f"SELECT {', '.join(keys)}, {q(query_id)} AS wk_q, {rank} AS wk_r, {y} AS wk_y, "
+        f"ROW_NUMBER() OVER (PARTITION BY {part} ORDER BY {y} DESC) AS wk_i "
+        f"FROM ({base.sql}) AS wk_t WHERE {q(label)} IS NOT NULL AND {q(query_id)} IS NOT NULL"
+    )
+    per_query = (
+        f"SELECT {', '.join(keys)}, wk_q, COUNT(*) AS wk_n, "
+        "SUM(CASE WHEN wk_y > 0 THEN 1 ELSE 0 END) AS wk_c, "
+        f"SUM(CASE WHEN wk_r <= {k} AND wk_y > 0 THEN 1 ELSE 0 END) AS wk_hits, "
+        f"SUM(CASE WHEN wk_r <= {k} THEN wk_y / LOG2(wk_r + 1) ELSE 0 END) AS wk_dcg, "
+        f"SUM(CASE WHEN wk_i <= {k} THEN wk_y / LOG2(wk_i + 1) ELSE 0 END) AS wk_idcg, "
+        "MIN(CASE WHEN wk_y > 0 THEN wk_r END) AS wk_first "
+        f"FROM ({ranked}) AS wk_rk GROUP BY {', '.join([*keys, 'wk_q'])}"
+    )
+    precision = f"CAST(wk_hits AS DOUBLE) / {k}"
+    ndcg = "CASE WHEN wk_idcg > 0 THEN wk_dcg / wk_idcg END"
+    rr = "CASE WHEN wk_first IS NOT NULL THEN 1.0 / wk_first ELSE 0.0 END"
+    measures = [
+        "COUNT(*) AS rows",
+        "SUM(wk_n) AS imp",
+        "SUM(wk_c) AS clicks",
+        f"SUM({precision}) AS p1",
+        f"SUM(({precision}) * ({precision})) AS p2",
+        f"SUM({ndcg}) AS g1",
+        f"SUM(({ndcg}) * ({ndcg})) AS g2",
+        "SUM(CASE WHEN wk_idcg > 0 THEN 1 ELSE 0 END) AS gn",
+        f"SUM({rr}) AS r1",
+        f"SUM(({rr}) * ({rr})) AS r2",
+    ]
+    out: dict[Key, RankingSums] = {}
+    result = engine.sql(base.query(f"({per_query}) AS wk_pq", measures))
+    for key, parts in base.collect(result).items():
+        m = parts.sums
+        out[key] = RankingSums(
+            int(m["rows"]),
+            int(m["imp"]),
+            int(m["clicks"]),
+            m["p1"],
+            m["p2"],
+            m["g1"],
+            m["g2"],
+            int(m["gn"]),
+            m["r1"],
+            m["r2"],
+        )
+    return out
+
+
 def bin_sql(x: str, edges: Sequence[float]) -> str:
     """SQL for the bin of ``x``: 0 below the first edge, 1..k inside (the last bin closed),
     k+1 above the last edge; a binary search, so about log2(k) comparisons a value."""
@@ -635,5 +708,6 @@ __all__ = [
     "compute_binary_counts",
     "compute_multiclass_counts",
     "compute_profiles",
+    "compute_ranking_sums",
     "compute_regression_sums",
 ]

@@ -1,0 +1,54 @@
+"""Ranking and recommendation quality from per-query sums pushed down by the engine.
+
+Positions are ranks shown to the user, 1 at the top (derived from the score within the
+query when no position is logged). A label is the relevance of an item (a click is 1).
+Gains are linear (``rel / log2(rank + 1)``), as scikit-learn's ``ndcg_score``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+from watchkeeper.stats.performance import Z95, Estimate, wilson
+
+
+@dataclass(frozen=True)
+class RankingSums:
+    queries: int = 0
+    impressions: int = 0  # labelled events shown
+    clicks: int = 0  # impressions with a positive label
+    precision_at_k: float = 0.0  # sum over queries of hits@k / k
+    precision_sq: float = 0.0
+    ndcg: float = 0.0  # sum over queries with a relevant item of DCG@k / IDCG@k
+    ndcg_sq: float = 0.0
+    ndcg_queries: int = 0
+    reciprocal_rank: float = 0.0  # sum over queries of 1 / rank of the first relevant item
+    reciprocal_rank_sq: float = 0.0
+
+    @property
+    def n(self) -> int:
+        return self.queries
+
+    def merge(self, other: RankingSums) -> RankingSums:
+        return RankingSums(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        )
+
+
+def _mean(total: float, squares: float, n: int) -> Estimate:
+    if n <= 0:
+        return Estimate(None, None, None, 0)
+    mean = total / n
+    var = max(squares / n - mean * mean, 0.0) * n / max(n - 1, 1)
+    half = Z95 * math.sqrt(var / n)
+    return Estimate(mean, mean - half, mean + half, n, method="normal, over queries")
+
+
+METRICS: dict[str, Callable[[RankingSums], Estimate]] = {
+    "ctr": lambda s: wilson(s.clicks, s.impressions),
+    "precision_at_k": lambda s: _mean(s.precision_at_k, s.precision_sq, s.queries),
+    "ndcg_at_k": lambda s: _mean(s.ndcg, s.ndcg_sq, s.ndcg_queries),
+    "mrr": lambda s: _mean(s.reciprocal_rank, s.reciprocal_rank_sq, s.queries),
+}

@@ -306,6 +306,9 @@ models:
     bias = metric(result, "mean_error")
     assert bias["value"] == pytest.approx(float(np.mean(p - y)))
     assert bias["lower"] < 3_000 < bias["upper"]  # the planted bias is inside the interval
+    residuals = (p - y).to_numpy()
+    for name, q in (("residual_p10", 0.1), ("residual_p50", 0.5), ("residual_p90", 0.9)):
+        assert metric(result, name)["value"] == pytest.approx(np.quantile(residuals, q))
     x = events[events.city == "x"]
     assert metric(result, "mae", ("city", "x"))["value"] == pytest.approx(
         skm.mean_absolute_error(x["label"], x["price"])

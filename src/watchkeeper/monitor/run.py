@@ -221,7 +221,7 @@ def run(
     profiles: dict[Key, Profile] = {}
     performance: dict[Key, BinaryCounts | MulticlassCounts | RegressionSums | RankingSums] = {}
     labelled_rows: dict[Key, int] = {}
-    lags: list[_Row] = []
+    extra_rows: list[_Row] = []
     for v in versions:
         ref = refs[v]
         mine = events.filter(events[MODEL_VERSION] == v)
@@ -238,7 +238,7 @@ def run(
             tick(1)
             continue
         labelled = _with_labels(source_store, model, mine, label_name)
-        lags += _label_lag_rows(source_store, model, labelled, windowing, v)
+        extra_rows += _label_lag_rows(source_store, model, labelled, windowing, v)
         source = Source(labelled, model.columns.timestamp, ibis.literal(v), None, segments)
         if label_binning is not None:
             found = compute_profiles(source, [label_binning], windowing, source_store, tick)
@@ -273,6 +273,7 @@ def run(
                 )
             )
         if model.task == "regression" and model.columns.prediction:
+            extra_rows += _residual_rows(source_store, model, labelled, windowing, v)
             performance.update(
                 compute_regression_sums(
                     source, model.columns.prediction, label_name, windowing, source_store
@@ -298,7 +299,7 @@ def run(
     rows += segment_gap_rows(model, performance, size)
     if model.task == "ranking" and model.columns.item_id:
         rows += _coverage_rows(store, source_store, model, events, refs, windowing)
-    rows += lags
+    rows += extra_rows
     starts_done = sorted({k[0] for k in profiles})
     rows += _volume_rows(store, model, profiles, size, starts_done)
     if source_store is store:
@@ -395,6 +396,31 @@ def _coverage_rows(
                     detail=f"{r['items']:,} of the reference's {catalogue:,} items shown",
                 )
             )
+    return out
+
+
+def _residual_rows(
+    store: Store, model: ModelConfig, labelled: ir.Table, w: Windowing, version: str
+) -> list[_Row]:
+    """Residual (prediction - label) quantiles per window, whole traffic: p10, p50, p90."""
+    assert model.columns.prediction is not None
+    scoped = _scope(store, labelled, model.columns.timestamp, w)
+    size = int(w.size.total_seconds()) * 1_000_000
+    residual = scoped[model.columns.prediction].cast("float64") - scoped.wk_label.cast("float64")
+    found = store.execute(
+        scoped.mutate(w=store.epoch_micros(scoped[model.columns.timestamp]) // size, e=residual)
+        .filter(ibis._.e.notnull())
+        .group_by("w")
+        .aggregate(n=ibis._.count(), q=ibis._.e.quantile([0.1, 0.5, 0.9]))
+    )
+    out = []
+    for r in found.to_pylist():
+        start = EPOCH + timedelta(microseconds=r["w"] * size)
+        where = _Where(start, start + w.size, version, ALL, ALL)
+        for name, value in zip(
+            ("residual_p10", "residual_p50", "residual_p90"), r["q"] or (), strict=False
+        ):
+            out.append(_Row(where, name, "", value, int(r["n"])))
     return out
 
 

@@ -81,6 +81,7 @@ class MonitoringConfig(_Frozen):
     min_rows: int = Field(default=100, ge=1)  # fewer rows: drift is insufficient_data
     min_labels: int = Field(default=100, ge=1)  # fewer labelled events: performance is too
     ranking_k: int = Field(default=10, ge=1)  # the cut-off of precision@k and NDCG@k
+    weak_slices: bool = True  # search single columns and pairs for slices that do worse
     max_segment_values: int = Field(default=20, ge=1)  # per segment column; the rest: (other)
     baseline_windows: int = Field(default=24, ge=1)  # recent windows that set expected volume
     numeric_drift: DriftConfig = DriftConfig(effect="wasserstein", test="ks")

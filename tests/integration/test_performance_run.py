@@ -42,7 +42,8 @@ models:
 
 def scored(n: int, seed: int) -> pd.DataFrame:
     frame = rows(n, T0, 24, seed=seed).to_pandas()
-    rng = np.random.default_rng(seed)
+    # Another stream than the one that drew the features: labels independent of them.
+    rng = np.random.default_rng([seed, 1])
     frame["label"] = (rng.uniform(size=n) < 0.3).astype(int)
     frame["score"] = np.clip(rng.beta(2, 5, n) + 0.35 * frame["label"], 0, 1)
     return frame
@@ -511,3 +512,34 @@ models:
     coverage = [r for r in result.to_pylist() if r["metric"] == "catalogue_coverage"]
     assert coverage[0]["value"] == pytest.approx(1.0)  # the reference is these very events
     assert coverage[0]["column"] == "item"
+
+
+def _slice_run(tmp_path: Path, clock: Clock, seed: int, weak: bool) -> list[dict[str, Any]]:
+    clock.now = T0 + timedelta(days=1, hours=1)
+    folder = tmp_path / f"s{seed}"
+    folder.mkdir()
+    with watchkeeper.open(parse_config(YAML, base_dir=folder), clock=clock) as w:
+        w.set_reference("m", scored(3000, 1).drop(columns=["id", "ts"]))
+        events = scored(6000, seed)
+        if weak:  # the model fails for one pair of values only
+            bad = (events.region == "b") & (events.c == "r")
+            events.loc[bad, "score"] = 1 - events.loc[bad, "score"]
+        w.ingest_events("m", events.drop(columns=["label"]))
+        w.ingest_labels("m", events[["id", "label"]])
+        result = w.run("m").metrics
+    return [r for r in result.to_pylist() if r["metric"] == "weak_slice"]
+
+
+def test_a_planted_weak_slice_is_found_first(tmp_path: Path, clock: Clock) -> None:
+    found = _slice_run(tmp_path, clock, 50, weak=True)
+    assert found, "no weak slice found"
+    top = found[0]
+    assert top["column"] in ("region=b & c=r", "c=r & region=b")
+    assert top["status"] == "worse" and top["p_value"] < 0.001
+    assert top["value"] > 0.3  # its error rate is far above the rest's
+    assert "of labelled events" in top["detail"]
+
+
+def test_no_weak_slice_where_there_is_none(tmp_path: Path, clock: Clock) -> None:
+    reported = sum(len(_slice_run(tmp_path, clock, seed, weak=False)) for seed in range(60, 68))
+    assert reported <= 1  # eight windows at a 5% false-discovery rate

@@ -28,6 +28,7 @@ from scipy import special
 from watchkeeper.config import DriftConfig, ModelConfig
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.ingest.pipeline import new_batch_id
+from watchkeeper.monitor.slices import discover
 from watchkeeper.profiles import ALL, Binning, Key, Profile, Source, Windowing, compute_profiles
 from watchkeeper.profiles.compute import (
     OTHER_SEGMENT,
@@ -239,6 +240,7 @@ def run(
             continue
         labelled = _with_labels(source_store, model, mine, label_name)
         extra_rows += _label_lag_rows(source_store, model, labelled, windowing, v)
+        extra_rows += _weak_slice_rows(source_store, model, labelled, ref, windowing, v)
         source = Source(labelled, model.columns.timestamp, ibis.literal(v), None, segments)
         if label_binning is not None:
             found = compute_profiles(source, [label_binning], windowing, source_store, tick)
@@ -421,6 +423,71 @@ def _residual_rows(
             ("residual_p10", "residual_p50", "residual_p90"), r["q"] or (), strict=False
         ):
             out.append(_Row(where, name, "", value, int(r["n"])))
+    return out
+
+
+def _loss(model: ModelConfig, labelled: ir.Table) -> tuple[ir.Value, bool] | None:
+    """Each labelled event's loss, and whether it is a 0/1 rate."""
+    cols = model.columns
+    label = labelled.wk_label
+    if model.task == "regression" and cols.prediction:
+        return (labelled[cols.prediction].cast("float64") - label.cast("float64")).abs(), False
+    if model.task == "binary_classification":
+        if cols.prediction:
+            predicted = labelled[cols.prediction].cast("int64")
+        elif cols.score:
+            threshold = model.decision_threshold
+            predicted = (labelled[cols.score] >= threshold).cast("int64")
+        else:
+            return None
+        return (predicted != label.cast("int64")).cast("float64"), True
+    if model.task == "multiclass_classification" and cols.prediction:
+        wrong = labelled[cols.prediction].cast("string") != label.cast("string")
+        return wrong.cast("float64"), True
+    return None
+
+
+def _weak_slice_rows(
+    store: Store,
+    model: ModelConfig,
+    labelled: ir.Table,
+    ref: ReferenceProfile,
+    w: Windowing,
+    version: str,
+) -> list[_Row]:
+    """The top weak slices of each window (see ``monitor.slices``)."""
+    loss = _loss(model, labelled)
+    if loss is None or not model.monitoring.weak_slices:
+        return []
+    expr, is_rate = loss
+    scoped = _scope(store, labelled, model.columns.timestamp, w).mutate(wk_loss=expr)
+    found = discover(
+        store,
+        model,
+        scoped,
+        ref.binnings,
+        w.size,
+        is_rate,
+        model.monitoring.min_labels,
+        model.monitoring.numeric_drift.alpha,
+    )
+    what = "error rate" if is_rate else "mean absolute error"
+    out = []
+    for s in found:
+        where = _Where(s.window_start, s.window_start + w.size, version, ALL, ALL)
+        out.append(
+            _Row(
+                where,
+                "weak_slice",
+                s.description,
+                s.loss - s.rest_loss,
+                s.events,
+                status="worse",
+                p_value=s.q_value,
+                detail=f"{what} {s.loss:.3g} against {s.rest_loss:.3g} elsewhere; "
+                f"{s.share:.1%} of labelled events; impact {s.impact:.3g}",
+            )
+        )
     return out
 
 

@@ -82,6 +82,9 @@ class MonitoringConfig(_Frozen):
     min_labels: int = Field(default=100, ge=1)  # fewer labelled events: performance is too
     ranking_k: int = Field(default=10, ge=1)  # the cut-off of precision@k and NDCG@k
     weak_slices: bool = True  # search single columns and pairs for slices that do worse
+    # The columns slices are made of (default: segments, sensitive attributes, then features,
+    # the first six); pairs of them are searched too, so the cost grows as the square.
+    slice_columns: tuple[str, ...] | None = None
     max_segment_values: int = Field(default=20, ge=1)  # per segment column; the rest: (other)
     baseline_windows: int = Field(default=24, ge=1)  # recent windows that set expected volume
     numeric_drift: DriftConfig = DriftConfig(effect="wasserstein", test="ks")
@@ -400,6 +403,14 @@ def _check_model(model: ModelConfig, where: str) -> Iterator[tuple[str, str]]:
     mon = f"{where}.monitoring"
     if model.monitoring.window < timedelta(seconds=1):
         yield f"{mon}.window", "must be at least 1s"
+    sliceable = {f.name for f in cols.features} | set(cols.segments) | set(cols.sensitive)
+    sliceable |= set(cols.metadata)
+    for j, name in enumerate(model.monitoring.slice_columns or ()):
+        if name not in sliceable:
+            yield (
+                f"{mon}.slice_columns[{j}]",
+                (f"{name!r} is not a feature, segment, sensitive or metadata column"),
+            )
     if model.monitoring.drift_methods != "all":
         from watchkeeper.stats.drift import REGISTRY
 

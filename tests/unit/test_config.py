@@ -143,3 +143,25 @@ def test_unknown_model_lists_known_ones() -> None:
     config = parse_config(MODEL_YAML)
     with pytest.raises(UnknownModelError, match="declares: fraud, prices"):
         config.model("nope")
+
+
+def test_monitoring_settings_are_checked() -> None:
+    text = MODEL_YAML.replace(
+        "      metadata: [feature_version]\n",
+        "      metadata: [feature_version]\n"
+        "    monitoring:\n"
+        "      slice_columns: [region, shoe_size]\n"
+        "      drift_methods: [psi, magic]\n"
+        "      numeric_drift: {effect: chi2, test: ks}\n",
+    )
+    found = {path: message for path, _, message in problems(text)}
+    assert found["models[0].monitoring.slice_columns[1]"] == (
+        "'shoe_size' is not a feature, segment, sensitive or metadata column"
+    )
+    assert found["models[0].monitoring.drift_methods[1]"].startswith(
+        "unknown drift method 'magic'; registered: chi2, hellinger"
+    )
+    assert found["models[0].monitoring.numeric_drift.effect"] == (
+        "'chi2' is not a distance for numeric columns; one of hellinger, jensen_shannon, psi, "
+        "total_variation, wasserstein"
+    )

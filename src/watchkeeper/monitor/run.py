@@ -238,61 +238,64 @@ def run(
         if labels_table not in source_store.tables():
             tick(1)
             continue
-        labelled = _with_labels(source_store, model, mine, label_name)
-        extra_rows += _label_lag_rows(source_store, model, labelled, windowing, v)
-        extra_rows += _weak_slice_rows(source_store, model, labelled, ref, windowing, v)
-        source = Source(labelled, model.columns.timestamp, ibis.literal(v), None, segments)
-        if label_binning is not None:
-            found = compute_profiles(source, [label_binning], windowing, source_store, tick)
-            for key, p in found.items():
-                labelled_rows[key] = p.columns[label_name].present
-                if key in profiles:
-                    cols = {**profiles[key].columns, label_name: p.columns[label_name]}
-                    profiles[key] = Profile(profiles[key].rows, profiles[key].errors, cols)
-        if model.task == "multiclass_classification" and model.columns.prediction:
-            performance.update(
-                compute_multiclass_counts(
-                    source,
-                    model.columns.prediction,
-                    label_name,
-                    model.classes or (),
-                    model.columns.scores,
-                    windowing,
-                    source_store,
+        joined = _with_labels(source_store, model, mine, label_name)
+        scoped_labels = _scope(source_store, joined, model.columns.timestamp, windowing)
+        # The join of events and labels is computed once and read by every query below.
+        with source_store.cached(scoped_labels) as labelled:
+            extra_rows += _label_lag_rows(source_store, model, labelled, windowing, v)
+            extra_rows += _weak_slice_rows(source_store, model, labelled, ref, windowing, v)
+            source = Source(labelled, model.columns.timestamp, ibis.literal(v), None, segments)
+            if label_binning is not None:
+                found = compute_profiles(source, [label_binning], windowing, source_store, tick)
+                for key, p in found.items():
+                    labelled_rows[key] = p.columns[label_name].present
+                    if key in profiles:
+                        cols = {**profiles[key].columns, label_name: p.columns[label_name]}
+                        profiles[key] = Profile(profiles[key].rows, profiles[key].errors, cols)
+            if model.task == "multiclass_classification" and model.columns.prediction:
+                performance.update(
+                    compute_multiclass_counts(
+                        source,
+                        model.columns.prediction,
+                        label_name,
+                        model.classes or (),
+                        model.columns.scores,
+                        windowing,
+                        source_store,
+                    )
                 )
-            )
-        if model.task == "ranking" and model.columns.query_id:
-            performance.update(
-                compute_ranking_sums(
-                    source,
-                    model.columns.query_id,
-                    label_name,
-                    model.columns.position,
-                    model.columns.score,
-                    model.monitoring.ranking_k,
-                    windowing,
-                    source_store,
+            if model.task == "ranking" and model.columns.query_id:
+                performance.update(
+                    compute_ranking_sums(
+                        source,
+                        model.columns.query_id,
+                        label_name,
+                        model.columns.position,
+                        model.columns.score,
+                        model.monitoring.ranking_k,
+                        windowing,
+                        source_store,
+                    )
                 )
-            )
-        if model.task == "regression" and model.columns.prediction:
-            extra_rows += _residual_rows(source_store, model, labelled, windowing, v)
-            performance.update(
-                compute_regression_sums(
-                    source, model.columns.prediction, label_name, windowing, source_store
+            if model.task == "regression" and model.columns.prediction:
+                extra_rows += _residual_rows(source_store, model, labelled, windowing, v)
+                performance.update(
+                    compute_regression_sums(
+                        source, model.columns.prediction, label_name, windowing, source_store
+                    )
                 )
-            )
-        if model.task == "binary_classification" and model.columns.score:
-            performance.update(
-                compute_binary_counts(
-                    source,
-                    model.columns.score,
-                    label_name,
-                    model.columns.prediction,
-                    model.decision_threshold,
-                    windowing,
-                    source_store,
+            if model.task == "binary_classification" and model.columns.score:
+                performance.update(
+                    compute_binary_counts(
+                        source,
+                        model.columns.score,
+                        label_name,
+                        model.columns.prediction,
+                        model.decision_threshold,
+                        windowing,
+                        source_store,
+                    )
                 )
-            )
 
     rows = metric_rows(model, profiles, refs, size)
     rows += performance_rows(model, profiles, labelled_rows, performance, size, now)

@@ -29,7 +29,7 @@ from watchkeeper.stats.multiple import benjamini_hochberg
 from watchkeeper.store import Store
 from watchkeeper.windows import EPOCH
 
-MAX_CANDIDATES = 8  # candidate columns (pairs grow as the square)
+MAX_CANDIDATES = 6  # candidate columns (pairs grow as the square)
 MIN_SHARE = 0.01  # a slice must hold at least this share of the window's labelled events
 TOP = 5  # slices reported per window
 
@@ -57,13 +57,18 @@ class _Candidate:
 
 def candidates(model: ModelConfig, binnings: Sequence[Binning]) -> list[_Candidate]:
     by_name = {b.name: b for b in binnings}
-    names = [*model.columns.segments, *model.columns.sensitive]
-    names += [f.name for f in model.columns.features]
+    chosen = model.monitoring.slice_columns
+    if chosen is not None:
+        names = list(chosen)
+    else:
+        names = [*model.columns.segments, *model.columns.sensitive]
+        names = [*dict.fromkeys([*names, *(f.name for f in model.columns.features)])]
+        names = names[:MAX_CANDIDATES]
     out: list[_Candidate] = []
-    for name in dict.fromkeys(names):
+    for name in names:
         b = by_name.get(name)
         out.append(_Candidate(name, b if b is not None and b.kind == "numeric" else None))
-    return out[:MAX_CANDIDATES]
+    return out
 
 
 def discover(

@@ -233,6 +233,18 @@ class Store:
             return _spark_unix_micros(ts)
         return (ts.epoch_seconds() * 1_000_000).cast("int64")
 
+    @contextmanager
+    def cached(self, expr: ir.Table) -> Iterator[ir.Table]:
+        """The result of ``expr`` computed once (a temporary table, or Spark's cache) for
+        the queries of the block, and dropped after it."""
+        with engine_errors("caching a result"):
+            table = expr.cache()
+        try:
+            yield table
+        finally:
+            with suppress(Exception):
+                table.release()
+
     def query_with(self, data: pa.Table, build: Callable[[ir.Table], ir.Expr]) -> pa.Table:
         """Run the query ``build`` makes from ``data`` (e.g. a semi-join on a batch's ids)."""
         with self.arrow(data) as table:

@@ -107,6 +107,14 @@ def test_metrics_equal_scikit_learn_and_mature_with_late_labels(
         row = metric(result, name)
         assert row["provisional"] is False
         assert row["value"] == pytest.approx(reference(events["label"], events["score"])), name
+    table = {
+        r["column"]: r
+        for r in result.to_pylist()
+        if r["metric"] == "reliability" and r["segment_column"] == "*"
+    }
+    high = events[(events.score >= 0.7) & (events.score < 0.8)]
+    assert table["[0.7, 0.8)"]["value"] == pytest.approx(high["label"].mean())
+    assert table["[0.7, 0.8)"]["detail"] == f"mean score {high['score'].mean():.3f}"
     north = events[events.region == "a"]
     assert metric(result, "accuracy", ("region", "a"))["value"] == pytest.approx(
         skm.accuracy_score(north["label"], (north["score"] >= 0.5).astype(int))

@@ -47,7 +47,7 @@ from watchkeeper.stats.multiclass import METRICS as MULTICLASS
 from watchkeeper.stats.multiclass import MulticlassCounts, class_recall
 from watchkeeper.stats.multiple import benjamini_hochberg
 from watchkeeper.stats.performance import METRICS as PERFORMANCE
-from watchkeeper.stats.performance import BinaryCounts, Estimate
+from watchkeeper.stats.performance import BinaryCounts, Estimate, reliability, wilson
 from watchkeeper.stats.ranking import METRICS as RANKING
 from watchkeeper.stats.ranking import RankingSums
 from watchkeeper.stats.regression import METRICS as REGRESSION
@@ -882,6 +882,26 @@ def performance_rows(
         estimates = [(name, "", metric(c)) for name, metric in metrics.items()]
         if isinstance(c, MulticlassCounts):
             estimates += [("recall", cls, e) for cls, e in class_recall(c).items()]
+        if isinstance(c, BinaryCounts):
+            # The reliability table: positive rate per score bin (mean score in the detail).
+            for bin_row in reliability(c):
+                label = f"[{bin_row.low:.1f}, {bin_row.high:.1f})"
+                e = wilson(round((bin_row.positive_rate or 0.0) * bin_row.count), bin_row.count)
+                rows.append(
+                    _Row(
+                        where,
+                        "reliability",
+                        label,
+                        e.value,
+                        bin_row.count,
+                        lower=e.lower,
+                        upper=e.upper,
+                        provisional=not final,
+                        detail=""
+                        if bin_row.mean_score is None
+                        else f"mean score {bin_row.mean_score:.3f}",
+                    )
+                )
         for name, column, estimate in estimates:
             row = _Row(
                 where,

@@ -64,6 +64,7 @@ def run_demo(directory: Path, seed: int = 7, console: Console | None = None) -> 
         drifted.setdefault((row["column"], segment), []).append(f"{row['window_start']:%m-%d}")
     for (column, segment), days in sorted(drifted.items(), key=lambda kv: -len(kv[1]))[:6]:
         say.print(f"  drift in {column:<18} {segment:<22} on {len(days)} days from {days[0]}")
+    _print_quality(say, monitored.metrics)
 
     table = Table("stored", *KINDS, box=None)
     table.add_row("fraud", *(f"{ws.count('fraud', k):,}" for k in KINDS))
@@ -89,6 +90,29 @@ def _executable() -> str:
         return str(script.relative_to(Path.cwd()))
     except ValueError:
         return str(script)
+
+
+def _print_quality(say: Console, metrics: pa.Table) -> None:
+    """The model's quality on the last day with labels, as a monitoring engineer reads it."""
+    rows = [r for r in metrics.to_pylist() if r["segment_column"] == "*" and r["value"] is not None]
+    days = sorted({r["window_start"] for r in rows if r["metric"] == "roc_auc"})
+    if not days:
+        return
+    day = days[-1]
+    at = {r["metric"]: r for r in rows if r["window_start"] == day and not r["column"]}
+    say.print(f"\n[bold]model quality[/] on {day:%m-%d} (labels as of now):")
+    for name in ("roc_auc", "precision", "recall", "expected_calibration_error", "net_value"):
+        r = at.get(name)
+        if r is None:
+            continue
+        interval = f" [{r['lower']:.3f}, {r['upper']:.3f}]" if r["lower"] is not None else ""
+        flag = " (provisional)" if r["provisional"] else ""
+        say.print(f"  {name:<28} {r['value']:.3f}{interval}{flag}", highlight=False)
+    for r in metrics.to_pylist():
+        if r["window_start"] == day and r["metric"] == "demographic_parity_difference":
+            name = f"demographic parity ({r['segment_column']})"
+            p = "" if r["p_value"] is None else f" (p = {r['p_value']:.2g})"
+            say.print(f"  {name:<28} {r['value']:.3f}{p}", highlight=False)
 
 
 class _StepClock:

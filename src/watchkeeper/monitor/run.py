@@ -28,6 +28,7 @@ from scipy import special
 from watchkeeper.config import DriftConfig, ModelConfig
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.ingest.pipeline import new_batch_id
+from watchkeeper.monitor.slices import MAX_CANDIDATES as MAX_SLICE_COLUMNS
 from watchkeeper.monitor.slices import discover
 from watchkeeper.profiles import ALL, Binning, Key, Profile, Source, Windowing, compute_profiles
 from watchkeeper.profiles.compute import (
@@ -518,13 +519,31 @@ def _label_lag_rows(
 
 
 def _with_labels(store: Store, model: ModelConfig, events: ir.Table, label_name: str) -> ir.Table:
+    """Events joined with the label in force for each, with only the columns that the
+    label-based metrics read (so the cached join stays narrow)."""
     labels = store.table(spec_for("labels", model).table)
-    order = [ibis.desc(labels[INGESTED_AT]), ibis.desc(labels[BATCH])]
-    ranked = labels.mutate(wk_rank=ibis.row_number().over(group_by=labels.event_id, order_by=order))
-    latest = ranked.filter(ranked.wk_rank == 0).select(
-        wk_event=ranked.event_id, wk_label=ranked.label, wk_label_time=ranked.label_timestamp
+    # The newest label per event: an arg-max by (time received, batch), a hash aggregate
+    # rather than a sort of every label.
+    order = store.epoch_micros(labels[INGESTED_AT]).cast("string").lpad(20, "0") + labels[BATCH]
+    latest = labels.group_by(wk_event=labels.event_id).aggregate(
+        wk_label=labels.label.argmax(order), wk_label_time=labels.label_timestamp.argmax(order)
     )
-    joined = events.inner_join(latest, events[model.columns.event_id] == latest.wk_event)
+    cols = model.columns
+    wanted = [
+        cols.event_id,
+        cols.timestamp,
+        MODEL_VERSION,
+        *slice_columns(model),
+        *(model.monitoring.slice_columns or [f.name for f in cols.features][:MAX_SLICE_COLUMNS]),
+        *(
+            c
+            for c in (cols.score, cols.prediction, cols.query_id, cols.item_id, cols.position)
+            if c
+        ),
+        *(cols.scores or {}).values(),
+    ]
+    narrow = events.select(*dict.fromkeys(c for c in wanted if c in events.columns))
+    joined = narrow.inner_join(latest, narrow[cols.event_id] == latest.wk_event)
     return joined.mutate(**{label_name: joined.wk_label})
 
 

@@ -522,9 +522,10 @@ def _with_labels(store: Store, model: ModelConfig, events: ir.Table, label_name:
     """Events joined with the label in force for each, with only the columns that the
     label-based metrics read (so the cached join stays narrow)."""
     labels = store.table(spec_for("labels", model).table)
-    # The newest label per event: an arg-max by (time received, batch), a hash aggregate
-    # rather than a sort of every label.
-    order = store.epoch_micros(labels[INGESTED_AT]).cast("string").lpad(20, "0") + labels[BATCH]
+    # The newest label per event: an arg-max by the time it was received, a hash aggregate
+    # rather than a sort of every label. (Two labels for one event received in the same
+    # microsecond have no order; ingestion never stores two in one call.)
+    order = store.epoch_micros(labels[INGESTED_AT])
     latest = labels.group_by(wk_event=labels.event_id).aggregate(
         wk_label=labels.label.argmax(order), wk_label_time=labels.label_timestamp.argmax(order)
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from watchkeeper.stats.performance import Estimate, wilson
+from watchkeeper.stats.performance import Estimate, mean_estimate, wilson
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,13 +75,7 @@ def _weighted(index: int) -> Callable[[MulticlassCounts], Estimate]:
 
 
 def log_loss(c: MulticlassCounts) -> Estimate:
-    n = c.log_loss_n
-    if n <= 0:
-        return Estimate(None, None, None, 0)
-    mean = c.log_loss_sum / n
-    var = max(c.log_loss_sq / n - mean * mean, 0.0) * n / max(n - 1, 1)
-    half = 1.959963984540054 * (var / n) ** 0.5
-    return Estimate(mean, mean - half, mean + half, n, method="normal")
+    return mean_estimate(c.log_loss_sum, c.log_loss_sq, c.log_loss_n)
 
 
 METRICS: dict[str, Callable[[MulticlassCounts], Estimate]] = {

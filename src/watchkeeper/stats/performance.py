@@ -85,13 +85,14 @@ def wilson(successes: int, trials: int, z: float = Z95) -> Estimate:
     return Estimate(p, max(centre - half, 0.0), min(centre + half, 1.0), trials, method="wilson")
 
 
-def _mean_with_normal_interval(total: float, squares: float, n: int) -> Estimate:
+def mean_estimate(total: float, squares: float, n: int, method: str = "normal") -> Estimate:
+    """A mean from its sum and sum of squares, with a normal (central limit) interval."""
     if n <= 0:
-        return Estimate(None, None, None, 0, method="normal")
+        return Estimate(None, None, None, 0, method=method)
     mean = total / n
     var = max(squares / n - mean * mean, 0.0) * n / max(n - 1, 1)
     half = Z95 * math.sqrt(var / n)
-    return Estimate(mean, mean - half, mean + half, n, method="normal")
+    return Estimate(mean, mean - half, mean + half, n, method=method)
 
 
 def accuracy(c: BinaryCounts) -> Estimate:
@@ -182,11 +183,11 @@ def pr_auc(c: BinaryCounts) -> Estimate:
 
 def log_loss(c: BinaryCounts) -> Estimate:
     """Mean negative log-likelihood (probabilities clipped to [1e-15, 1 - 1e-15])."""
-    return _mean_with_normal_interval(c.log_loss_sum, c.log_loss_sq, c.n)
+    return mean_estimate(c.log_loss_sum, c.log_loss_sq, c.n)
 
 
 def brier(c: BinaryCounts) -> Estimate:
-    return _mean_with_normal_interval(c.brier_sum, c.brier_sq, c.n)
+    return mean_estimate(c.brier_sum, c.brier_sq, c.n)
 
 
 @dataclass(frozen=True)

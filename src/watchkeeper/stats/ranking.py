@@ -7,11 +7,10 @@ Gains are linear (``rel / log2(rank + 1)``), as scikit-learn's ``ndcg_score``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
-from watchkeeper.stats.performance import Z95, Estimate, wilson
+from watchkeeper.stats.performance import Estimate, mean_estimate, wilson
 
 
 @dataclass(frozen=True)
@@ -37,18 +36,11 @@ class RankingSums:
         )
 
 
-def _mean(total: float, squares: float, n: int) -> Estimate:
-    if n <= 0:
-        return Estimate(None, None, None, 0)
-    mean = total / n
-    var = max(squares / n - mean * mean, 0.0) * n / max(n - 1, 1)
-    half = Z95 * math.sqrt(var / n)
-    return Estimate(mean, mean - half, mean + half, n, method="normal, over queries")
-
+_Q = "normal, over queries"
 
 METRICS: dict[str, Callable[[RankingSums], Estimate]] = {
     "ctr": lambda s: wilson(s.clicks, s.impressions),
-    "precision_at_k": lambda s: _mean(s.precision_at_k, s.precision_sq, s.queries),
-    "ndcg_at_k": lambda s: _mean(s.ndcg, s.ndcg_sq, s.ndcg_queries),
-    "mrr": lambda s: _mean(s.reciprocal_rank, s.reciprocal_rank_sq, s.queries),
+    "precision_at_k": lambda s: mean_estimate(s.precision_at_k, s.precision_sq, s.queries, _Q),
+    "ndcg_at_k": lambda s: mean_estimate(s.ndcg, s.ndcg_sq, s.ndcg_queries, _Q),
+    "mrr": lambda s: mean_estimate(s.reciprocal_rank, s.reciprocal_rank_sq, s.queries, _Q),
 }

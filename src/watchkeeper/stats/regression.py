@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from watchkeeper.stats.performance import Z95, Estimate
+from watchkeeper.stats.performance import Estimate, mean_estimate
 
 MAPE_FLOOR = 1e-9  # labels closer to zero than this are left out of MAPE (and counted)
 
@@ -38,28 +38,19 @@ class RegressionSums:
         )
 
 
-def _mean(total: float, squares: float, n: int, method: str = "normal") -> Estimate:
-    if n <= 0:
-        return Estimate(None, None, None, 0, method=method)
-    mean = total / n
-    var = max(squares / n - mean * mean, 0.0) * n / max(n - 1, 1)
-    half = Z95 * math.sqrt(var / n)
-    return Estimate(mean, mean - half, mean + half, n, method=method)
-
-
 def mae(s: RegressionSums) -> Estimate:
-    return _mean(s.abs_error, s.error_sq, s.n)
+    return mean_estimate(s.abs_error, s.error_sq, s.n)
 
 
 def mean_error(s: RegressionSums) -> Estimate:
     """Bias: the mean of prediction minus label."""
-    return _mean(s.error, s.error_sq, s.n)
+    return mean_estimate(s.error, s.error_sq, s.n)
 
 
 def rmse(s: RegressionSums) -> Estimate:
     """RMSE, with the square roots of a normal interval on the mean squared error (its
     standard error from the squared errors' spread, which the fourth moment gives)."""
-    mse = _mean(s.error_sq, s.error_4, s.n, method="normal, on the mean squared error")
+    mse = mean_estimate(s.error_sq, s.error_4, s.n, method="normal, on the mean squared error")
     if mse.value is None or mse.lower is None or mse.upper is None:
         return mse
     return Estimate(
@@ -73,7 +64,7 @@ def rmse(s: RegressionSums) -> Estimate:
 
 def mape(s: RegressionSums) -> Estimate:
     """Mean absolute percentage error, as a fraction, over labels away from zero."""
-    return _mean(s.ape, s.ape_sq, s.ape_n)
+    return mean_estimate(s.ape, s.ape_sq, s.ape_n)
 
 
 def r2(s: RegressionSums) -> Estimate:

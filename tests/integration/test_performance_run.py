@@ -245,6 +245,22 @@ def test_fairness_matches_fairlearn(tmp_path: Path, clock: Clock) -> None:
     assert metric(result, "equalized_odds_ratio", ("group", "*"))["value"] == pytest.approx(
         equalized_odds_ratio(y, yhat, sensitive_features=g)
     )
+    overall_selection = ((events["score"] >= 0.5).astype(int)).mean()
+    g1 = [
+        r
+        for r in result.to_pylist()
+        if r["segment_value"] == "g1"
+        and r["column"] == "positive_rate"
+        and r["metric"] in ("difference_to_overall", "ratio_to_overall")
+    ]
+    by_metric = {r["metric"]: r for r in g1}
+    assert by_metric["difference_to_overall"]["value"] == pytest.approx(
+        frame.by_group.loc["g1", "sel"] - overall_selection
+    )
+    assert by_metric["ratio_to_overall"]["value"] == pytest.approx(
+        frame.by_group.loc["g1", "sel"] / overall_selection
+    )
+    assert by_metric["difference_to_overall"]["p_value"] < 0.01  # the favoured group
     share = metric(result, "traffic_share", ("group", "g1"))
     assert share["value"] == pytest.approx((events.group == "g1").mean())
     assert share["detail"].endswith("of the reference")

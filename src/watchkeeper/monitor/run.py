@@ -678,6 +678,9 @@ def fairness_rows(
                     )
                 )
             enough = [k for k in groups if k in counts and counts[k].n >= minimum]
+            everyone = counts.get((start, version, ALL, ALL))
+            if everyone is not None:
+                rows += _to_overall(enough, counts, everyone, start, size, version, column)
             if len(enough) < 2:
                 continue
             small = [k[3] for k in groups if k not in enough]
@@ -820,6 +823,53 @@ def _welch(
     if se == 0:
         return m1 - m2, 1.0
     return m1 - m2, float(special.erfc(abs(m1 - m2) / se / 2**0.5))
+
+
+_FAIRNESS_RATES: dict[str, Callable[[BinaryCounts], tuple[int, int]]] = {
+    "positive_rate": lambda c: (c.tp + c.fp, c.n),  # selection rate
+    "recall": lambda c: (c.tp, c.tp + c.fn),  # true positive rate
+    "false_positive_rate": lambda c: (c.fp, c.fp + c.tn),
+    "precision": lambda c: (c.tp, c.tp + c.fp),
+}
+
+
+def _to_overall(
+    groups: list[Key],
+    counts: dict[Key, BinaryCounts],
+    everyone: BinaryCounts,
+    start: datetime,
+    size: timedelta,
+    version: str,
+    column: str,
+) -> list[_Row]:
+    """Each group's rates against the whole traffic's: ``difference_to_overall`` (with the
+    p-value of the group against the rest) and ``ratio_to_overall``, column: the rate."""
+    out = []
+    for key in groups:
+        c = counts[key]
+        where = _Where(start, start + size, version, column, key[3])
+        for name, parts in _FAIRNESS_RATES.items():
+            k, n = parts(c)
+            k_all, n_all = parts(everyone)
+            if n == 0 or n_all == 0:
+                continue
+            rate, overall = k / n, k_all / n_all
+            _, p = _two_proportions(k, n, k_all - k, n_all - n)
+            detail = f"{rate:.3g} against {overall:.3g} overall"
+            out.append(
+                _Row(
+                    where,
+                    "difference_to_overall",
+                    name,
+                    rate - overall,
+                    n,
+                    p_value=p,
+                    detail=detail,
+                )
+            )
+            ratio = rate / overall if overall else None
+            out.append(_Row(where, "ratio_to_overall", name, ratio, n, detail=detail))
+    return out
 
 
 def _safe_rate(table: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:

@@ -55,6 +55,10 @@ class EngineConfig(_Frozen):
     memory_limit: str | None = Field(
         default="256MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
     )
+    # DuckDB only: the buffer pool during a monitoring run (joins of events and labels).
+    run_memory_limit: str | None = Field(
+        default="1GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
+    )
     threads: int | None = Field(default=None, ge=1)
 
 

@@ -21,7 +21,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from watchkeeper.config import CONFIG_FILENAME, Config, load_config
+from watchkeeper.config import CONFIG_FILENAME, Config, ModelConfig, load_config
 from watchkeeper.ingest import IngestResult, ingest, open_source
 from watchkeeper.ingest.pipeline import Progress
 from watchkeeper.monitor import NoReferenceError, RunResult
@@ -218,6 +218,22 @@ class Workspace:
     ) -> RunResult:
         """Compute the metrics of the due and dirty windows (or of ``since``..``until``)."""
         cfg = self.config.model(model)
+        with (
+            self.store.working_memory(self.config.engine.run_memory_limit),
+            self.events_store.working_memory(self.config.engine.run_memory_limit),
+        ):
+            return self._run(cfg, window, since, until, full, progress)
+
+    def _run(
+        self,
+        cfg: ModelConfig,
+        window: timedelta | str | None,
+        since: datetime | str | None,
+        until: datetime | str | None,
+        full: bool,
+        progress: Callable[[int, int | None], None] | None,
+    ) -> RunResult:
+        model = cfg.name
         return run_monitor(
             self.store,
             cfg,

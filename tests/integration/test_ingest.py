@@ -351,3 +351,15 @@ def test_a_changed_column_type_is_refused_with_a_clear_message(
     )
     with pytest.raises(watchkeeper.StoreError, match="stores column 'channel' as string"):
         watchkeeper.open(changed)
+
+
+def test_a_run_raises_the_memory_limit_and_puts_it_back(ws: watchkeeper.Workspace) -> None:
+    raw = ws.store.backend.con
+
+    def limit() -> str:
+        return str(raw.sql("SELECT current_setting('memory_limit')").fetchone()[0])
+
+    before = limit()
+    with ws.store.working_memory("1GB"):
+        assert limit() != before
+    assert limit() == before

@@ -234,6 +234,22 @@ class Store:
         return (ts.epoch_seconds() * 1_000_000).cast("int64")
 
     @contextmanager
+    def working_memory(self, limit: str | None) -> Iterator[None]:
+        """DuckDB's buffer pool at ``limit`` for the block, then back to what it was."""
+        raw = getattr(self.backend, "con", None)
+        if self.engine != "duckdb" or raw is None or not limit:
+            yield
+            return
+        with engine_errors("setting the memory limit"):
+            before = raw.sql("SELECT current_setting('memory_limit')").fetchone()[0]
+            raw.execute(f"SET memory_limit = '{limit}'")
+        try:
+            yield
+        finally:
+            with suppress(Exception):
+                raw.execute(f"SET memory_limit = '{before}'")
+
+    @contextmanager
     def cached(self, expr: ir.Table) -> Iterator[ir.Table]:
         """The result of ``expr`` computed once (a temporary table, or Spark's cache) for
         the queries of the block, and dropped after it."""

@@ -88,9 +88,10 @@ def _same_type(stored: Any, wanted: Any) -> bool:
 class Store:
     """A connection to the engine behind Ibis, with watchkeeper's tables."""
 
-    def __init__(self, backend: Any, url: str) -> None:
+    def __init__(self, backend: Any, url: str, memory_limit: str | None = None) -> None:
         self.backend = backend
         self.url = url
+        self.memory_limit = memory_limit
 
     @classmethod
     def open(cls, url: str, memory_limit: str | None = None, threads: int | None = None) -> Store:
@@ -101,7 +102,7 @@ class Store:
                     backend.raw_sql(f"SET memory_limit = '{memory_limit}'")
                 if threads:
                     backend.raw_sql(f"SET threads = {int(threads)}")
-        return cls(backend, url)
+        return cls(backend, url, memory_limit)
 
     @property
     def engine(self) -> str:
@@ -241,7 +242,9 @@ class Store:
             yield
             return
         with engine_errors("setting the memory limit"):
-            before = raw.sql("SELECT current_setting('memory_limit')").fetchone()[0]
+            before = (
+                self.memory_limit or raw.sql("SELECT current_setting('memory_limit')").fetchone()[0]
+            )
             raw.execute(f"SET memory_limit = '{limit}'")
         try:
             yield

@@ -567,3 +567,31 @@ def test_a_planted_weak_slice_is_found_first(tmp_path: Path, clock: Clock) -> No
 def test_no_weak_slice_where_there_is_none(tmp_path: Path, clock: Clock) -> None:
     reported = sum(len(_slice_run(tmp_path, clock, seed, weak=False)) for seed in range(60, 68))
     assert reported <= 1  # eight windows at a 5% false-discovery rate
+
+
+def test_performance_is_estimated_before_labels_and_backtested_after(
+    ws: watchkeeper.Workspace, clock: Clock
+) -> None:
+    events = scored(3000, 9)
+    ws.ingest_events("m", events.drop(columns=["label"]))
+    first = ws.run("m").metrics  # no labels yet: only the estimate
+    estimate = metric(first, "estimated_accuracy")
+    assert estimate["lower"] < estimate["value"] < estimate["upper"]
+    assert "assuming no concept shift" in estimate["detail"]
+    assert not [r for r in first.to_pylist() if r["metric"] == "accuracy"]
+    clock.now += timedelta(days=1)
+    ws.ingest_labels("m", events[["id", "label"]])
+    clock.now += timedelta(hours=1)
+    later = ws.run("m").metrics
+    realized = metric(later, "accuracy")["value"]
+    backtest = [
+        r
+        for r in later.to_pylist()
+        if r["metric"] == "estimation_error"
+        and r["column"] == "accuracy"
+        and r["segment_column"] == "*"
+    ][0]
+    assert backtest["value"] == pytest.approx(
+        metric(later, "estimated_accuracy")["value"] - realized
+    )
+    assert backtest["status"] == "ok"  # the world did not change: the band covers the truth

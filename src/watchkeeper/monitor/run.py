@@ -37,6 +37,7 @@ from watchkeeper.profiles.compute import (
     compute_multiclass_counts,
     compute_ranking_sums,
     compute_regression_sums,
+    compute_score_histogram,
 )
 from watchkeeper.profiles.types import ColumnProfile
 from watchkeeper.reference import ReferenceProfile, latency_binning, top_values
@@ -44,6 +45,12 @@ from watchkeeper.schema import BATCH, INGESTED_AT, KEY, MODEL_VERSION, spec_for
 from watchkeeper.stats import drift as drift_methods
 from watchkeeper.stats import quality
 from watchkeeper.stats.drift import Comparison
+from watchkeeper.stats.estimation import (
+    ESTIMATES,
+    CalibrationMap,
+    ExpectedConfusion,
+    expected_confusion,
+)
 from watchkeeper.stats.multiclass import METRICS as MULTICLASS
 from watchkeeper.stats.multiclass import MulticlassCounts, class_recall
 from watchkeeper.stats.multiple import benjamini_hochberg
@@ -223,6 +230,7 @@ def run(
 
     profiles: dict[Key, Profile] = {}
     performance: dict[Key, BinaryCounts | MulticlassCounts | RegressionSums | RankingSums] = {}
+    estimated: dict[Key, ExpectedConfusion] = {}
     labelled_rows: dict[Key, int] = {}
     extra_rows: list[_Row] = []
     for v in versions:
@@ -235,6 +243,13 @@ def run(
             mine, model.columns.timestamp, ibis.literal(v), model.columns.status, segments
         )
         profiles.update(compute_profiles(source, binnings, windowing, source_store, tick))
+        if model.task == "binary_classification" and model.columns.score:
+            calibration = _calibration(store, model, ref)
+            if calibration is not None:
+                for key, hist in compute_score_histogram(
+                    source, model.columns.score, windowing, source_store
+                ).items():
+                    estimated[key] = expected_confusion(hist, calibration, model.decision_threshold)
         label_binning = ref.binning(label_name)
         labels_table = spec_for("labels", model).table
         if labels_table not in source_store.tables():
@@ -304,6 +319,7 @@ def run(
     binary = {k: c for k, c in performance.items() if isinstance(c, BinaryCounts)}
     rows += fairness_rows(model, profiles, binary, refs, size, now)
     rows += segment_gap_rows(model, performance, size)
+    rows += estimation_rows(estimated, binary, size)
     if model.task == "ranking" and model.columns.item_id:
         rows += _coverage_rows(store, source_store, model, events, refs, windowing)
     rows += extra_rows
@@ -429,6 +445,69 @@ def _residual_rows(
         ):
             out.append(_Row(where, name, "", value, int(r["n"])))
     return out
+
+
+def _calibration(store: Store, model: ModelConfig, ref: ReferenceProfile) -> CalibrationMap | None:
+    """The calibration map of a reference: isotonic over its score bins' positive rates."""
+    table = store.table(spec_for("reference", model).table)
+    score, label = model.columns.score, model.labels.column
+    if score is None or score not in table.columns or label not in table.columns:
+        return None
+    mine = table.filter(table[BATCH] == ref.reference_id)
+    source = Source(mine, None, ibis.literal(ref.version))
+    found = compute_binary_counts(source, score, label, None, model.decision_threshold, None, store)
+    counts = next(iter(found.values()), None)
+    if counts is None or counts.n == 0:
+        return None
+    return CalibrationMap.fit(counts)
+
+
+def estimation_rows(
+    estimated: dict[Key, ExpectedConfusion],
+    realized: dict[Key, BinaryCounts],
+    size: timedelta,
+) -> list[_Row]:
+    """Performance estimated from the scores alone, with its band, for every window and
+    segment; where labels exist, the realized value beside it and whether the band covered it
+    (the backtest). The estimate assumes the relation of inputs to label has not changed."""
+    rows: list[_Row] = []
+    for key, expected in sorted(estimated.items()):
+        start, version, seg_col, seg_val = key
+        where = _Where(start, start + size, version, seg_col, seg_val)
+        for name, estimator in ESTIMATES.items():
+            e = estimator(expected)
+            rows.append(
+                _Row(
+                    where,
+                    f"estimated_{name}",
+                    "",
+                    e.value,
+                    e.sample_size,
+                    lower=e.lower,
+                    upper=e.upper,
+                    detail="from the scores, assuming no concept shift",
+                )
+            )
+            truth = realized.get(key)
+            if truth is None or e.value is None or e.lower is None or e.upper is None:
+                continue
+            actual = PERFORMANCE[name](truth).value
+            if actual is None:
+                continue
+            covered = e.lower <= actual <= e.upper
+            rows.append(
+                _Row(
+                    where,
+                    "estimation_error",
+                    name,
+                    e.value - actual,
+                    truth.n,
+                    status="ok" if covered else "missed",
+                    detail=f"estimated {e.value:.3g} [{e.lower:.3g}, {e.upper:.3g}], "
+                    f"realized {actual:.3g}",
+                )
+            )
+    return rows
 
 
 def _loss(model: ModelConfig, labelled: ir.Table) -> tuple[ir.Value, bool] | None:

@@ -351,6 +351,11 @@ def _select(
     return f"SELECT {cols} FROM {source}{group}"
 
 
+def _lead(keys: Sequence[str]) -> str:
+    """Key columns at the head of a select list ("" when there are none)."""
+    return "".join(f"{k}, " for k in keys)
+
+
 def _sql_text(text: str) -> str:
     return text.replace("'", "''")
 
@@ -435,6 +440,24 @@ def _histogram(base: _Base, b: Binning, engine: Engine) -> dict[Key, _Parts]:
     return base.collect(result, "wk_bin", b.n_bins)
 
 
+def compute_score_histogram(
+    source: Source, score: str, windowing: Windowing | None, engine: Engine
+) -> dict[Key, np.ndarray[Any, Any]]:
+    """Per window × version × segment, events per equal-width score bin on [0, 1] (labelled
+    or not): what estimating performance without labels starts from."""
+    base = _Base.of(source, [score], windowing, engine)
+    q = engine.quote
+    s = f"CAST({q(score)} AS DOUBLE)"
+    keys = [q(k) for k in base.group_keys()] + [q(f"wk_s{i}") for i in range(len(base.segments))]
+    code = f"LEAST(GREATEST(CAST(FLOOR({s} * {SCORE_BINS}) AS BIGINT), 0), {SCORE_BINS - 1})"
+    inner = (
+        f"(SELECT {', '.join([*keys, f'{code} AS wk_bin'])} FROM ({base.sql}) AS wk_t "
+        f"WHERE {q(score)} IS NOT NULL) AS wk_b"
+    )
+    result = engine.sql(base.query(inner, ["COUNT(*) AS n"], ["wk_bin"]))
+    return {k: p.counts for k, p in base.collect(result, "wk_bin", SCORE_BINS).items()}
+
+
 def compute_binary_counts(
     source: Source,
     score: str,
@@ -461,7 +484,7 @@ def compute_binary_counts(
     keys = [q(k) for k in base.group_keys()] + [q(f"wk_s{i}") for i in range(len(base.segments))]
     bin_code = f"LEAST(GREATEST(CAST(FLOOR({s} * {bins}) AS BIGINT), 0), {bins - 1})"
     inner = (
-        f"(SELECT {', '.join(keys)}, ({bin_code}) * 4 + {y} * 2 + {yhat} AS wk_bin, "
+        f"(SELECT {_lead(keys)}({bin_code}) * 4 + {y} * 2 + {yhat} AS wk_bin, "
         f"{s} AS wk_s, -({y} * LN({clipped}) + (1 - {y}) * LN(1 - {clipped})) AS wk_ll, "
         f"({s} - {y}) * ({s} - {y}) AS wk_br "
         f"FROM ({base.sql}) AS wk_t WHERE {q(score)} IS NOT NULL AND {q(label)} IS NOT NULL) "
@@ -509,7 +532,7 @@ def compute_regression_sums(
     keys = [q(k) for k in base.group_keys()] + [q(f"wk_s{i}") for i in range(len(base.segments))]
     away = f"ABS(wk_y) >= {MAPE_FLOOR!r}"
     inner = (
-        f"(SELECT {', '.join(keys)}, {p} - {y} AS wk_e, {y} AS wk_y FROM ({base.sql}) AS wk_t "
+        f"(SELECT {_lead(keys)}{p} - {y} AS wk_e, {y} AS wk_y FROM ({base.sql}) AS wk_t "
         f"WHERE {q(prediction)} IS NOT NULL AND {q(label)} IS NOT NULL) AS wk_b"
     )
     ape = f"CASE WHEN {away} THEN ABS(wk_e) / ABS(wk_y) END"
@@ -582,7 +605,7 @@ def compute_multiclass_counts(
         extra = f", -LN({clipped}) AS wk_ll"
         measures += ["SUM(wk_ll) AS ll", "SUM(wk_ll * wk_ll) AS llq", "COUNT(wk_ll) AS lln"]
     inner = (
-        f"(SELECT {', '.join(keys)}, {index(label)} * {k} + {index(prediction)} AS wk_bin{extra} "
+        f"(SELECT {_lead(keys)}{index(label)} * {k} + {index(prediction)} AS wk_bin{extra} "
         f"FROM ({base.sql}) AS wk_t WHERE {q(prediction)} IS NOT NULL AND {q(label)} IS NOT NULL) "
         "AS wk_b"
     )
@@ -624,12 +647,12 @@ def compute_ranking_sums(
     )
     y = f"CAST({q(label)} AS DOUBLE)"
     ranked = (
-        f"SELECT {', '.join(keys)}, {q(query_id)} AS wk_q, {rank} AS wk_r, {y} AS wk_y, "
+        f"SELECT {_lead(keys)}{q(query_id)} AS wk_q, {rank} AS wk_r, {y} AS wk_y, "
         f"ROW_NUMBER() OVER (PARTITION BY {part} ORDER BY {y} DESC) AS wk_i "
         f"FROM ({base.sql}) AS wk_t WHERE {q(label)} IS NOT NULL AND {q(query_id)} IS NOT NULL"
     )
     per_query = (
-        f"SELECT {', '.join(keys)}, wk_q, COUNT(*) AS wk_n, "
+        f"SELECT {_lead(keys)}wk_q, COUNT(*) AS wk_n, "
         "SUM(CASE WHEN wk_y > 0 THEN 1 ELSE 0 END) AS wk_c, "
         f"SUM(CASE WHEN wk_r <= {k} AND wk_y > 0 THEN 1 ELSE 0 END) AS wk_hits, "
         f"SUM(CASE WHEN wk_r <= {k} THEN wk_y / LOG2(wk_r + 1) ELSE 0 END) AS wk_dcg, "
@@ -710,4 +733,5 @@ __all__ = [
     "compute_profiles",
     "compute_ranking_sums",
     "compute_regression_sums",
+    "compute_score_histogram",
 ]

@@ -584,13 +584,13 @@ def test_performance_is_estimated_before_labels_and_backtested_after(
     clock.now += timedelta(hours=1)
     later = ws.run("m").metrics
     realized = metric(later, "accuracy")["value"]
-    backtest = [
+    backtest = next(
         r
         for r in later.to_pylist()
         if r["metric"] == "estimation_error"
         and r["column"] == "accuracy"
         and r["segment_column"] == "*"
-    ][0]
+    )
     assert backtest["value"] == pytest.approx(
         metric(later, "estimated_accuracy")["value"] - realized
     )

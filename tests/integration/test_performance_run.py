@@ -579,6 +579,13 @@ def test_performance_is_estimated_before_labels_and_backtested_after(
     assert estimate["lower"] < estimate["value"] < estimate["upper"]
     assert "assuming no concept shift" in estimate["detail"]
     assert not [r for r in first.to_pylist() if r["metric"] == "accuracy"]
+    score = events["score"].to_numpy()
+    assert metric(first, "predicted_positive_rate")["value"] == pytest.approx((score >= 0.5).mean())
+    assert metric(first, "low_confidence_share")["value"] == pytest.approx(
+        ((score >= 0.4) & (score < 0.6)).mean()
+    )
+    confidence = metric(first, "mean_confidence")["value"]
+    assert confidence == pytest.approx(np.maximum(score, 1 - score).mean(), abs=0.005)
     clock.now += timedelta(days=1)
     ws.ingest_labels("m", events[["id", "label"]])
     clock.now += timedelta(hours=1)

@@ -231,6 +231,7 @@ def run(
     profiles: dict[Key, Profile] = {}
     performance: dict[Key, BinaryCounts | MulticlassCounts | RegressionSums | RankingSums] = {}
     estimated: dict[Key, ExpectedConfusion] = {}
+    histograms: dict[Key, np.ndarray[Any, Any]] = {}
     labelled_rows: dict[Key, int] = {}
     extra_rows: list[_Row] = []
     for v in versions:
@@ -245,10 +246,12 @@ def run(
         profiles.update(compute_profiles(source, binnings, windowing, source_store, tick))
         if model.task == "binary_classification" and model.columns.score:
             calibration = _calibration(store, model, ref)
+            found_hists = compute_score_histogram(
+                source, model.columns.score, windowing, source_store
+            )
+            histograms.update(found_hists)
             if calibration is not None:
-                for key, hist in compute_score_histogram(
-                    source, model.columns.score, windowing, source_store
-                ).items():
+                for key, hist in found_hists.items():
                     estimated[key] = expected_confusion(hist, calibration, model.decision_threshold)
         label_binning = ref.binning(label_name)
         labels_table = spec_for("labels", model).table
@@ -320,6 +323,7 @@ def run(
     rows += fairness_rows(model, profiles, binary, refs, size, now)
     rows += segment_gap_rows(model, performance, size)
     rows += estimation_rows(estimated, binary, size)
+    rows += proxy_rows(histograms, model.decision_threshold, size)
     if model.task == "ranking" and model.columns.item_id:
         rows += _coverage_rows(store, source_store, model, events, refs, windowing)
     rows += extra_rows
@@ -460,6 +464,33 @@ def _calibration(store: Store, model: ModelConfig, ref: ReferenceProfile) -> Cal
     if counts is None or counts.n == 0:
         return None
     return CalibrationMap.fit(counts)
+
+
+def proxy_rows(
+    histograms: dict[Key, np.ndarray[Any, Any]], threshold: float, size: timedelta
+) -> list[_Row]:
+    """Signals of performance that need no labels, from the score histogram: the mean
+    confidence (max of p and 1 - p, at bin centres: within half a bin), the share of
+    low-confidence predictions (scores in [0.4, 0.6)), and the predicted positive rate."""
+    rows: list[_Row] = []
+    for key, hist in sorted(histograms.items()):
+        n = int(hist.sum())
+        if n == 0:
+            continue
+        start, version, seg_col, seg_val = key
+        where = _Where(start, start + size, version, seg_col, seg_val)
+        bins = len(hist)
+        centres = (np.arange(bins) + 0.5) / bins
+        lows = np.arange(bins) / bins
+        confidence = float((hist * np.maximum(centres, 1 - centres)).sum() / n)
+        uncertain = (lows >= 0.4 - 1e-12) & (lows < 0.6 - 1e-12)
+        positive = lows >= threshold - 1e-12
+        rows += [
+            _Row(where, "mean_confidence", "", confidence, n),
+            _Row(where, "low_confidence_share", "", float(hist[uncertain].sum() / n), n),
+            _Row(where, "predicted_positive_rate", "", float(hist[positive].sum() / n), n),
+        ]
+    return rows
 
 
 def estimation_rows(

@@ -53,7 +53,7 @@ from watchkeeper.stats.estimation import (
 )
 from watchkeeper.stats.multiclass import METRICS as MULTICLASS
 from watchkeeper.stats.multiclass import MulticlassCounts, class_recall
-from watchkeeper.stats.multiple import benjamini_hochberg
+from watchkeeper.stats.multiple import benjamini_hochberg, homogeneity
 from watchkeeper.stats.performance import METRICS as PERFORMANCE
 from watchkeeper.stats.performance import BinaryCounts, Estimate, reliability, wilson
 from watchkeeper.stats.ranking import METRICS as RANKING
@@ -743,15 +743,9 @@ def slice_columns(model: ModelConfig) -> list[str]:
 
 
 def _homogeneity_p(table: np.ndarray[Any, Any]) -> float | None:
-    """Pearson chi-square test that the rows (groups) share one proportion."""
-    table = table[table.sum(axis=1) > 0]
-    table = table[:, table.sum(axis=0) > 0]
-    if table.shape[0] < 2 or table.shape[1] < 2:
-        return None
-    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0) / table.sum()
-    statistic = float(((table - expected) ** 2 / expected).sum())
-    dof = (table.shape[0] - 1) * (table.shape[1] - 1)
-    return float(special.chdtrc(dof, statistic))
+    """The p-value that the rows (groups) share one proportion."""
+    found = homogeneity(table)
+    return None if found is None else found[1]
 
 
 def fairness_rows(

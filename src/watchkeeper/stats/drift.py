@@ -24,6 +24,7 @@ from scipy import special
 from watchkeeper.errors import UnknownMethodError
 from watchkeeper.profiles.binning import Binning
 from watchkeeper.profiles.types import ColumnKind, ColumnProfile
+from watchkeeper.stats.multiple import homogeneity
 
 Array = np.ndarray[Any, np.dtype[np.float64]]
 # proportions below this are raised to it, so an empty bin is finite
@@ -228,14 +229,10 @@ def _ks_exact(ref: Array, cur: Array) -> float:
 
 def _chi2(c: Comparison) -> Result:
     ref, cur = c.counts(_grid(c))
-    keep = (ref > 0) | (cur > 0)
-    if keep.sum() < 2:
+    found = homogeneity(np.vstack([ref, cur]))
+    if found is None:
         return Result(0.0, p_value=1.0)
-    # Pearson's statistic for the 2 x k table, as scipy.stats.chi2_contingency computes it.
-    table = np.vstack([ref[keep], cur[keep]])
-    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0) / table.sum()
-    statistic = float(((table - expected) ** 2 / expected).sum())
-    return Result(statistic, p_value=float(special.chdtrc(table.shape[1] - 1, statistic)))
+    return Result(found[0], p_value=found[1])
 
 
 def _chi2_exact(ref: Array, cur: Array) -> float:

@@ -396,6 +396,15 @@ models:
     per_class = {r["column"]: r["value"] for r in result.to_pylist() if r["metric"] == "recall"}
     expected = skm.recall_score(y, p, labels=list(classes), average=None)
     assert per_class == pytest.approx(dict(zip(classes, expected, strict=True)))
+    # Estimated one class against the rest, and backtested against the labels at once.
+    estimate = metric(result, "estimated_accuracy")
+    assert estimate["lower"] < skm.accuracy_score(y, p) < estimate["upper"]
+    assert "one class against the rest" in estimate["detail"]
+    backtests = {r["column"]: r for r in result.to_pylist() if r["metric"] == "estimation_error"}
+    assert {"accuracy", "macro_f1", "recall:cat"} <= set(backtests)
+    assert backtests["accuracy"]["status"] == "ok"
+    recalls = [r for r in result.to_pylist() if r["metric"] == "estimated_recall"]
+    assert sorted(r["column"] for r in recalls if r["segment_column"] == "*") == list(classes)
 
 
 def _gap_run(tmp_path: Path, clock: Clock, seed: int, weak: bool) -> Any:
@@ -602,3 +611,45 @@ def test_performance_is_estimated_before_labels_and_backtested_after(
         metric(later, "estimated_accuracy")["value"] - realized
     )
     assert backtest["status"] == "ok"  # the world did not change: the band covers the truth
+
+
+def test_multiclass_estimate_without_a_prediction_column(tmp_path: Path, clock: Clock) -> None:
+    """With only the class scores, the prediction is the class with the highest score."""
+    yaml = """\
+engine: {path: store.duckdb}
+models:
+  - name: animals
+    task: multiclass_classification
+    classes: [cat, dog]
+    columns:
+      event_id: id
+      timestamp: ts
+      features: [{name: size, kind: numeric}]
+      scores: {cat: p_cat, dog: p_dog}
+    monitoring: {window: 1d}
+"""
+    clock.now = T0 + timedelta(days=1, hours=1)
+    rng = np.random.default_rng([3, 1])
+
+    def frame(n: int) -> pd.DataFrame:
+        p_cat = rng.uniform(0, 1, n)
+        return pd.DataFrame(
+            {
+                "id": [f"e{i}" for i in range(n)],
+                "ts": [T0 + timedelta(seconds=int(s)) for s in rng.uniform(0, 86_000, n)],
+                "size": rng.normal(10, 3, n),
+                "p_cat": p_cat,
+                "p_dog": 1 - p_cat,
+                "label": np.where(rng.uniform(size=n) < p_cat, "cat", "dog"),
+            }
+        )
+
+    with watchkeeper.open(parse_config(yaml, base_dir=tmp_path), clock=clock) as w:
+        w.set_reference("animals", frame(4000).drop(columns=["id", "ts"]))
+        events = frame(2000)
+        w.ingest_events("animals", events.drop(columns=["label"]))
+        result = w.run("animals").metrics
+    estimate = metric(result, "estimated_accuracy")
+    # A calibrated score p: an event is right with probability max(p, 1 - p).
+    truth = np.maximum(events["p_cat"], 1 - events["p_cat"]).mean()
+    assert estimate["value"] == pytest.approx(truth, abs=0.01)

@@ -13,7 +13,7 @@ import math
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +33,7 @@ from watchkeeper.monitor.slices import discover
 from watchkeeper.profiles import ALL, Binning, Key, Profile, Source, Windowing, compute_profiles
 from watchkeeper.profiles.compute import (
     OTHER_SEGMENT,
+    Segment,
     compute_binary_counts,
     compute_multiclass_counts,
     compute_ranking_sums,
@@ -49,7 +50,9 @@ from watchkeeper.stats.estimation import (
     ESTIMATES,
     CalibrationMap,
     ExpectedConfusion,
+    estimated_multiclass,
     expected_confusion,
+    one_vs_rest,
 )
 from watchkeeper.stats.multiclass import METRICS as MULTICLASS
 from watchkeeper.stats.multiclass import MulticlassCounts, class_recall
@@ -230,7 +233,8 @@ def run(
 
     profiles: dict[Key, Profile] = {}
     performance: dict[Key, BinaryCounts | MulticlassCounts | RegressionSums | RankingSums] = {}
-    estimated: dict[Key, ExpectedConfusion] = {}
+    estimated: dict[Key, dict[str, Estimate]] = {}
+    calibrated: dict[str, str] = {}  # per version: how the scores were read as probabilities
     histograms: dict[Key, np.ndarray[Any, Any]] = {}
     labelled_rows: dict[Key, int] = {}
     extra_rows: list[_Row] = []
@@ -251,8 +255,15 @@ def run(
             )
             histograms.update(found_hists)
             if calibration is not None:
+                calibrated[v] = _calibration_note(calibration)
                 for key, hist in found_hists.items():
-                    estimated[key] = expected_confusion(hist, calibration, model.decision_threshold)
+                    expected = expected_confusion(hist, calibration, model.decision_threshold)
+                    estimated[key] = {name: f(expected) for name, f in ESTIMATES.items()}
+        if model.task == "multiclass_classification" and model.columns.scores:
+            found_multi = _multiclass_estimates(store, source_store, model, ref, source, windowing)
+            if found_multi:
+                calibrated[v], per_key = found_multi
+                estimated.update(per_key)
         label_binning = ref.binning(label_name)
         labels_table = spec_for("labels", model).table
         if labels_table not in source_store.tables():
@@ -322,7 +333,7 @@ def run(
     binary = {k: c for k, c in performance.items() if isinstance(c, BinaryCounts)}
     rows += fairness_rows(model, profiles, binary, refs, size, now)
     rows += segment_gap_rows(model, performance, size)
-    rows += estimation_rows(estimated, binary, size)
+    rows += estimation_rows(estimated, performance, calibrated, size)
     rows += proxy_rows(histograms, model.decision_threshold, size)
     if model.task == "ranking" and model.columns.item_id:
         rows += _coverage_rows(store, source_store, model, events, refs, windowing)
@@ -451,19 +462,40 @@ def _residual_rows(
     return out
 
 
-def _calibration(store: Store, model: ModelConfig, ref: ReferenceProfile) -> CalibrationMap | None:
-    """The calibration map of a reference: isotonic over its score bins' positive rates."""
+CALIBRATION_FOLDS = 5
+
+
+def _calibration(
+    store: Store,
+    model: ModelConfig,
+    ref: ReferenceProfile,
+    score: str | None = None,
+    positive: str | None = None,
+) -> CalibrationMap | None:
+    """The calibration map of a reference's ``score`` (the model's score column unless
+    given) for the label (or for the label being ``positive``, one class against the rest):
+    isotonic over its score bins' positive rates where that improves calibration under
+    5-fold cross-validation, else the scores as they are."""
     table = store.table(spec_for("reference", model).table)
-    score, label = model.columns.score, model.labels.column
+    score = score or model.columns.score
+    label = model.labels.column
     if score is None or score not in table.columns or label not in table.columns:
         return None
     mine = table.filter(table[BATCH] == ref.reference_id)
-    source = Source(mine, None, ibis.literal(ref.version))
+    if positive is not None:
+        mine = mine.mutate(wk_y=(mine[label].cast("string") == positive).cast("int64"))
+        label = "wk_y"
+    # Rows with the same score and label are interchangeable here, so ordering by them
+    # makes the folds' counts (and the choice) the same from run to run.
+    order = ibis.row_number().over(order_by=[mine[score], mine[label]])
+    mine = mine.mutate(wk_fold=(order % CALIBRATION_FOLDS).cast("string"))
+    folds = Segment(tuple(str(i) for i in range(CALIBRATION_FOLDS)), complete=True)
+    source = Source(mine, None, ibis.literal(ref.version), segments={"wk_fold": folds})
     found = compute_binary_counts(source, score, label, None, model.decision_threshold, None, store)
-    counts = next(iter(found.values()), None)
-    if counts is None or counts.n == 0:
+    per_fold = [c for k, c in sorted(found.items()) if k[2] == "wk_fold" and c.n > 0]
+    if not per_fold:
         return None
-    return CalibrationMap.fit(counts)
+    return CalibrationMap.choose(per_fold)
 
 
 def proxy_rows(
@@ -493,36 +525,111 @@ def proxy_rows(
     return rows
 
 
+def _calibration_note(calibration: CalibrationMap) -> str:
+    if calibration.method == "isotonic":
+        return "scores calibrated by isotonic regression on the reference"
+    return "scores read as probabilities (isotonic calibration did not improve them)"
+
+
+def _multiclass_estimates(
+    store: Store,
+    source_store: Store,
+    model: ModelConfig,
+    ref: ReferenceProfile,
+    source: Source,
+    windowing: Windowing,
+) -> tuple[str, dict[Key, dict[str, Estimate]]] | None:
+    """One class against the rest: each class's calibration map on the reference, and
+    each window's histogram of the class's score split by whether it was predicted."""
+    scores = model.columns.scores or {}
+    classes = model.classes or ()
+    if not classes or any(c not in scores for c in classes):
+        return None
+    table = source.table
+    prediction = model.columns.prediction
+    if prediction is None:  # the class with the highest score
+        prediction = "wk_predicted"
+        top = ibis.greatest(*(table[scores[c]] for c in classes))
+        table = table.mutate(
+            wk_predicted=ibis.cases(*((table[scores[c]] == top, c) for c in classes))
+        )
+        source = Source(table, source.timestamp, source.version, source.status, source.segments)
+    per_class: dict[Key, dict[str, ExpectedConfusion]] = {}
+    methods = set()
+    for cls in classes:
+        calibration = _calibration(store, model, ref, scores[cls], cls)
+        if calibration is None:
+            return None
+        methods.add(calibration.method)
+        found = compute_score_histogram(
+            source, scores[cls], windowing, source_store, predicted=(prediction, cls)
+        )
+        for key, hist in found.items():
+            per_class.setdefault(key, {})[cls] = one_vs_rest(hist, calibration)
+    note = "one class against the rest; " + (
+        "scores calibrated by isotonic regression on the reference"
+        if "isotonic" in methods
+        else "scores read as probabilities"
+    )
+    return note, {
+        key: estimated_multiclass(found)
+        for key, found in per_class.items()
+        if len(found) == len(classes)
+    }
+
+
+def _realized(counts: Any, name: str) -> float | None:
+    """The realized value of an estimated metric, from a window's labelled counts."""
+    if isinstance(counts, BinaryCounts) and name in PERFORMANCE:
+        return PERFORMANCE[name](counts).value
+    if isinstance(counts, MulticlassCounts):
+        if name.startswith("recall:"):
+            found = class_recall(counts).get(name.split(":", 1)[1])
+            return None if found is None else found.value
+        if name in MULTICLASS:
+            return MULTICLASS[name](counts).value
+    if isinstance(counts, RegressionSums) and name in REGRESSION:
+        return REGRESSION[name](counts).value
+    return None
+
+
+ASSUMPTION = "assuming no concept shift"
+
+
 def estimation_rows(
-    estimated: dict[Key, ExpectedConfusion],
-    realized: dict[Key, BinaryCounts],
+    estimated: dict[Key, dict[str, Estimate]],
+    realized: Mapping[Key, Any],
+    notes: Mapping[str, str],
     size: timedelta,
 ) -> list[_Row]:
-    """Performance estimated from the scores alone, with its band, for every window and
-    segment; where labels exist, the realized value beside it and whether the band covered it
-    (the backtest). The estimate assumes the relation of inputs to label has not changed."""
+    """Performance estimated without labels, with its band, for every window and segment;
+    where labels exist, the realized value beside it and whether the band covered it (the
+    backtest). An estimate named ``metric:column`` is stored as that metric of that column
+    (a class's recall). The estimate assumes the relation of inputs to label has not
+    changed: concept shift makes it wrong, and the backtest is what shows it."""
     rows: list[_Row] = []
-    for key, expected in sorted(estimated.items()):
+    for key, found in sorted(estimated.items()):
         start, version, seg_col, seg_val = key
         where = _Where(start, start + size, version, seg_col, seg_val)
-        for name, estimator in ESTIMATES.items():
-            e = estimator(expected)
+        how = notes.get(version, "")
+        for full_name, e in found.items():
+            name, _, column = full_name.partition(":")
             rows.append(
                 _Row(
                     where,
                     f"estimated_{name}",
-                    "",
+                    column,
                     e.value,
                     e.sample_size,
                     lower=e.lower,
                     upper=e.upper,
-                    detail="from the scores, assuming no concept shift",
+                    detail=f"without labels, {ASSUMPTION}" + (f"; {how}" if how else ""),
                 )
             )
             truth = realized.get(key)
             if truth is None or e.value is None or e.lower is None or e.upper is None:
                 continue
-            actual = PERFORMANCE[name](truth).value
+            actual = _realized(truth, full_name)
             if actual is None:
                 continue
             covered = e.lower <= actual <= e.upper
@@ -530,15 +637,21 @@ def estimation_rows(
                 _Row(
                     where,
                     "estimation_error",
-                    name,
+                    full_name,
                     e.value - actual,
-                    truth.n,
+                    _labelled(truth),
                     status="ok" if covered else "missed",
                     detail=f"estimated {e.value:.3g} [{e.lower:.3g}, {e.upper:.3g}], "
                     f"realized {actual:.3g}",
                 )
             )
     return rows
+
+
+def _labelled(counts: Any) -> int:
+    if isinstance(counts, MulticlassCounts):
+        return int(counts.confusion.sum())
+    return int(getattr(counts, "n", 0))
 
 
 def _loss(model: ModelConfig, labelled: ir.Table) -> tuple[ir.Value, bool] | None:

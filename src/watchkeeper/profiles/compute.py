@@ -441,21 +441,33 @@ def _histogram(base: _Base, b: Binning, engine: Engine) -> dict[Key, _Parts]:
 
 
 def compute_score_histogram(
-    source: Source, score: str, windowing: Windowing | None, engine: Engine
+    source: Source,
+    score: str,
+    windowing: Windowing | None,
+    engine: Engine,
+    predicted: tuple[str, str] | None = None,
 ) -> dict[Key, np.ndarray[Any, Any]]:
     """Per window × version × segment, events per equal-width score bin on [0, 1] (labelled
-    or not): what estimating performance without labels starts from."""
-    base = _Base.of(source, [score], windowing, engine)
+    or not): what estimating performance without labels starts from. With ``predicted``
+    (a prediction column and a class), twice the bins: first the events predicted as another
+    class, then those predicted as that class (one class against the rest)."""
+    base = _Base.of(source, [score, *(predicted[:1] if predicted else [])], windowing, engine)
     q = engine.quote
     s = f"CAST({q(score)} AS DOUBLE)"
     keys = [q(k) for k in base.group_keys()] + [q(f"wk_s{i}") for i in range(len(base.segments))]
     code = f"LEAST(GREATEST(CAST(FLOOR({s} * {SCORE_BINS}) AS BIGINT), 0), {SCORE_BINS - 1})"
+    bins = SCORE_BINS
+    if predicted is not None:
+        column, cls = predicted
+        flag = f"CASE WHEN CAST({q(column)} AS STRING) = '{_sql_text(cls)}' THEN 1 ELSE 0 END"
+        code = f"{flag} * {SCORE_BINS} + {code}"
+        bins = 2 * SCORE_BINS
     inner = (
         f"(SELECT {', '.join([*keys, f'{code} AS wk_bin'])} FROM ({base.sql}) AS wk_t "
         f"WHERE {q(score)} IS NOT NULL) AS wk_b"
     )
     result = engine.sql(base.query(inner, ["COUNT(*) AS n"], ["wk_bin"]))
-    return {k: p.counts for k, p in base.collect(result, "wk_bin", SCORE_BINS).items()}
+    return {k: p.counts for k, p in base.collect(result, "wk_bin", bins).items()}
 
 
 def compute_binary_counts(

@@ -16,6 +16,7 @@ import watchkeeper
 from tests.conftest import Clock
 from tests.integration.test_monitor import T0, rows
 from watchkeeper.config import parse_config
+from watchkeeper.monitor import loss_estimation
 
 YAML = """\
 engine: {path: store.duckdb}
@@ -283,7 +284,9 @@ def test_a_gap_on_few_people_reads_as_uncertain(tmp_path: Path, clock: Clock) ->
     assert dp["p_value"] > 0.05  # whatever difference was measured is not significant
 
 
-def test_regression_metrics_in_a_run(tmp_path: Path, clock: Clock) -> None:
+def test_regression_metrics_in_a_run(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     yaml = """\
 engine: {path: store.duckdb}
 models:
@@ -334,9 +337,31 @@ models:
     residuals = (p - y).to_numpy()
     for name, q in (("residual_p10", 0.1), ("residual_p50", 0.5), ("residual_p90", 0.9)):
         assert metric(result, name)["value"] == pytest.approx(np.quantile(residuals, q))
+    # The events are streamed through the loss model: any batch size gives the same sums.
+    monkeypatch.setattr(loss_estimation, "BATCH_ROWS", 97)
+    with watchkeeper.open(parse_config(yaml, base_dir=tmp_path), clock=clock) as w:
+        again = w.run("prices", full=True).metrics
+    for name in ("estimated_mae", "estimated_rmse"):
+        assert metric(again, name)["value"] == pytest.approx(metric(result, name)["value"])
     x = events[events.city == "x"]
     assert metric(result, "mae", ("city", "x"))["value"] == pytest.approx(
         skm.mean_absolute_error(x["label"], x["price"])
+    )
+    # Estimated without labels (direct loss estimation), and backtested at once.
+    estimate = metric(result, "estimated_mae")
+    assert estimate["lower"] < skm.mean_absolute_error(y, p) < estimate["upper"]
+    assert "assuming no concept shift" in estimate["detail"]
+    assert (
+        metric(result, "estimated_rmse", ("city", "y"))["sample_size"] == (events.city == "y").sum()
+    )
+    backtest = {
+        r["column"]: r
+        for r in result.to_pylist()
+        if r["metric"] == "estimation_error" and r["segment_column"] == "*"
+    }
+    assert backtest["mae"]["status"] == "ok"
+    assert backtest["mae"]["value"] == pytest.approx(
+        estimate["value"] - skm.mean_absolute_error(y, p)
     )
 
 
@@ -400,7 +425,11 @@ models:
     estimate = metric(result, "estimated_accuracy")
     assert estimate["lower"] < skm.accuracy_score(y, p) < estimate["upper"]
     assert "one class against the rest" in estimate["detail"]
-    backtests = {r["column"]: r for r in result.to_pylist() if r["metric"] == "estimation_error"}
+    backtests = {
+        r["column"]: r
+        for r in result.to_pylist()
+        if r["metric"] == "estimation_error" and r["segment_column"] == "*"
+    }
     assert {"accuracy", "macro_f1", "recall:cat"} <= set(backtests)
     assert backtests["accuracy"]["status"] == "ok"
     recalls = [r for r in result.to_pylist() if r["metric"] == "estimated_recall"]

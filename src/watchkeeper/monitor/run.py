@@ -28,6 +28,7 @@ from scipy import special
 from watchkeeper.config import DriftConfig, ModelConfig
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.ingest.pipeline import new_batch_id
+from watchkeeper.monitor.loss_estimation import loss_model, loss_sums
 from watchkeeper.monitor.slices import MAX_CANDIDATES as MAX_SLICE_COLUMNS
 from watchkeeper.monitor.slices import discover
 from watchkeeper.profiles import ALL, Binning, Key, Profile, Source, Windowing, compute_profiles
@@ -54,6 +55,7 @@ from watchkeeper.stats.estimation import (
     expected_confusion,
     one_vs_rest,
 )
+from watchkeeper.stats.loss import LOSS_ESTIMATES
 from watchkeeper.stats.multiclass import METRICS as MULTICLASS
 from watchkeeper.stats.multiclass import MulticlassCounts, class_recall
 from watchkeeper.stats.multiple import benjamini_hochberg, homogeneity
@@ -234,7 +236,8 @@ def run(
     profiles: dict[Key, Profile] = {}
     performance: dict[Key, BinaryCounts | MulticlassCounts | RegressionSums | RankingSums] = {}
     estimated: dict[Key, dict[str, Estimate]] = {}
-    calibrated: dict[str, str] = {}  # per version: how the scores were read as probabilities
+    calibrated: dict[str, str] = {}  # per version: how the estimate was made
+    estimate_notes: dict[Key, str] = {}  # per window and segment: caveats of the estimate
     histograms: dict[Key, np.ndarray[Any, Any]] = {}
     labelled_rows: dict[Key, int] = {}
     extra_rows: list[_Row] = []
@@ -259,6 +262,21 @@ def run(
                 for key, hist in found_hists.items():
                     expected = expected_confusion(hist, calibration, model.decision_threshold)
                     estimated[key] = {name: f(expected) for name, f in ESTIMATES.items()}
+        if model.task == "regression" and model.columns.prediction:
+            loss = loss_model(store, model, ref, now)
+            if loss is not None:
+                calibrated[v] = f"errors predicted by a model of the reference's {loss.rows:,} rows"
+                scoped_mine = _scope(source_store, mine, model.columns.timestamp, windowing)
+                found_loss = loss_sums(
+                    source_store, scoped_mine, model.columns.timestamp, v, size, segments, loss
+                )
+                for key, sums in found_loss.items():
+                    estimated[key] = {name: f(sums) for name, f in LOSS_ESTIMATES.items()}
+                    if sums.n and sums.outside / sums.n >= 0.05:
+                        estimate_notes[key] = (
+                            f"{sums.outside / sums.n:.0%} of events outside the reference's "
+                            "range, where the loss model cannot extrapolate"
+                        )
         if model.task == "multiclass_classification" and model.columns.scores:
             found_multi = _multiclass_estimates(store, source_store, model, ref, source, windowing)
             if found_multi:
@@ -333,7 +351,7 @@ def run(
     binary = {k: c for k, c in performance.items() if isinstance(c, BinaryCounts)}
     rows += fairness_rows(model, profiles, binary, refs, size, now)
     rows += segment_gap_rows(model, performance, size)
-    rows += estimation_rows(estimated, performance, calibrated, size)
+    rows += estimation_rows(estimated, performance, calibrated, size, estimate_notes)
     rows += proxy_rows(histograms, model.decision_threshold, size)
     if model.task == "ranking" and model.columns.item_id:
         rows += _coverage_rows(store, source_store, model, events, refs, windowing)
@@ -601,6 +619,7 @@ def estimation_rows(
     realized: Mapping[Key, Any],
     notes: Mapping[str, str],
     size: timedelta,
+    key_notes: Mapping[Key, str] | None = None,
 ) -> list[_Row]:
     """Performance estimated without labels, with its band, for every window and segment;
     where labels exist, the realized value beside it and whether the band covered it (the
@@ -611,7 +630,7 @@ def estimation_rows(
     for key, found in sorted(estimated.items()):
         start, version, seg_col, seg_val = key
         where = _Where(start, start + size, version, seg_col, seg_val)
-        how = notes.get(version, "")
+        how = "; ".join(n for n in (notes.get(version), (key_notes or {}).get(key)) if n)
         for full_name, e in found.items():
             name, _, column = full_name.partition(":")
             rows.append(

@@ -228,7 +228,7 @@ class _Base:
         combos = 1
         for i, name in enumerate(names):
             seg = source.segments[name]
-            keep[f"wk_s{i}"] = _segment(t, name, seg)
+            keep[f"wk_s{i}"] = segment_value(t, name, seg)
             combos *= len(seg.values) + (1 if seg.complete else 2)
         if source.status is not None:
             keep[source.status] = t[source.status]
@@ -384,7 +384,7 @@ def _constant(version: str | ir.Value) -> str | None:
     return None if value is None else str(value)
 
 
-def _segment(t: ir.Table, seg_col: str, seg: Segment) -> ir.Value:
+def segment_value(t: ir.Table, seg_col: str, seg: Segment) -> ir.Value:
     """The segment value of each row. With every value kept, the column itself (nulls are
     named afterwards); else the value if kept, "(other)" if not, "(null)" for nulls."""
     text = t[seg_col].cast("string")

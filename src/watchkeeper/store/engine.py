@@ -305,6 +305,19 @@ class Store:
             result = expr.to_pyarrow()
         return result if isinstance(result, pa.Table) else pa.table({"value": [result]})
 
+    def batches(self, expr: ir.Table, rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """The result of ``expr`` a batch of at most ``rows`` at a time, never all at once."""
+        with engine_errors("running a query"):
+            reader = expr.to_pyarrow_batches(chunk_size=rows)
+        with reader:
+            while True:
+                with engine_errors("reading a result"):
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        return
+                yield batch
+
     def scalar(self, expr: ir.Scalar) -> Any:
         with engine_errors("running a query"):
             return expr.execute()

@@ -22,6 +22,7 @@ METRICS = "metrics"
 WINDOW_PROFILES = "window_profiles"
 ALERTS = "alerts"
 RUNS = "runs"
+ESTIMATORS = "estimators"
 
 SHARED: dict[str, dict[str, DType]] = {
     META: {"key": "string", "value": "string"},
@@ -127,6 +128,16 @@ SHARED: dict[str, dict[str, DType]] = {
         "resolved_at": "timestamp",
         "verdict": "string",
         "comment": "string",
+    },
+    # Models fitted on a reference to estimate performance without labels (pickled, base64).
+    ESTIMATORS: {
+        "model": "string",
+        "model_version": "string",
+        "reference_id": "string",
+        "kind": "string",
+        "payload": "string",
+        "rows": "int64",
+        "fitted_at": "timestamp",
     },
     RUNS: {
         "run_id": "string",

@@ -253,6 +253,13 @@ def metrics_cmd(
             until=until,
             window=_duration(window),
         )
+        shown_metrics = set(table.column("metric").to_pylist())
+        caveats = (
+            [b.caveat for b in ws.backtest(model, window=_duration(window)).values()]
+            or ["none has been checked against labels yet"]
+            if any(m.startswith("estimated_") for m in shown_metrics)
+            else []
+        )
     if fmt == "csv":
         import pyarrow.csv as pacsv
 
@@ -283,6 +290,52 @@ def metrics_cmd(
     out.print(shown)
     if table.num_rows > limit:
         out.print(f"({table.num_rows - limit:,} more rows; use --format csv or json for all)")
+    if caveats:
+        out.print(
+            "Estimated metrics are computed without labels and assume the relation between "
+            "inputs and labels has not changed. Their record against labels so far:",
+            highlight=False,
+        )
+        for caveat in caveats:
+            out.print(f"  {caveat}", highlight=False)
+
+
+@main.command()
+@_MODEL
+@click.option("--last", default=30, show_default=True, help="Backtested windows to summarize.")
+@click.option("--window", default=None, help="Only windows of this size.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.pass_context
+def backtest(ctx: click.Context, model: str, last: int, window: str | None, fmt: str) -> None:
+    """How far to trust performance estimated without labels: per estimated metric, how
+    often its band covered the realized value once labels arrived."""
+    with _workspace(ctx) as ws:
+        found = ws.backtest(model, last=last, window=_duration(window))
+    if fmt == "json":
+        click.echo(json.dumps([b.to_dict() for b in found.values()]))
+        return
+    if not found:
+        out.print(
+            f"{model}: no estimate has been checked against labels yet (a window needs both "
+            "an estimate and labels)",
+            highlight=False,
+        )
+        return
+    shown = Table("estimated", "windows", "band held", "mean error", "trust", box=None)
+    for b in found.values():
+        shown.add_row(
+            b.metric,
+            str(b.windows),
+            f"{b.covered} ({b.coverage:.0%})" if b.coverage is not None else "",
+            "" if b.mean_error is None else f"{b.mean_error:+.3g}",
+            b.trust,
+        )
+    out.print(shown)
+    for b in found.values():
+        if b.trust in ("rough", "failing"):
+            out.print(b.caveat, highlight=False)
 
 
 def _json_value(value: Any) -> Any:

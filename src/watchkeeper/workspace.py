@@ -26,6 +26,8 @@ from watchkeeper.ingest import IngestResult, ingest, open_source
 from watchkeeper.ingest.pipeline import Progress
 from watchkeeper.monitor import NoReferenceError, RunResult
 from watchkeeper.monitor import run as run_monitor
+from watchkeeper.monitor.backtest import Backtest
+from watchkeeper.monitor.backtest import load as load_backtest
 from watchkeeper.monitor.run import slice_columns
 from watchkeeper.reference import ReferenceProfile, column_roles
 from watchkeeper.reference import fit as fit_reference
@@ -298,6 +300,17 @@ class Workspace:
         return _latest(
             self.store.table(spec_for("labels", self.config.model(model)).table), "event_id"
         )
+
+    def backtest(
+        self, model: str, *, last: int = 30, window: timedelta | str | None = None
+    ) -> dict[str, Backtest]:
+        """How far to trust the performance estimated without labels: per estimated metric,
+        how often its band covered the realized value over the last ``last`` windows with
+        labels, its mean error, and a verdict (``holds``, ``rough``, ``failing``, ``unknown``)
+        with the caveat to show beside it. Windows of every size unless ``window`` is given."""
+        self.config.model(model)
+        size = parse_duration(window) if isinstance(window, str) else window
+        return load_backtest(self.store, model, size, last)
 
     def label_history(self, model: str, event_id: str) -> pa.Table:
         """Every label received for one event, oldest first (corrections included)."""

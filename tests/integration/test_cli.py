@@ -140,6 +140,14 @@ def test_run_and_metrics_from_the_command_line(tmp_path: Path) -> None:
     assert all(r["status"] in ("ok", "drifted", "insufficient_data") for r in as_json)
     csv_text = run(tmp_path, "metrics", "-m", "fraud", "--column", "amount", "--format", "csv")
     assert csv_text.stdout.splitlines()[0].startswith('"model","model_version","window_start"')
+    estimated = run(tmp_path, "metrics", "-m", "fraud", "--metric", "estimated_accuracy")
+    assert estimated.stdout.count("estimated_accuracy") >= 4
+    assert "assume the relation between inputs and labels has not changed" in estimated.stdout
+    trust = run(tmp_path, "backtest", "-m", "fraud", "--window", "6h", "--format", "json")
+    assert trust.returncode == 0, trust.stderr
+    assert all(
+        set(b) >= {"metric", "coverage", "trust", "caveat"} for b in json.loads(trust.stdout)
+    )
     refit = run(tmp_path, "reference", "fit", "--model", "fraud")
     assert "fitted the reference of fraud version 1: 3,000 rows" in refit.stdout
     bad = run(tmp_path, "run", "--model", "fraud", "--window", "soon")

@@ -682,3 +682,66 @@ models:
     # A calibrated score p: an event is right with probability max(p, 1 - p).
     truth = np.maximum(events["p_cat"], 1 - events["p_cat"]).mean()
     assert estimate["value"] == pytest.approx(truth, abs=0.01)
+
+
+def _world_run(tmp_path: Path, clock: Clock, concept: bool) -> dict[str, Any]:
+    """Ten daily windows of a model calibrated on its reference, with labels: the inputs
+    shift from day to day (covariate shift), and with ``concept`` the relation between
+    inputs and label changes from the third day."""
+    rng = np.random.default_rng([21, int(concept)])
+
+    def frame(n: int, start: Any, shift: float, changed: bool, prefix: str) -> pd.DataFrame:
+        x = rng.normal(shift, 1, n)
+        score = 1 / (1 + np.exp(-(1.5 * x - 1)))
+        truth = 1 / (1 + np.exp(-(0.2 * x + 0.3))) if changed else score
+        return pd.DataFrame(
+            {
+                "id": [f"{prefix}{i}" for i in range(n)],
+                "ts": [start + timedelta(seconds=int(s)) for s in rng.uniform(0, 86_000, n)],
+                "x": x,
+                "c": rng.choice(["u", "v"], n),
+                "region": rng.choice(["north", "south"], n),
+                "score": score,
+                "label": (rng.uniform(size=n) < truth).astype(int),
+            }
+        )
+
+    days = 10
+    clock.now = T0 + timedelta(days=days, hours=1)
+    with watchkeeper.open(parse_config(YAML, base_dir=tmp_path), clock=clock) as w:
+        w.set_reference("m", frame(20_000, T0, 0.0, False, "r").drop(columns=["id", "ts"]))
+        for d in range(days):
+            day = frame(1500, T0 + timedelta(days=d), (d % 4) * 0.3, concept and d >= 2, f"d{d}_")
+            w.ingest_events("m", day.drop(columns=["label"]))
+            w.ingest_labels("m", day[["id", "label"]])
+        result = w.run("m")
+        # A new day without labels yet: its estimate carries the record so far.
+        clock.now += timedelta(days=1)
+        w.ingest_events(
+            "m", frame(1500, T0 + timedelta(days=days), 0.3, concept, "new").drop(columns=["label"])
+        )
+        later = w.run("m").metrics
+        return {"backtest": w.backtest("m"), "notes": result.notes, "later": later}
+
+
+def test_the_backtest_says_the_estimate_holds_under_covariate_shift(
+    tmp_path: Path, clock: Clock
+) -> None:
+    found = _world_run(tmp_path, clock, concept=False)
+    backtest = found["backtest"]
+    for name in ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc"):
+        assert backtest[name].windows == 10
+        assert backtest[name].coverage >= 0.9, backtest[name]
+        assert backtest[name].trust == "holds"
+    assert not [n for n in found["notes"] if "failing" in n]
+    assert "the estimate has held" in metric(found["later"], "estimated_accuracy")["detail"]
+
+
+def test_the_backtest_flags_the_estimate_under_concept_shift(tmp_path: Path, clock: Clock) -> None:
+    found = _world_run(tmp_path, clock, concept=True)
+    accuracy = found["backtest"]["accuracy"]
+    assert accuracy.trust == "failing", accuracy
+    assert "concept shift" in accuracy.caveat
+    assert any("estimated accuracy" in n and "failing" in n for n in found["notes"])
+    detail = metric(found["later"], "estimated_accuracy")["detail"]
+    assert "backtest" in detail and "concept shift" in detail

@@ -28,6 +28,8 @@ from scipy import special
 from watchkeeper.config import DriftConfig, ModelConfig
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.ingest.pipeline import new_batch_id
+from watchkeeper.monitor.backtest import Backtest
+from watchkeeper.monitor.backtest import load as load_backtest
 from watchkeeper.monitor.loss_estimation import loss_model, loss_sums
 from watchkeeper.monitor.slices import MAX_CANDIDATES as MAX_SLICE_COLUMNS
 from watchkeeper.monitor.slices import discover
@@ -351,7 +353,8 @@ def run(
     binary = {k: c for k, c in performance.items() if isinstance(c, BinaryCounts)}
     rows += fairness_rows(model, profiles, binary, refs, size, now)
     rows += segment_gap_rows(model, performance, size)
-    rows += estimation_rows(estimated, performance, calibrated, size, estimate_notes)
+    trust = load_backtest(store, model.name, size) if estimated else {}
+    rows += estimation_rows(estimated, performance, calibrated, size, estimate_notes, trust)
     rows += proxy_rows(histograms, model.decision_threshold, size)
     if model.task == "ranking" and model.columns.item_id:
         rows += _coverage_rows(store, source_store, model, events, refs, windowing)
@@ -380,6 +383,11 @@ def run(
                 )
         store.insert(METRICS, table)
         store.insert(WINDOW_PROFILES, profile_table)
+    if estimated:
+        # The estimates' record, this run's backtests included: the caveat to read them by.
+        for b in load_backtest(store, model.name, size).values():
+            if b.trust in ("rough", "failing") and ":" not in b.metric:
+                notes.append(b.caveat)
     result = RunResult(
         run_id, model.name, size, starts_done, table, time.perf_counter() - started, notes
     )
@@ -620,6 +628,7 @@ def estimation_rows(
     notes: Mapping[str, str],
     size: timedelta,
     key_notes: Mapping[Key, str] | None = None,
+    trust: Mapping[str, Backtest] | None = None,
 ) -> list[_Row]:
     """Performance estimated without labels, with its band, for every window and segment;
     where labels exist, the realized value beside it and whether the band covered it (the
@@ -627,6 +636,7 @@ def estimation_rows(
     (a class's recall). The estimate assumes the relation of inputs to label has not
     changed: concept shift makes it wrong, and the backtest is what shows it."""
     rows: list[_Row] = []
+    trust = trust or {}
     for key, found in sorted(estimated.items()):
         start, version, seg_col, seg_val = key
         where = _Where(start, start + size, version, seg_col, seg_val)
@@ -642,7 +652,9 @@ def estimation_rows(
                     e.sample_size,
                     lower=e.lower,
                     upper=e.upper,
-                    detail=f"without labels, {ASSUMPTION}" + (f"; {how}" if how else ""),
+                    detail=f"without labels, {ASSUMPTION}"
+                    + (f"; {how}" if how else "")
+                    + (f"; backtest: {trust[full_name].caveat}" if full_name in trust else ""),
                 )
             )
             truth = realized.get(key)

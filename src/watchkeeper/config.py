@@ -165,9 +165,119 @@ class ModelConfig(_Frozen):
         return next((f for f in self.columns.features if f.name == name), None)
 
 
+Severity = Literal["info", "ticket", "page"]
+SEVERITIES: tuple[str, ...] = ("info", "ticket", "page")  # in rising order
+Windows = Annotated[int | timedelta, BeforeValidator(lambda v: _windows_or_duration(v))]
+
+
+def _windows_or_duration(value: Any) -> int | timedelta:
+    """A count of windows (an integer) or a duration (``6h``)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number of windows or a duration such as 6h")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+    if isinstance(value, timedelta):
+        return value
+    return parse_duration(str(value))
+
+
+class BaselineConfig(_Frozen):
+    """A rolling baseline: the metric's own recent values (or the same hour of previous days
+    or weeks, for seasonal traffic)."""
+
+    windows: int = Field(default=24, ge=2)  # how many past values
+    method: Literal["mean_std", "median_mad"] = "median_mad"
+    k: float = Field(default=3.0, gt=0)  # how many spreads away counts as unusual
+    seasonal: Duration | None = None  # e.g. 1d: compare with the same hour of earlier days
+    min_history: int = Field(default=5, ge=2)  # fewer past values: the condition cannot hold
+
+
+class ConditionConfig(_Frozen):
+    """Which metrics (patterns with * and ?), and when one of them is unusual."""
+
+    metric: str = Field(min_length=1)
+    column: str = "*"
+    # "*": the whole traffic; "region=*": every region; "region=eu"; "any": every series.
+    segment: str = "*"
+    # What is compared: the value itself, its change from the reference (the same metric
+    # measured on the reference data), or its distance from a rolling baseline.
+    against: Literal["value", "reference", "baseline"] = "value"
+    change: Literal["relative", "absolute"] = "relative"  # with against: reference
+    above: float | None = None
+    below: float | None = None
+    status: tuple[str, ...] = ()  # the metric's status is one of these (e.g. drifted)
+    baseline: BaselineConfig = BaselineConfig()
+    direction: Literal["above", "below", "both"] = "both"  # with against: baseline
+    min_sample_size: int = Field(default=0, ge=0)
+    # Where the metric has an interval: it must exclude what it is compared with, so noise
+    # on a small window does not fire.
+    interval_excludes: bool = False
+    # Hysteresis: once firing, the condition holds until the value crosses this instead.
+    resolve_at: float | None = None
+
+
+class EscalationConfig(_Frozen):
+    require: int = Field(ge=1)  # conditions holding at once
+    severity: Severity = "page"
+
+
+class RuleConfig(_Frozen):
+    name: str = Field(pattern=NAME_PATTERN)
+    models: str = "*"  # a pattern over model names
+    severity: Severity = "ticket"
+    owner: str = "model"  # data, model, infrastructure, business, or a team
+    description: str = ""
+    window: Duration | None = None  # the windows evaluated (default: each model's window)
+    conditions: tuple[ConditionConfig, ...] = Field(min_length=1)
+    require: Literal["all", "any"] | int = "all"
+    escalate: EscalationConfig | None = None
+    # ``for``: the conditions must hold this many consecutive windows (or this long)
+    # before the alert fires; ``keep_firing_for``: it stays firing this long after.
+    for_: Windows = Field(default=1, alias="for")
+    keep_firing_for: Windows = 0
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @property
+    def required(self) -> int:
+        if self.require == "all":
+            return len(self.conditions)
+        if self.require == "any":
+            return 1
+        return self.require
+
+
+class InhibitConfig(_Frozen):
+    """While an alert matching ``source`` fires, alerts matching ``target`` with the same
+    values of the ``equal`` labels are muted (they are explained by it)."""
+
+    source: Mapping[str, str]
+    target: Mapping[str, str]
+    equal: tuple[str, ...] = ("model",)
+
+
+class ReceiverConfig(_Frozen):
+    name: str = Field(pattern=NAME_PATTERN)
+    type: Literal["webhook", "slack", "alertmanager", "log"]
+    url: str | None = None
+    match: Mapping[str, str] = {}  # label patterns an alert must match to be sent here
+    timeout: Duration = timedelta(seconds=10)
+
+
+class AlertingConfig(_Frozen):
+    rules: tuple[RuleConfig, ...] = ()
+    inhibit: tuple[InhibitConfig, ...] = ()
+    receivers: tuple[ReceiverConfig, ...] = ()
+    dashboard_url: str = "http://127.0.0.1:8765"  # link targets in alerts' evidence
+    max_attempts: int = Field(default=20, ge=1)  # delivery attempts before giving up
+
+
 class Config(_Frozen):
     engine: EngineConfig = EngineConfig()
     models: tuple[ModelConfig, ...] = ()
+    alerting: AlertingConfig = AlertingConfig()
     # Where the file was read from; relative engine paths resolve against its folder.
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -311,6 +421,56 @@ def _check(config: Config) -> Iterator[tuple[str, str]]:
             )
         seen.setdefault(model.name, i)
         yield from _check_model(model, where)
+    yield from _check_alerting(config.alerting, [m.name for m in config.models])
+
+
+def _check_alerting(alerting: AlertingConfig, models: list[str]) -> Iterator[tuple[str, str]]:
+    import fnmatch
+
+    names: dict[str, int] = {}
+    for i, rule in enumerate(alerting.rules):
+        at = f"alerting.rules[{i}]"
+        if rule.name in names:
+            yield (
+                f"{at}.name",
+                f"rule {rule.name!r} is already declared at rules[{names[rule.name]}]",
+            )
+        names.setdefault(rule.name, i)
+        if models and not fnmatch.filter(models, rule.models):
+            yield f"{at}.models", f"matches no model (models: {', '.join(models)})"
+        if isinstance(rule.require, int) and not 1 <= rule.require <= len(rule.conditions):
+            yield f"{at}.require", f"must be between 1 and {len(rule.conditions)} (the conditions)"
+        if rule.escalate is not None:
+            if rule.escalate.require > len(rule.conditions):
+                yield f"{at}.escalate.require", f"there are only {len(rule.conditions)} conditions"
+            if SEVERITIES.index(rule.escalate.severity) <= SEVERITIES.index(rule.severity):
+                yield f"{at}.escalate.severity", f"must be above the rule's {rule.severity}"
+        for j, c in enumerate(rule.conditions):
+            where = f"{at}.conditions[{j}]"
+            tests = (c.above is not None) or (c.below is not None) or bool(c.status)
+            if c.against == "baseline":
+                if c.status or c.above is not None or c.below is not None:
+                    yield (
+                        where,
+                        "a baseline condition uses direction and baseline.k, "
+                        "not above, below or status",
+                    )
+            elif not tests:
+                yield where, "needs above, below or status"
+            if c.against == "reference" and c.status:
+                yield f"{where}.status", "a status cannot be compared with the reference"
+            if c.resolve_at is not None and (c.above is None) == (c.below is None):
+                yield f"{where}.resolve_at", "needs exactly one of above or below"
+            if c.segment not in ("*", "any") and "=" not in c.segment:
+                yield f"{where}.segment", "must be *, any, or COLUMN=VALUE (VALUE may be *)"
+    receivers: set[str] = set()
+    for i, r in enumerate(alerting.receivers):
+        at = f"alerting.receivers[{i}]"
+        if r.name in receivers:
+            yield f"{at}.name", f"receiver {r.name!r} is declared twice"
+        receivers.add(r.name)
+        if r.type != "log" and not r.url:
+            yield f"{at}.url", f"a {r.type} receiver needs a url"
 
 
 def _check_model(model: ModelConfig, where: str) -> Iterator[tuple[str, str]]:

@@ -10,6 +10,8 @@ The CLI and the HTTP service call the same methods.
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -21,6 +23,8 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from watchkeeper import alerts as alerting
+from watchkeeper.alerts.reference_values import reference_values
 from watchkeeper.config import CONFIG_FILENAME, Config, ModelConfig, load_config
 from watchkeeper.ingest import IngestResult, ingest, open_source
 from watchkeeper.ingest.pipeline import Progress
@@ -300,6 +304,127 @@ class Workspace:
         return _latest(
             self.store.table(spec_for("labels", self.config.model(model)).table), "event_id"
         )
+
+    # -- alerts -------------------------------------------------------------------------
+
+    def reference_values(self, model: str) -> dict[tuple[str, str, str], float]:
+        """Each metric's value on the reference of the model's current version."""
+        cfg = self.config.model(model)
+        ref = self.reference_profile(model, cfg.version)
+        return {} if ref is None else reference_values(self.store, cfg, ref)
+
+    def evaluate_alerts(self, model: str | None = None) -> alerting.Evaluated:
+        """Evaluate the alert rules over the windows closed since the last evaluation (for
+        one model, or all), store what changed and queue its notifications. Deliver them
+        with ``deliver_notifications``."""
+        names = [model] if model is not None else [m.name for m in self.config.models]
+        now = self.clock()
+        events: list[alerting.AlertEvent] = []
+        queued = 0
+        muted: dict[str, str] = {}
+        for name in names:
+            cfg = self.config.model(name)
+            found = alerting.evaluate_model(
+                self.store, self.config, cfg, now, functools.partial(self.reference_values, name)
+            )
+            events += found.events
+            queued += found.notifications
+            muted |= found.muted
+        return alerting.Evaluated(events, queued, muted)
+
+    def deliver_notifications(self, send: Any = None) -> alerting.Delivery:
+        """Send the notifications waiting in the outbox (retrying failed ones when due)."""
+        alerting.reconcile(self.store, self.config.alerting, self.clock())
+        if send is None:
+            return alerting.deliver(self.store, self.config.alerting, self.clock())
+        return alerting.deliver(self.store, self.config.alerting, self.clock(), send)
+
+    def alerts(
+        self,
+        model: str | None = None,
+        *,
+        state: str | None = None,
+        since: datetime | str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Alert episodes, oldest first: their state, severity, owner, evidence, verdict."""
+        start = parse_time(since) if since is not None else None
+
+        def where(t: Any) -> Any:
+            cond = t.alert_id.notnull()
+            if model is not None:
+                cond &= t.model == model
+            if state is not None:
+                cond &= t.state == state
+            if start is not None:
+                cond &= t.started_at >= start
+            return cond
+
+        return alerting.episodes(self.store, where)
+
+    def acknowledge(self, alert_id: str, *, by: str = "", comment: str = "") -> None:
+        alerting.acknowledge(self.store, alert_id, self.clock(), by, comment)
+
+    def close_alert(self, alert_id: str, verdict: str, *, comment: str = "", by: str = "") -> None:
+        """Close an alert with a verdict: actionable, noise or expected_change."""
+        alerting.close(self.store, alert_id, verdict, self.clock(), comment, by)
+
+    def silence(
+        self,
+        matchers: dict[str, str],
+        *,
+        duration: timedelta | str = "2h",
+        comment: str = "",
+        by: str = "",
+    ) -> str:
+        """Mute alerts whose labels match (patterns allowed) for ``duration``."""
+        now = self.clock()
+        span = parse_duration(duration) if isinstance(duration, str) else duration
+        return alerting.add_silence(self.store, matchers, now + span, now, by, comment)
+
+    def silences(self) -> list[dict[str, Any]]:
+        return alerting.active_silences(self.store, self.clock())
+
+    def expire_silence(self, silence_id: str) -> None:
+        alerting.expire_silence(self.store, silence_id, self.clock())
+
+    def review_alerts(
+        self, *, since: datetime | str | None = None, until: datetime | str | None = None
+    ) -> list[alerting.RuleReview]:
+        return alerting.review(
+            self.store,
+            parse_time(since) if since is not None else None,
+            parse_time(until) if until is not None else None,
+        )
+
+    def replay_rule(
+        self,
+        rule: str,
+        *,
+        model: str | None = None,
+        since: datetime | str,
+        until: datetime | str | None = None,
+        settings: list[str] | tuple[str, ...] = (),
+    ) -> list[alerting.ReplayedAlert]:
+        """What ``rule`` (edited by ``settings`` such as ``for=3``) would have fired over the
+        stored history, per model it applies to."""
+        found = alerting.edited(alerting.rule_named(self.config, rule), settings)
+        names = [model] if model else [m.name for m in self.config.models]
+        out: list[alerting.ReplayedAlert] = []
+        end = parse_time(until) if until is not None else self.clock()
+        for name in names:
+            cfg = self.config.model(name)
+            if not fnmatch.fnmatchcase(name, found.models):
+                continue
+            out += alerting.replay(
+                self.store,
+                self.config,
+                found,
+                cfg,
+                parse_time(since),
+                end,
+                functools.partial(self.reference_values, name),
+            )
+        return out
 
     def backtest(
         self, model: str, *, last: int = 30, window: timedelta | str | None = None

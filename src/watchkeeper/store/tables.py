@@ -21,6 +21,10 @@ REFERENCE_PROFILES = "reference_profiles"
 METRICS = "metrics"
 WINDOW_PROFILES = "window_profiles"
 ALERTS = "alerts"
+ALERT_STATES = "alert_states"
+ALERT_EVENTS = "alert_events"
+SILENCES = "silences"
+OUTBOX = "outbox"
 RUNS = "runs"
 ESTIMATORS = "estimators"
 
@@ -112,6 +116,7 @@ SHARED: dict[str, dict[str, DType]] = {
         "profile": "string",
         "run_id": "string",
     },
+    # One row per alert episode: from firing to resolved, with its evidence and verdict.
     ALERTS: {
         "alert_id": "string",
         "fingerprint": "string",
@@ -119,15 +124,66 @@ SHARED: dict[str, dict[str, DType]] = {
         "model": "string",
         "severity": "string",
         "owner": "string",
-        "state": "string",
-        "labels": "string",
-        "evidence": "string",
+        "state": "string",  # firing, resolved
+        "labels": "string",  # JSON
+        "evidence": "string",  # JSON list
         "summary": "string",
-        "started_at": "timestamp",
+        "started_at": "timestamp",  # the end of the window it fired at
         "updated_at": "timestamp",
         "resolved_at": "timestamp",
-        "verdict": "string",
+        "verdict": "string",  # actionable, noise, expected_change
         "comment": "string",
+        "window_start": "timestamp",  # the window it fired at
+        "window_size_s": "int64",
+        "muted": "string",  # why it is not notified (silenced by ..., inhibited by ...)
+        "notified_severity": "string",  # the severity last sent
+        "resolved_notified": "boolean",
+        "acknowledged_at": "timestamp",
+        "acknowledged_by": "string",
+        "closed_at": "timestamp",
+    },
+    # Where each alert instance stands (the evaluation's state), one row per fingerprint.
+    ALERT_STATES: {
+        "fingerprint": "string",
+        "rule": "string",
+        "model": "string",
+        "labels": "string",
+        "state": "string",
+        "updated_at": "timestamp",
+    },
+    # Every firing, escalation, resolution, acknowledgement and verdict.
+    ALERT_EVENTS: {
+        "alert_id": "string",
+        "fingerprint": "string",
+        "rule": "string",
+        "model": "string",
+        "kind": "string",
+        "severity": "string",
+        "window_start": "timestamp",
+        "at": "timestamp",
+        "summary": "string",
+    },
+    SILENCES: {
+        "silence_id": "string",
+        "matchers": "string",  # JSON: label → pattern
+        "starts_at": "timestamp",
+        "ends_at": "timestamp",
+        "created_by": "string",
+        "comment": "string",
+    },
+    # Notifications written before they are sent, retried until delivered.
+    OUTBOX: {
+        "notification_id": "string",
+        "receiver": "string",
+        "alert_id": "string",
+        "kind": "string",
+        "payload": "string",  # JSON
+        "created_at": "timestamp",
+        "attempts": "int64",
+        "next_attempt_at": "timestamp",
+        "delivered_at": "timestamp",
+        "last_error": "string",
+        "gave_up": "boolean",
     },
     # Models fitted on a reference to estimate performance without labels (pickled, base64).
     ESTIMATORS: {

@@ -64,21 +64,28 @@ alerting:
 
 
 def write_series(
-    ws: watchkeeper.Workspace, model: str, metric: str, column: str, values: Any
+    ws: watchkeeper.Workspace,
+    model: str,
+    metric: str,
+    column: str,
+    values: Any,
+    status: Any = None,
+    start: int = 0,
 ) -> None:
+    """Metric rows of one series, hourly from T0 (+ ``start`` hours)."""
     rows = [
         {
             "model": model,
             "model_version": "1",
-            "window_start": T0 + i * HOUR,
-            "window_end": T0 + (i + 1) * HOUR,
+            "window_start": T0 + (start + i) * HOUR,
+            "window_end": T0 + (start + i + 1) * HOUR,
             "segment_column": "*",
             "segment_value": "*",
             "metric": metric,
             "column": column,
             "value": float(v),
             "sample_size": 1000,
-            "status": "ok",
+            "status": "drifted" if status is not None and status[i] else "ok",
             "provisional": False,
             "detail": "",
             "run_id": "test",
@@ -278,3 +285,41 @@ def test_alert_rules_in_the_config_are_checked_with_their_place(tmp_path: Path) 
     text = str(err.value)
     assert "line 20: alerting.rules[0].conditions[0]: needs above, below or status" in text
     assert "alerting.rules[2].models: matches no model (models: fraud, churn)" in text
+
+
+def test_the_default_rules_do_not_page_on_ninety_calm_days(tmp_path: Path, clock: Clock) -> None:
+    """`watchkeeper init`'s rule set over 90 days of hourly metrics that only vary by
+    chance (daily traffic cycle, sampling noise, the 5% of drift tests that fire on noise)."""
+    from watchkeeper.config import EXAMPLE_CONFIG
+
+    config = parse_config(
+        EXAMPLE_CONFIG.replace("watchkeeper.duckdb", "calm.duckdb"), base_dir=tmp_path
+    )
+    rng = np.random.default_rng([90, 1])
+    hours = 90 * 24
+    cycle = np.sin(2 * np.pi * np.arange(hours) / 24)
+    n = rng.poisson(2000 + 800 * cycle)
+    clock.now = T0
+    with watchkeeper.open(config, clock=clock) as w:
+        write_series(w, "fraud", "volume_ratio", "", rng.normal(1, 0.08, hours))
+        write_series(w, "fraud", "error_rate", "", rng.binomial(n, 0.01) / n)
+        write_series(w, "fraud", "latency_p99", "latency_ms", rng.normal(300 + 40 * cycle, 15))
+        write_series(w, "fraud", "outcome_rate", "confirmed_fraud", rng.binomial(n, 0.03) / n)
+        for column in ("amount", "country", "score"):
+            drifted = rng.uniform(size=hours) < 0.05
+            write_series(w, "fraud", "drift", column, np.where(drifted, 0.2, 0.02), status=drifted)
+        clock.now = T0 + hours * HOUR
+        found = w.evaluate_alerts("fraud")
+        pages = [e for e in found.events if e.severity == "page"]
+        assert pages == [], [e.summary for e in pages]
+        # Nor many tickets: at most one a month from chance alone.
+        tickets = [e.labels["alertname"] for e in found.events if e.kind == "firing"]
+        assert len(tickets) <= 3, tickets
+        # The same rules do page on a real outage.
+        outage = [1.0] * 24 + [0.2] * 3
+        write_series(w, "fraud", "volume_ratio", "", outage, start=hours)
+        clock.now = T0 + (hours + len(outage)) * HOUR
+        paged = [
+            e.labels["alertname"] for e in w.evaluate_alerts("fraud").events if e.severity == "page"
+        ]
+        assert paged == ["traffic_drop"]

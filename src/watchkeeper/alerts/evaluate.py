@@ -162,7 +162,8 @@ def fingerprint(labels: Mapping[str, str]) -> str:
 def matches(c: ConditionConfig, key: SeriesKey) -> bool:
     if not fnmatch.fnmatchcase(key.metric, c.metric):
         return False
-    if not fnmatch.fnmatchcase(key.column, c.column):
+    columns = (c.column,) if isinstance(c.column, str) else c.column
+    if not any(fnmatch.fnmatchcase(key.column, pattern) for pattern in columns):
         return False
     if c.segment == "any":
         return True

@@ -271,16 +271,20 @@ def alerts_list(
             r["evidence"] = json.loads(r["evidence"] or "[]")
         click.echo(json.dumps(rows, default=_json_value))
         return
-    shown = Table("alert", "fired", "severity", "owner", "state", "verdict", "summary", box=None)
-    for r in rows:
+    shown = Table(
+        "model", "owner", "alert", "fired", "severity", "state", "verdict", "summary", box=None
+    )
+    # Grouped per model and owner (who answers for it), oldest first within each.
+    for r in sorted(rows, key=lambda r: (r["model"], r["owner"], r["started_at"])):
         state_text = r["state"] + (" (muted)" if r["muted"] else "")
         if r["acknowledged_at"] and not r["verdict"]:
             state_text += ", acked"
         shown.add_row(
+            r["model"],
+            r["owner"],
             r["alert_id"],
             f"{r['started_at']:%Y-%m-%d %H:%M}",
             r["severity"],
-            r["owner"],
             state_text,
             r["verdict"] or "",
             r["summary"],

@@ -152,3 +152,42 @@ def test_run_and_metrics_from_the_command_line(tmp_path: Path) -> None:
     assert "fitted the reference of fraud version 1: 3,000 rows" in refit.stdout
     bad = run(tmp_path, "run", "--model", "fraud", "--window", "soon")
     assert bad.returncode == 2 and "not a duration" in bad.stderr
+
+
+def test_alerts_from_the_command_line(tmp_path: Path) -> None:
+    from tests.conftest import Clock
+    from tests.integration.test_alerts import T0, YAML, write_series
+    from watchkeeper import open as open_workspace
+    from watchkeeper.config import parse_config
+
+    yaml = YAML[: YAML.index("  receivers:")] + "  receivers:\n    - {name: log, type: log}\n"
+    (tmp_path / "watchkeeper.yaml").write_text(yaml)
+    with open_workspace(parse_config(yaml, base_dir=tmp_path), clock=Clock(T0)) as ws:
+        write_series(ws, "fraud", "row_count", "", [1000] * 10 + [100] * 6)
+    done = run(tmp_path, "alerts", "evaluate")
+    assert done.returncode == 0, done.stderr
+    assert "firing    page   fraud: row count is 100, below 500 (traffic fell)" in done.stdout
+    assert "notifications: 1 delivered" in done.stdout
+    assert "alert firing: fraud: row count is 100" in done.stderr  # the log receiver
+    with open_workspace(parse_config(yaml, base_dir=tmp_path), clock=Clock(T0)) as ws:
+        write_series(ws, "fraud", "row_count", "", [1000] * 10, start=16)
+    done = run(tmp_path, "alerts", "evaluate")
+    assert "resolved  page   fraud: volume drop resolved" in done.stdout
+    assert "notifications: 1 delivered" in done.stdout
+    again = run(tmp_path, "alerts", "evaluate")
+    assert "alerts: no change; 0 firing" in again.stdout
+    [alert] = json.loads(run(tmp_path, "alerts", "list", "--format", "json").stdout)
+    assert alert["labels"]["alertname"] == "volume_drop" and alert["evidence"][0]["value"] == 100
+    closed = run(tmp_path, "alerts", "close", alert["alert_id"], "--verdict", "actionable")
+    assert closed.returncode == 0, closed.stderr
+    [review] = json.loads(run(tmp_path, "alerts", "review", "--format", "json").stdout)
+    assert review["rule"] == "volume_drop" and review["actionable_share"] == 1.0
+    replay = run(
+        tmp_path, "alerts", "replay", "volume_drop", "--since", "2026-03-01", "--set", "for=7"
+    )
+    assert "volume_drop: 0 alert(s) would have fired" in replay.stdout, replay.stdout
+    silenced = run(tmp_path, "alerts", "silence", "model=fraud", "owner=data", "--for", "1h")
+    assert silenced.returncode == 0 and "silence " in silenced.stdout
+    assert "owner" in run(tmp_path, "alerts", "silences").stdout
+    bad = run(tmp_path, "alerts", "close", "nope", "--verdict", "noise")
+    assert bad.returncode != 0 and "no alert 'nope'" in bad.stderr

@@ -74,7 +74,13 @@ def child_stream(path: str) -> dict[str, float]:
     store = Store.open(f"duckdb://{path}", memory_limit="256MB")  # as a store opens by default
     started = time.perf_counter()
     sums = loss_sums(
-        store, store.table("events"), "ts", "1", timedelta(hours=1), {}, model  # type: ignore[arg-type]
+        store,
+        store.table("events"),
+        "ts",
+        "1",
+        timedelta(hours=1),
+        {},
+        model,  # type: ignore[arg-type]
     )
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "fit_seconds": fit_seconds, "windows": len(sums)}

@@ -614,6 +614,78 @@ def quarantine(
 
 
 @main.command()
+@click.option("--host", default=None, help="Address to bind (default: server.host).")
+@click.option("--port", default=None, type=int, help="Port (default: server.port).")
+@click.option(
+    "--now",
+    default=None,
+    help="Freeze the evaluation clock at this time (replaying history, demos, tests).",
+)
+@click.option("--no-schedule", is_flag=True, help="Do not run models on a schedule.")
+@click.pass_context
+def serve(
+    ctx: click.Context, host: str | None, port: int | None, now: str | None, no_schedule: bool
+) -> None:
+    """Serve the HTTP API, the Prometheus exporter and the scheduler."""
+    import uvicorn
+
+    from watchkeeper.config import load_config
+    from watchkeeper.server import create_app
+    from watchkeeper.windows import parse_time
+
+    config = load_config(find_config(ctx.obj["config"]))
+    bind = host or config.server.host
+    listen = port or config.server.port
+    loopback = bind in ("127.0.0.1", "::1", "localhost")
+    if not config.server.api_keys:
+        if not loopback:
+            raise click.UsageError(
+                f"no API keys are configured, so watchkeeper serves on loopback only; add "
+                f"server.api_keys (see `watchkeeper keys new`) to bind to {bind}"
+            )
+        err.print(
+            f"no API keys configured: serving on loopback only ({bind}:{listen}); anyone on "
+            "this machine can read and write",
+            highlight=False,
+        )
+    frozen = parse_time(now) if now else None
+    app = create_app(config, clock=(lambda: frozen) if frozen else None, schedule=not no_schedule)
+    err.print(f"watchkeeper serving on http://{bind}:{listen} (API docs at /docs)", highlight=False)
+    uvicorn.run(app, host=bind, port=listen, log_level="warning", access_log=False)
+
+
+@main.group()
+def keys() -> None:
+    """API keys for `watchkeeper serve`."""
+
+
+@keys.command("new")
+@click.option("--name", required=True, help="What the key is for, e.g. serving_app.")
+@click.option(
+    "--scopes",
+    default="read",
+    show_default=True,
+    help="Comma-separated: ingest, read, admin.",
+)
+def keys_new(name: str, scopes: str) -> None:
+    """Make a key: prints it once, and the line for watchkeeper.yaml (its hash only)."""
+    from watchkeeper.server.auth import new_key
+
+    wanted = [s.strip() for s in scopes.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in ("ingest", "read", "admin")]
+    if unknown or not wanted:
+        raise click.BadParameter(
+            f"scopes are ingest, read, admin; not {unknown}", param_hint="--scopes"
+        )
+    key, digest = new_key()
+    out.print(f"key (shown once; give it to the client): {key}", highlight=False)
+    out.print("add to watchkeeper.yaml under server.api_keys:", highlight=False)
+    out.print(
+        f"  - {{name: {name}, scopes: [{', '.join(wanted)}], sha256: {digest}}}", highlight=False
+    )
+
+
+@main.command()
 @click.pass_context
 def models(ctx: click.Context) -> None:
     """List the configured models and what is stored for each."""

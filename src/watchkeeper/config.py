@@ -274,10 +274,43 @@ class AlertingConfig(_Frozen):
     max_attempts: int = Field(default=20, ge=1)  # delivery attempts before giving up
 
 
+Scope = Literal["ingest", "read", "admin"]
+
+
+class ApiKeyConfig(_Frozen):
+    """An API key: its SHA-256 (``watchkeeper keys new`` prints one), or the name of an
+    environment variable holding the key itself. The key is never stored in the clear."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    scopes: tuple[Scope, ...] = Field(min_length=1)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    env: str | None = None
+
+
+class PrometheusConfig(_Frozen):
+    """What /metrics exports: label cardinality is capped."""
+
+    max_segments: int = Field(default=10, ge=0)  # segment values per column, per model
+    max_columns: int = Field(default=50, ge=1)  # columns per metric, per model
+
+
+class ServerConfig(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=1, le=65535)
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # How often the scheduler runs every model (closed and dirty windows, alerts, delivery);
+    # null: never (runs come from the CLI or the API).
+    schedule_every: Duration | None = timedelta(minutes=1)
+    group_commit_rows: int = Field(default=200_000, ge=1)  # rows per group commit, at most
+    api_keys: tuple[ApiKeyConfig, ...] = ()
+    prometheus: PrometheusConfig = PrometheusConfig()
+
+
 class Config(_Frozen):
     engine: EngineConfig = EngineConfig()
     models: tuple[ModelConfig, ...] = ()
     alerting: AlertingConfig = AlertingConfig()
+    server: ServerConfig = ServerConfig()
     # Where the file was read from; relative engine paths resolve against its folder.
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -422,6 +455,14 @@ def _check(config: Config) -> Iterator[tuple[str, str]]:
         seen.setdefault(model.name, i)
         yield from _check_model(model, where)
     yield from _check_alerting(config.alerting, [m.name for m in config.models])
+    names: set[str] = set()
+    for i, key in enumerate(config.server.api_keys):
+        at = f"server.api_keys[{i}]"
+        if (key.sha256 is None) == (key.env is None):
+            yield at, "give exactly one of sha256 (the key's hash) or env (a variable holding it)"
+        if key.name in names:
+            yield f"{at}.name", f"key {key.name!r} is declared twice"
+        names.add(key.name)
 
 
 def _check_alerting(alerting: AlertingConfig, models: list[str]) -> Iterator[tuple[str, str]]:

@@ -21,7 +21,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -141,24 +141,77 @@ def ingest(
         if progress is not None:
             progress(batch.num_rows, source.total_rows)
     with store.transaction():
-        run.rejected_lines(source)
-        if kind == "reference":
-            store.insert(
-                REFERENCE_SETS,
-                pa.table(
-                    {
-                        "model": [model.name],
-                        "model_version": [run.version],
-                        "reference_id": [batch_id],
-                        "rows": [result.accepted],
-                        "source": [source.name],
-                        "set_at": [now],
-                    },
-                    schema=_REFERENCE_SETS_SCHEMA,
-                ),
-            )
-        store.insert(INGESTIONS, run.log_row(time_done=now))
+        _finish(store, run, source, kind, model, batch_id, now)
     return result
+
+
+@dataclass(frozen=True)
+class Job:
+    """One ingestion request of a group (see ``ingest_group``)."""
+
+    model: ModelConfig
+    kind: Kind
+    source: Source
+    version: str | None = None
+
+
+def ingest_group(store: Store, jobs: Sequence[Job], now: datetime) -> list[IngestResult]:
+    """Several small ingestions in one transaction (group commit): each is validated,
+    deduplicated and logged as if alone, and a later one sees the earlier ones' rows (a
+    client's retry inside the same group counts as duplicates). All commit or none do."""
+    results = []
+    with store.transaction():
+        for job in jobs:
+            if job.kind == "reference":
+                raise ValueError("references are set one at a time")
+            batch_id = new_batch_id(now)
+            result = IngestResult(job.model.name, job.kind, batch_id, job.source.name)
+            run = _Run(
+                store,
+                spec_for(job.kind, job.model),
+                job.model,
+                result,
+                now,
+                job.version or job.model.version,
+            )
+            offset = 0
+            for batch in job.source.batches:
+                run.batch(batch, offset)
+                offset += batch.num_rows
+                result.rows += batch.num_rows
+            _finish(store, run, job.source, job.kind, job.model, batch_id, now)
+            results.append(result)
+    return results
+
+
+def _finish(
+    store: Store,
+    run: _Run,
+    source: Source,
+    kind: Kind,
+    model: ModelConfig,
+    batch_id: str,
+    now: datetime,
+) -> None:
+    """What closes an ingestion: the rejected lines, the reference set, the log row."""
+    result = run.result
+    run.rejected_lines(source)
+    if kind == "reference":
+        store.insert(
+            REFERENCE_SETS,
+            pa.table(
+                {
+                    "model": [model.name],
+                    "model_version": [run.version],
+                    "reference_id": [batch_id],
+                    "rows": [result.accepted],
+                    "source": [source.name],
+                    "set_at": [now],
+                },
+                schema=_REFERENCE_SETS_SCHEMA,
+            ),
+        )
+    store.insert(INGESTIONS, run.log_row(time_done=now))
 
 
 class _Run:

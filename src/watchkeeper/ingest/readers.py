@@ -144,38 +144,76 @@ def _open_json(path: Path, batch_rows: int) -> Source:
     return source
 
 
+BODY_FORMATS = ("json", "jsonl", "arrow", "parquet")
+
+
+def open_bytes(body: bytes, fmt: str, name: str = "request body") -> Source:
+    """A request body as a source: a JSON array of objects, JSON Lines, an Arrow IPC
+    stream or a Parquet file. Broken JSON lines are rejected one by one, as in files."""
+    try:
+        if fmt == "json":
+            try:
+                rows = json.loads(body)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise InputError(f"{name}: not valid JSON: {exc}") from exc
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise InputError(f"{name}: a JSON body must be an array of objects, one per row")
+            table = rows_to_table(rows)
+            return Source(name, iter(table.to_batches(DEFAULT_BATCH_ROWS)), table.num_rows)
+        if fmt == "jsonl":
+            source = Source(name, iter(()))
+            source.batches = _json_chunks(io.BytesIO(body), source)
+            return source
+        if fmt == "arrow":
+            reader = pa.ipc.open_stream(io.BytesIO(body))
+            table = reader.read_all()
+            return Source(name, iter(table.to_batches(DEFAULT_BATCH_ROWS)), table.num_rows)
+        if fmt == "parquet":
+            parquet = pq.ParquetFile(io.BytesIO(body))
+            return Source(
+                name, parquet.iter_batches(batch_size=DEFAULT_BATCH_ROWS), parquet.metadata.num_rows
+            )
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{name}: cannot read it as {fmt}: {exc}") from exc
+    raise InputError(f"{name}: unknown format {fmt!r}; one of {', '.join(BODY_FORMATS)}")
+
+
 def _json_lines(path: Path, source: Source) -> Iterator[pa.RecordBatch]:
+    with open(path, "rb") as fh:
+        yield from _json_chunks(fh, source)
+
+
+def _json_chunks(fh: Any, source: Source) -> Iterator[pa.RecordBatch]:
     """JSON Lines in chunks: Arrow's parser when the chunk is clean, line by line when not."""
     line_no = 0
-    with open(path, "rb") as fh:
-        while True:
-            chunk = fh.read(_JSON_CHUNK_BYTES)
-            if not chunk:
-                break
-            chunk += fh.readline()
-            lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
-            try:
-                table = pajson.read_json(io.BytesIO(chunk))
-                yield from table.to_batches()
-            except pa.ArrowInvalid:
-                rows: list[dict[str, Any]] = []
-                for i, line in enumerate(chunk.splitlines(), start=line_no + 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        text = line.decode("utf-8", "replace")
-                        source.rejected.append(Rejected(i, text, f"not valid JSON: {exc.msg}"))
-                        continue
-                    if not isinstance(row, dict):
-                        text = line.decode("utf-8", "replace")
-                        source.rejected.append(Rejected(i, text, "a line must hold a JSON object"))
-                        continue
-                    rows.append(row)
-                if rows:
-                    yield from rows_to_table(rows).to_batches()
-            line_no += lines
+    while True:
+        chunk = fh.read(_JSON_CHUNK_BYTES)
+        if not chunk:
+            break
+        chunk += fh.readline()
+        lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+        try:
+            table = pajson.read_json(io.BytesIO(chunk))
+            yield from table.to_batches()
+        except pa.ArrowInvalid:
+            rows: list[dict[str, Any]] = []
+            for i, line in enumerate(chunk.splitlines(), start=line_no + 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    text = line.decode("utf-8", "replace")
+                    source.rejected.append(Rejected(i, text, f"not valid JSON: {exc.msg}"))
+                    continue
+                if not isinstance(row, dict):
+                    text = line.decode("utf-8", "replace")
+                    source.rejected.append(Rejected(i, text, "a line must hold a JSON object"))
+                    continue
+                rows.append(row)
+            if rows:
+                yield from rows_to_table(rows).to_batches()
+        line_no += lines
 
 
 def _rebatch(reader: pa.RecordBatchReader, batch_rows: int) -> Iterator[pa.RecordBatch]:

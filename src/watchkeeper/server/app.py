@@ -170,6 +170,10 @@ class BacktestOut(BaseModel):
     caveat: str
 
 
+class RunIn(BaseModel):
+    model: str = Field(max_length=200)
+
+
 class RunResultOut(BaseModel):
     model: str
     windows: int
@@ -199,10 +203,17 @@ class Service:
     ) -> None:
         self.config = config
         self.clock = clock
-        self.keys = load_keys(config, environ)
-        self.reader = Workspace.open(config, clock=clock)
+        self.keys = load_keys(config, environ)  # a missing key variable stops us here
         self.read_lock = threading.Lock()
         self.run_lock = threading.Lock()
+        self.schedule = schedule and config.server.schedule_every is not None
+        self.registry = CollectorRegistry()
+        self.registry.register(StoreCollector(config, self.read_store, self.health))
+
+    def start(self) -> None:
+        """Open the store three times (reader, writer, scheduler) and start the threads."""
+        config, clock = self.config, self.clock
+        self.reader = Workspace.open(config, clock=clock)
         self.writer_ws = Workspace.open(config, clock=clock)
         self.writer = Writer(self.writer_ws.store, clock, config.server.group_commit_rows)
         self.scheduler_ws = Workspace.open(config, clock=clock)
@@ -210,11 +221,6 @@ class Service:
         self.scheduler = Scheduler(
             self.scheduler_ws, every.total_seconds() if every else 0.0, self.run_lock
         )
-        self.schedule = schedule and every is not None
-        self.registry = CollectorRegistry()
-        self.registry.register(StoreCollector(config, self.read_store, self.health))
-
-    def start(self) -> None:
         self.writer.start()
         if self.schedule:
             self.scheduler.start()
@@ -479,14 +485,15 @@ def create_app(
         return [RunOut(**{**r, "detail": r["detail"] or ""}) for r in service.read(build)]
 
     @app.post(
-        "/api/v1/models/{model}/run",
+        "/api/v1/runs",
         response_model=RunResultOut,
         tags=["admin"],
         responses={404: {"model": ErrorResponse, "description": "unknown model"}},
     )
-    def run_now(model: str, request: Request) -> RunResultOut:
-        """Run the model now (the due and dirty windows), then evaluate its alert rules."""
+    def run_now(body: RunIn, request: Request) -> RunResultOut:
+        """Run a model now (its due and dirty windows), then evaluate its alert rules."""
         service.authorize(request, "admin")
+        model = body.model
         model_or_404(model)
         with service.run_lock:
             ws = service.scheduler_ws

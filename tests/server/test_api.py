@@ -1,0 +1,333 @@
+"""The HTTP API in-process (the ASGI app through httpx): every endpoint's happy path and
+bad input, API keys and scopes, group commit, and the Prometheus exposition."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import MODEL_YAML, NOW, Clock, event
+import watchkeeper
+from watchkeeper.config import Config, parse_config
+from watchkeeper.server import create_app
+from watchkeeper.server.auth import new_key
+
+SERVER = """
+server:
+  schedule_every: null
+"""
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(NOW)
+
+
+def with_reference(config: Config) -> Config:
+    """Store a reference for the fraud model (a run needs one)."""
+    rows = [
+        {
+            k: v
+            for k, v in event(i, score=(i % 10) / 10, is_fraud=i % 3 == 0).items()
+            if k not in ("id", "ts")
+        }
+        for i in range(500)
+    ]
+    with watchkeeper.open(config) as ws:
+        ws.set_reference("fraud", rows)
+    return config
+
+
+@pytest.fixture
+def client(tmp_path: Path, clock: Clock) -> Iterator[TestClient]:
+    config = with_reference(parse_config(MODEL_YAML + SERVER, base_dir=tmp_path))
+    with TestClient(create_app(config, clock=clock)) as c:
+        yield c
+
+
+def events(n: int, start: int = 0, **overrides: Any) -> list[dict[str, Any]]:
+    return [event(i, **overrides) for i in range(start, start + n)]
+
+
+def test_ingest_a_json_array_and_a_retry_is_stored_once(client: TestClient) -> None:
+    rows = events(20) + [event(99, amount=-5)]  # one out of range
+    first = client.post("/api/v1/models/fraud/events", json=rows)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert (body["rows"], body["accepted"], body["quarantined"]) == (21, 20, {"out_of_range": 1})
+    again = client.post("/api/v1/models/fraud/events", json=rows[:20])
+    assert (again.json()["accepted"], again.json()["duplicates"]) == (0, 20)
+
+
+def test_ingest_json_lines_arrow_parquet_and_gzip(client: TestClient) -> None:
+    lines = "\n".join(json.dumps(r) for r in events(5)) + "\n{broken\n"
+    found = client.post(
+        "/api/v1/models/fraud/events",
+        content=lines,
+        headers={"Content-Type": "application/x-ndjson"},
+    ).json()
+    assert found["accepted"] == 5 and found["quarantined"] == {"unparseable_row": 1}
+    table = pa.Table.from_pylist(events(5, start=10))
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    arrow = client.post(
+        "/api/v1/models/fraud/events",
+        content=sink.getvalue(),
+        headers={"Content-Type": "application/vnd.apache.arrow.stream"},
+    )
+    assert arrow.json()["accepted"] == 5, arrow.text
+    parquet = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(events(5, start=20)), parquet)
+    found = client.post(
+        "/api/v1/models/fraud/events",
+        content=parquet.getvalue(),
+        headers={"Content-Type": "application/vnd.apache.parquet"},
+    ).json()
+    assert found["accepted"] == 5
+    zipped = client.post(
+        "/api/v1/models/fraud/events",
+        content=gzip.compress(json.dumps(events(5, start=30)).encode()),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert zipped.json()["accepted"] == 5
+    labels = client.post(
+        "/api/v1/models/fraud/labels",
+        json=[{"id": "e0", "is_fraud": 1}, {"id": "nope", "is_fraud": 1}],
+    ).json()
+    assert labels["accepted"] == 2  # a label may arrive before its event
+
+
+@pytest.mark.parametrize(
+    ("path", "kwargs", "status", "says"),
+    [
+        ("/api/v1/models/nope/events", {"json": []}, 404, "unknown model"),
+        ("/api/v1/models/fraud/things", {"json": []}, 422, "kind"),
+        (
+            "/api/v1/models/fraud/events",
+            {"content": b"[1, 2]", "headers": {"Content-Type": "application/json"}},
+            400,
+            "array of objects",
+        ),
+        (
+            "/api/v1/models/fraud/events",
+            {"content": b"{", "headers": {"Content-Type": "application/json"}},
+            400,
+            "not valid JSON",
+        ),
+        (
+            "/api/v1/models/fraud/events",
+            {"content": b"a,b", "headers": {"Content-Type": "text/csv"}},
+            415,
+            "unsupported content type",
+        ),
+        (
+            "/api/v1/models/fraud/events",
+            {"content": b"xx", "headers": {"Content-Type": "application/vnd.apache.parquet"}},
+            400,
+            "cannot read it as parquet",
+        ),
+        (
+            "/api/v1/models/fraud/events",
+            {
+                "content": b"xx",
+                "headers": {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+            },
+            400,
+            "not valid gzip",
+        ),
+        (
+            "/api/v1/models/fraud/events",
+            {"content": b"", "headers": {"Content-Type": "application/json"}},
+            400,
+            "empty",
+        ),
+    ],
+)
+def test_bad_input_gets_a_4xx_that_says_what_is_wrong(
+    client: TestClient, path: str, kwargs: dict[str, Any], status: int, says: str
+) -> None:
+    answer = client.post(path, **kwargs)
+    assert answer.status_code == status, answer.text
+    assert says in answer.json()["error"]["message"] or says in answer.json()["error"]["where"]
+
+
+def test_a_body_over_the_limit_is_refused(tmp_path: Path, clock: Clock) -> None:
+    config = parse_config(MODEL_YAML + SERVER + "  max_body_bytes: 2048\n", base_dir=tmp_path)
+    with TestClient(create_app(config, clock=clock)) as c:
+        big = c.post("/api/v1/models/fraud/events", json=events(100))
+        assert big.status_code == 413 and "limit of 2,048 bytes" in big.json()["error"]["message"]
+        bomb = gzip.compress(b"[" + b" " * 100_000 + b"]")
+        zipped = c.post(
+            "/api/v1/models/fraud/events",
+            content=bomb,
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+        assert zipped.status_code == 413
+
+
+def test_reads_after_a_run(client: TestClient, clock: Clock) -> None:
+    client.post("/api/v1/models/fraud/events", json=events(300))
+    models = client.get("/api/v1/models").json()
+    fraud = next(m for m in models if m["name"] == "fraud")
+    assert fraud["events"] == 300 and fraud["versions"] == ["3"]
+    clock.now = NOW + timedelta(days=2)
+    ran = client.post("/api/v1/runs", json={"model": "fraud"})
+    assert ran.status_code == 200, ran.text
+    rows = client.get(
+        "/api/v1/models/fraud/metrics", params={"metric": "row_count", "segment": "*"}
+    ).json()
+    assert sum(r["value"] for r in rows) == 300
+    assert (
+        client.get("/api/v1/models/fraud/metrics", params={"since": "yesterday-ish"}).status_code
+        == 400
+    )
+    assert client.get("/api/v1/models/fraud/metrics", params={"window": "soon"}).status_code == 400
+    runs = client.get("/api/v1/runs", params={"model": "fraud"}).json()
+    assert runs[0]["status"] == "ok" and runs[0]["windows"] > 0
+    assert client.get("/api/v1/models/fraud/backtest").status_code == 200
+    assert client.get("/api/v1/alerts").json() == []
+    assert client.get("/api/v1/alerts/nope").status_code == 404
+    assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_keys_and_scopes(tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    ingest_key, ingest_hash = new_key()
+    read_key = "a-read-key-from-the-environment"
+    yaml = (
+        MODEL_YAML
+        + SERVER
+        + f"""  api_keys:
+    - {{name: serving, scopes: [ingest], sha256: {ingest_hash}}}
+    - {{name: dashboards, scopes: [read], env: WK_READ_KEY}}
+"""
+    )
+    config = parse_config(yaml, base_dir=tmp_path)
+    caplog.set_level(logging.DEBUG)
+    app = create_app(config, clock=clock, environ={"WK_READ_KEY": read_key})
+    with TestClient(app) as c:
+        url = "/api/v1/models/fraud/events"
+        assert c.post(url, json=events(2)).status_code == 401
+        assert c.post(url, json=events(2), headers={"X-API-Key": "wrong"}).status_code == 401
+        denied = c.post(url, json=events(2), headers={"Authorization": f"Bearer {read_key}"})
+        assert (
+            denied.status_code == 403
+            and "lacks the 'ingest' scope" in denied.json()["error"]["message"]
+        )
+        ok = c.post(url, json=events(2), headers={"Authorization": f"Bearer {ingest_key}"})
+        assert ok.status_code == 200
+        assert c.get("/api/v1/models", headers={"X-API-Key": ingest_key}).status_code == 403
+        assert c.get("/api/v1/models", headers={"X-API-Key": read_key}).status_code == 200
+        assert c.get("/metrics").status_code == 401
+        assert c.get("/metrics", headers={"X-API-Key": read_key}).status_code == 200
+        assert (
+            c.post(
+                "/api/v1/runs", json={"model": "fraud"}, headers={"X-API-Key": read_key}
+            ).status_code
+            == 403
+        )
+        assert c.get("/healthz").json()["auth"] is True
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert ingest_key not in logged and read_key not in logged
+    # A key whose variable is missing stops the server at start, naming the place.
+    with pytest.raises(
+        Exception, match=r"server.api_keys\[1\].env: environment variable WK_READ_KEY"
+    ):
+        create_app(config, clock=clock, environ={})
+
+
+def test_many_small_requests_are_committed_in_groups(client: TestClient) -> None:
+    app = client.app
+    service = app.state.service  # type: ignore[attr-defined]
+    answers: list[int] = []
+
+    def send(i: int) -> None:
+        answer = client.post("/api/v1/models/fraud/events", json=events(5, start=i * 5))
+        answers.append(answer.json()["accepted"])
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(answers) == 200
+    assert service.writer.requests == 40
+    assert service.writer.groups < 40  # several requests shared a commit
+
+
+def test_alert_feedback_over_http(tmp_path: Path, clock: Clock) -> None:
+    yaml = (
+        MODEL_YAML
+        + SERVER
+        + """alerting:
+  rules:
+    - name: errors
+      severity: page
+      owner: infrastructure
+      window: 1h
+      conditions:
+        - {metric: error_rate, above: 0.2}
+"""
+    )
+    config = with_reference(parse_config(yaml, base_dir=tmp_path))
+    with TestClient(create_app(config, clock=clock)) as c:
+        c.post("/api/v1/models/fraud/events", json=events(200, status="error"))
+        clock.now = NOW + timedelta(days=2)
+        assert c.post("/api/v1/runs", json={"model": "fraud"}).status_code == 200
+        firing = c.get("/api/v1/alerts", params={"state": "firing"}).json()
+        assert firing and firing[0]["labels"]["alertname"] == "errors"
+        alert_id = firing[0]["alert_id"]
+        assert firing[0]["evidence"][0]["value"] == 1.0
+        acked = c.post(f"/api/v1/alerts/{alert_id}/ack", json={"by": "ana"}).json()
+        assert acked["acknowledged_by"] == "ana"
+        closed = c.post(f"/api/v1/alerts/{alert_id}/close", json={"verdict": "actionable"})
+        assert closed.json()["verdict"] == "actionable"
+        bad = c.post(f"/api/v1/alerts/{alert_id}/close", json={"verdict": "meh"})
+        assert bad.status_code == 422 and "verdict" in bad.json()["error"]["where"]
+        assert c.post("/api/v1/alerts/nope/ack", json={}).status_code == 404
+        text = c.get("/metrics").text
+        assert 'watchkeeper_alerts{alertname="errors",alertstate="firing"' in text
+
+
+def test_prometheus_exposition(client: TestClient, clock: Clock) -> None:
+    client.post("/api/v1/models/fraud/events", json=events(300) + [event(999, amount=-1)])
+    clock.now = NOW + timedelta(days=2)
+    client.post("/api/v1/runs", json={"model": "fraud"})
+    text = client.get("/metrics").text
+    assert (
+        'watchkeeper_ingested_rows_total{kind="events",model="fraud",outcome="accepted"} 300.0'
+        in text
+    )
+    assert (
+        'watchkeeper_quarantined_rows_total{kind="events",model="fraud",reason="out_of_range"} 1.0'
+        in text
+    )
+    assert (
+        'watchkeeper_data_quality_ratio{check="missing",column="amount",model="fraud",segment="*"}'
+        in text
+    )
+    assert 'watchkeeper_served_latency_seconds_bucket{le="0.02",model="fraud"}' in text
+    assert 'watchkeeper_served_error_ratio{model="fraud"} 0.0' in text
+    assert "watchkeeper_up 1.0" in text
+    assert (
+        'watchkeeper_model_performance{kind="estimated",metric="accuracy",model="fraud",segment="*"}'
+        in text
+    )
+
+
+def test_the_openapi_spec_in_the_repo_is_the_one_served(client: TestClient) -> None:
+    served = client.get("/openapi.json").json()
+    kept = json.loads((Path(__file__).parents[2] / "docs" / "openapi.json").read_text())
+    assert kept == served, "run `python -m watchkeeper.server.openapi > docs/openapi.json`"

@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import MODEL_YAML, NOW, Clock, event
 import watchkeeper
+from tests.conftest import MODEL_YAML, NOW, Clock, event
 from watchkeeper.config import Config, parse_config
 from watchkeeper.server import create_app
 from watchkeeper.server.auth import new_key
@@ -302,7 +302,7 @@ def test_alert_feedback_over_http(tmp_path: Path, clock: Clock) -> None:
 
 
 def test_prometheus_exposition(client: TestClient, clock: Clock) -> None:
-    client.post("/api/v1/models/fraud/events", json=events(300) + [event(999, amount=-1)])
+    client.post("/api/v1/models/fraud/events", json=[*events(300), event(999, amount=-1)])
     clock.now = NOW + timedelta(days=2)
     client.post("/api/v1/runs", json={"model": "fraud"})
     text = client.get("/metrics").text

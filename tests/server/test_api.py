@@ -62,7 +62,7 @@ def events(n: int, start: int = 0, **overrides: Any) -> list[dict[str, Any]]:
 
 
 def test_ingest_a_json_array_and_a_retry_is_stored_once(client: TestClient) -> None:
-    rows = events(20) + [event(99, amount=-5)]  # one out of range
+    rows = [*events(20), event(99, amount=-5)]  # one out of range
     first = client.post("/api/v1/models/fraud/events", json=rows)
     assert first.status_code == 200, first.text
     body = first.json()

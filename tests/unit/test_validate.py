@@ -145,3 +145,10 @@ def test_binary_labels_accept_bools_and_text() -> None:
         3: "unknown_category",
         4: "null_in_required",
     }
+
+
+def test_an_integer_beyond_64_bits_is_kept_as_text_for_validation() -> None:
+    from watchkeeper.ingest.readers import rows_to_table
+
+    table = rows_to_table([{"amount": 2**70}, {"amount": 3}])
+    assert table["amount"].to_pylist() == [str(2**70), "3"]

@@ -237,7 +237,8 @@ def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
 def _array(values: list[Any]) -> pa.Array:
     try:
         return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        # Mixed types, or an integer beyond 64 bits: kept as text, for validation to judge.
         return pa.array([None if v is None else _text(v) for v in values], pa.string())
 
 
@@ -254,7 +255,7 @@ def _from_pandas(frame: Any) -> pa.Table:
             series = frame[name]
             try:
                 columns[str(name)] = pa.array(series, from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
                 columns[str(name)] = pa.array(
                     [None if _is_missing(v) else _text(v) for v in series], pa.string()
                 )

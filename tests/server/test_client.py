@@ -1,0 +1,97 @@
+"""The SDK logger: never blocks the request path, drops (and counts) when its queue is
+full, keeps batches while the server is down and sends them when it comes back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import uvicorn
+
+import watchkeeper
+from tests.conftest import MODEL_YAML, NOW, Clock, event
+from tests.integration.test_alert_delivery import free_port
+from watchkeeper.client import DirectLogger, Logger
+from watchkeeper.config import Config, parse_config
+from watchkeeper.server import create_app
+
+
+@contextmanager
+def serving(config: Config, port: int) -> Iterator[None]:
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config, clock=Clock(NOW)), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def config(tmp_path: Path) -> Config:
+    return parse_config(MODEL_YAML + "server:\n  schedule_every: null\n", base_dir=tmp_path)
+
+
+def test_the_logger_waits_out_a_server_that_is_down(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    port = free_port()
+    logger = Logger(
+        f"http://127.0.0.1:{port}",
+        "fraud",
+        batch_size=40,
+        flush_interval=0.05,
+        max_backoff=0.2,
+        names={"event_id": "id", "label": "is_fraud"},  # this config's column names
+    )
+    started = time.perf_counter()
+    for i in range(100):
+        assert logger.log_prediction(event(i))
+    assert time.perf_counter() - started < 0.1  # the request path only appends
+    assert logger.log_label("e1", 1) and logger.log_outcome("e1", "chargeback", 1.0)
+    time.sleep(0.5)  # nobody listening: batches are kept and retried
+    assert logger.stats.sent == 0 and logger.stats.retries > 0
+    with serving(cfg, port):
+        assert logger.flush(timeout=30)
+        logger.close()
+    assert logger.stats.sent == 102 and logger.stats.dropped == 0
+    with watchkeeper.open(cfg) as ws:
+        assert ws.count("fraud", "events") == 100 and ws.count("fraud", "labels") == 1
+        assert ws.count("fraud", "outcomes") == 1
+
+
+def test_a_full_queue_drops_and_counts(tmp_path: Path) -> None:
+    logger = Logger(f"http://127.0.0.1:{free_port()}", "fraud", max_queue=10, flush_interval=60)
+    accepted = [logger.log_prediction(event(i)) for i in range(25)]
+    assert accepted.count(True) == 10 and logger.stats.dropped == 15
+    logger.close(timeout=0.1)
+
+
+def test_a_batch_the_server_refuses_is_counted_not_retried_forever(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    port = free_port()
+    with serving(cfg, port):
+        logger = Logger(f"http://127.0.0.1:{port}", "no_such_model", flush_interval=0.05)
+        logger.log_prediction(event(1))
+        assert logger.flush(timeout=10)
+        logger.close()
+    assert logger.stats.rejected == 1 and logger.stats.sent == 0
+
+
+def test_the_direct_logger_writes_to_the_store(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    with watchkeeper.open(cfg, clock=Clock(NOW)) as ws:
+        logger = DirectLogger(ws, "fraud", batch_size=30)
+        for i in range(70):
+            logger.log_prediction(event(i))
+        logger.log_label("e3", 1)
+        logger.close()
+        assert ws.count("fraud", "events") == 70 and ws.count("fraud", "labels") == 1

@@ -655,6 +655,46 @@ def serve(
 
 
 @main.group()
+def export() -> None:
+    """Exports for Grafana and Prometheus."""
+
+
+@export.command("grafana")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.pass_context
+def export_grafana(ctx: click.Context, output: Path | None) -> None:
+    """A Grafana dashboard (JSON) over the series `watchkeeper serve` exports at /metrics."""
+    from watchkeeper.config import load_config
+    from watchkeeper.server.exports import grafana_dashboard
+
+    text = json.dumps(grafana_dashboard(load_config(find_config(ctx.obj["config"]))), indent=2)
+    if output is None:
+        click.echo(text)
+    else:
+        output.write_text(text + "\n")
+        out.print(f"wrote {output}", highlight=False)
+
+
+@export.command("prometheus-rules")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.pass_context
+def export_rules(ctx: click.Context, output: Path | None) -> None:
+    """The alert rules as Prometheus alerting rules, where PromQL can say the same."""
+    from watchkeeper.config import load_config
+    from watchkeeper.server.exports import prometheus_rules, rules_yaml
+
+    config = load_config(find_config(ctx.obj["config"]))
+    text = rules_yaml(config)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    output.write_text(text)
+    _, skipped = prometheus_rules(config)
+    note = f"; kept in watchkeeper only: {', '.join(skipped)}" if skipped else ""
+    out.print(f"wrote {output}{note}", highlight=False)
+
+
+@main.group()
 def keys() -> None:
     """API keys for `watchkeeper serve`."""
 

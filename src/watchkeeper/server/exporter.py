@@ -80,6 +80,8 @@ EXPORTED = {
     "label_lag_p90",
     "error_rate",
     "row_count",
+    "volume_ratio",
+    "outcome_rate",
 }
 
 Reader = Callable[[Callable[[Store], Any]], Any]  # runs a function with the store, serialized
@@ -150,6 +152,16 @@ class StoreCollector(Collector):
             "Events logged by the served model in the newest window",
             labels=["model"],
         )
+        volume = GaugeMetricFamily(
+            "watchkeeper_served_volume_ratio",
+            "Events in the newest window over the median of the recent windows",
+            labels=["model"],
+        )
+        outcomes = GaugeMetricFamily(
+            "watchkeeper_outcome_rate",
+            "Share of the newest window's events with a business outcome",
+            labels=["model", "outcome"],
+        )
         window_end = GaugeMetricFamily(
             "watchkeeper_window_end_timestamp_seconds",
             "End of the newest computed window",
@@ -193,7 +205,12 @@ class StoreCollector(Collector):
                     errors.add_metric([model.name], value)
                 elif metric == "row_count":
                     events.add_metric([model.name], value)
+                elif metric == "volume_ratio":
+                    volume.add_metric([model.name], value)
+                elif metric == "outcome_rate":
+                    outcomes.add_metric([model.name, column], value)
         out += [drift, drifted, quality, performance, gap, fairness, coverage, lag, errors, events]
+        out += [volume, outcomes]
         out.append(window_end)
         out.append(_latency(store, self.config))
         out += _alerts(store)

@@ -331,3 +331,42 @@ def test_the_openapi_spec_in_the_repo_is_the_one_served(client: TestClient) -> N
     served = client.get("/openapi.json").json()
     kept = json.loads((Path(__file__).parents[2] / "docs" / "openapi.json").read_text())
     assert kept == served, "run `python -m watchkeeper.server.openapi > docs/openapi.json`"
+
+
+def test_the_scheduler_survives_a_restart_and_never_double_counts(
+    tmp_path: Path, clock: Clock
+) -> None:
+    yaml = MODEL_YAML + """server:
+  schedule_every: 1h
+alerting:
+  rules:
+    - name: errors
+      severity: page
+      owner: infrastructure
+      conditions:
+        - {metric: error_rate, above: 0.2}
+"""
+    config = with_reference(parse_config(yaml, base_dir=tmp_path))
+    rows = [event(i, ts=f"2026-04-30T05:{i % 60:02d}:00Z", status="error") for i in range(120)]
+
+    def state(c: TestClient) -> tuple[float, int]:
+        found = c.get("/api/v1/models/fraud/metrics", params={"metric": "row_count", "segment": "*"})
+        return sum(r["value"] for r in found.json()), len(c.get("/api/v1/alerts").json())
+
+    with TestClient(create_app(config, clock=clock)) as c:
+        service = c.app.state.service  # type: ignore[attr-defined]
+        c.post("/api/v1/models/fraud/events", json=rows)
+        clock.now = NOW + timedelta(days=1)
+        service.scheduler.tick()
+        assert state(c) == (120, 1)
+        service.scheduler.tick()  # nothing new: nothing changes
+        assert state(c) == (120, 1)
+    clock.now += timedelta(hours=1)
+    with TestClient(create_app(config, clock=clock)) as c:  # a restart
+        service = c.app.state.service  # type: ignore[attr-defined]
+        service.scheduler.tick()
+        assert state(c) == (120, 1)
+        c.post("/api/v1/models/fraud/events", json=[event(500, ts="2026-04-30T05:30:00Z")])
+        service.scheduler.tick()  # a late event: its window is recomputed, not added to
+        assert state(c) == (121, 1)
+        assert service.scheduler.errors == 0

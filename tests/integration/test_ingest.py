@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import polars as pl
@@ -363,3 +364,51 @@ def test_a_run_raises_the_memory_limit_and_puts_it_back(ws: watchkeeper.Workspac
     with ws.store.working_memory("1GB"):
         assert limit() != before
     assert limit() == before
+
+
+def test_a_group_commit_tells_each_request_what_it_would_have_been_told_alone(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """Requests merged into one batch (same columns, no shared ids) and requests that are
+    not (a retry of an id, other columns) get the results they would get one at a time."""
+    from tests.conftest import MODEL_YAML
+    from watchkeeper.config import parse_config
+    from watchkeeper.ingest.pipeline import Job, ingest_group
+    from watchkeeper.ingest.readers import open_source
+
+    requests = [
+        [event(i) for i in range(5)],
+        [event(10), event(11, amount=-3), event(11), event(12)],  # bad, repeated in itself
+        [event(20), event(1)],  # e1 is in the first request: a retry, counted a duplicate
+        [event(30), event(31)],
+        [{k: v for k, v in event(40).items() if k != "channel"}],  # other columns
+        [event(50), event(51, ts="not a time")],
+    ]
+
+    def results(folder: Path, grouped: bool) -> tuple[list[dict[str, Any]], list[str], list[Any]]:
+        folder.mkdir()
+        config = parse_config(MODEL_YAML, base_dir=folder)
+        with watchkeeper.open(config, clock=clock) as ws:
+            model = config.model("fraud")
+            ws.ingest("events", "fraud", [event(3)])  # stored before: e3 is a duplicate
+            jobs = [Job(model, "events", open_source(rows)) for rows in requests]
+            if grouped:
+                found = ingest_group(ws.store, jobs, clock())
+            else:
+                found = [ingest_group(ws.store, [job], clock())[0] for job in jobs]
+            ids = sorted(ws.store.execute(ws.events("fraud").select("id"))["id"].to_pylist())
+            q = ws.quarantine("fraud").to_pylist()
+            quarantined = sorted((r["reason"], r["row_number"]) for r in q)
+        keep = ("rows", "accepted", "duplicates", "quarantined", "missing_columns")
+        return (
+            [{k: v for k, v in r.to_dict().items() if k in keep} for r in found],
+            ids,
+            quarantined,
+        )
+
+    alone = results(tmp_path / "alone", grouped=False)
+    together = results(tmp_path / "together", grouped=True)
+    assert together == alone
+    # The bad e11 is quarantined, so the second e11 is the first valid one and lands.
+    assert alone[0][1]["accepted"] == 3 and alone[0][1]["quarantined"] == {"out_of_range": 1}
+    assert alone[0][0]["duplicates"] == 1 and alone[0][2]["duplicates"] == 1

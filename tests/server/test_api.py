@@ -336,7 +336,9 @@ def test_the_openapi_spec_in_the_repo_is_the_one_served(client: TestClient) -> N
 def test_the_scheduler_survives_a_restart_and_never_double_counts(
     tmp_path: Path, clock: Clock
 ) -> None:
-    yaml = MODEL_YAML + """server:
+    yaml = (
+        MODEL_YAML
+        + """server:
   schedule_every: 1h
 alerting:
   rules:
@@ -346,11 +348,14 @@ alerting:
       conditions:
         - {metric: error_rate, above: 0.2}
 """
+    )
     config = with_reference(parse_config(yaml, base_dir=tmp_path))
     rows = [event(i, ts=f"2026-04-30T05:{i % 60:02d}:00Z", status="error") for i in range(120)]
 
     def state(c: TestClient) -> tuple[float, int]:
-        found = c.get("/api/v1/models/fraud/metrics", params={"metric": "row_count", "segment": "*"})
+        found = c.get(
+            "/api/v1/models/fraud/metrics", params={"metric": "row_count", "segment": "*"}
+        )
         return sum(r["value"] for r in found.json()), len(c.get("/api/v1/alerts").json())
 
     with TestClient(create_app(config, clock=clock)) as c:

@@ -92,6 +92,9 @@ class Store:
         self.backend = backend
         self.url = url
         self.memory_limit = memory_limit
+        self._tables: dict[str, ir.Table] = {}
+        self._compiled: dict[tuple[str, pa.Schema], str] = {}
+        self._quoted: dict[str, str] = {}
 
     @classmethod
     def open(cls, url: str, memory_limit: str | None = None, threads: int | None = None) -> Store:
@@ -121,11 +124,18 @@ class Store:
             return set(self.backend.list_tables())
 
     def table(self, name: str) -> ir.Table:
-        with engine_errors(f"opening table {name}"):
-            return self.backend.table(name)
+        """A stored table as an Ibis expression (its schema is looked up once)."""
+        found = self._tables.get(name)
+        if found is None:
+            with engine_errors(f"opening table {name}"):
+                found = self.backend.table(name)
+            self._tables[name] = found
+        return found
 
     def ensure(self, config: Config) -> None:
         """Create every table the config needs (idempotent) and check the schema version."""
+        self._tables.clear()
+        self._compiled.clear()
         existing = self.tables()
         with engine_errors("creating tables"):
             for name, columns in SHARED.items():
@@ -181,6 +191,22 @@ class Store:
             return
         if data.num_rows == 0:
             return
+        raw = getattr(self.backend, "con", None)
+        if self.engine == "duckdb" and raw is not None:
+            # Straight to DuckDB: Ibis' insert compiles and looks up schemas each time, which
+            # costs more than the write itself for the small batches a server commits.
+            data = pa.Table.from_batches(data.to_batches(max_chunksize=ROW_GROUP), data.schema)
+            view = f"wk_arrow_{uuid.uuid4().hex}"
+            columns = ", ".join(self.quote(c) for c in data.column_names)
+            with engine_errors(f"writing to {name}"):
+                raw.register(view, data)
+                try:
+                    raw.execute(
+                        f"INSERT INTO {self.quote(name)} ({columns}) SELECT {columns} FROM {view}"
+                    )
+                finally:
+                    raw.unregister(view)
+            return
         with self.arrow(data) as rows, engine_errors(f"writing to {name}"):
             self.backend.insert(name, rows.select(*data.column_names))
 
@@ -223,7 +249,11 @@ class Store:
 
     def quote(self, name: str) -> str:
         """An identifier quoted for this engine's dialect."""
-        return str(sg.to_identifier(name, quoted=True).sql(self.backend.compiler.dialect))
+        found = self._quoted.get(name)
+        if found is None:
+            found = str(sg.to_identifier(name, quoted=True).sql(self.backend.compiler.dialect))
+            self._quoted[name] = found
+        return found
 
     def epoch_micros(self, ts: ir.TimestampValue) -> ir.IntegerValue:
         """Microseconds since 1970 of a UTC timestamp. Ibis' generic form casts the zoned
@@ -264,10 +294,34 @@ class Store:
             with suppress(Exception):
                 table.release()
 
-    def query_with(self, data: pa.Table, build: Callable[[ir.Table], ir.Expr]) -> pa.Table:
-        """Run the query ``build`` makes from ``data`` (e.g. a semi-join on a batch's ids)."""
-        with self.arrow(data) as table:
-            return self.execute(build(table))
+    def query_with(
+        self,
+        data: pa.Table,
+        build: Callable[[ir.Table], ir.Expr],
+        cache: str | None = None,
+    ) -> pa.Table:
+        """Run the query ``build`` makes from ``data`` (e.g. a semi-join on a batch's ids).
+
+        With ``cache`` (a name for the query; ``build`` must then depend on nothing but the
+        data), DuckDB compiles it once per name and data schema and reruns the SQL: the
+        small lookups of an ingestion request cost less than their compilation."""
+        raw = getattr(self.backend, "con", None)
+        if cache is None or self.engine != "duckdb" or raw is None:
+            with self.arrow(data) as table:
+                return self.execute(build(table))
+        key = (cache, data.schema)
+        view = f"wk_q_{abs(hash(key)):x}"
+        with engine_errors("running a query"):
+            raw.register(view, data)
+            try:
+                sql = self._compiled.get(key)
+                if sql is None:
+                    sql = self.compile(build(self.backend.table(view)))
+                    self._compiled[key] = sql
+                result: pa.Table = raw.sql(sql).to_arrow_table()
+            finally:
+                raw.unregister(view)
+        return result
 
     @contextmanager
     def arrow(self, data: pa.Table) -> Iterator[ir.Table]:

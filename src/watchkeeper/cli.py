@@ -654,6 +654,33 @@ def serve(
     uvicorn.run(app, host=bind, port=listen, log_level="warning", access_log=False)
 
 
+@main.command("triage")
+@_MODEL
+@click.option("--metric", default=None, help="The metric that dropped (default: the task's).")
+@click.option("--at", default=None, help="A time in the window to look at (default: newest).")
+@click.option("--alert", "alert_id", default=None, help="Investigate what this alert fired on.")
+@click.option("--window", default=None, help="Window size (default: the model's).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def triage_cmd(
+    ctx: click.Context,
+    model: str,
+    metric: str | None,
+    at: str | None,
+    alert_id: str | None,
+    window: str | None,
+    fmt: str,
+) -> None:
+    """Work a drop back to its most likely cause: data, model, infrastructure, business,
+    or not real; every step with its evidence, and what to do next."""
+    with _workspace(ctx) as ws:
+        found = ws.triage(model, metric=metric, at=at, alert=alert_id, window=_duration(window))
+    if fmt == "json":
+        click.echo(json.dumps(found.to_dict(), default=_json_value))
+        return
+    out.print(found.to_text(), highlight=False)
+
+
 @main.group()
 def export() -> None:
     """Exports for Grafana and Prometheus."""

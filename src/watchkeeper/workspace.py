@@ -39,6 +39,8 @@ from watchkeeper.schema import BATCH, INGESTED_AT, Kind, spec_for
 from watchkeeper.store import Store
 from watchkeeper.store.engine import arrow_schema
 from watchkeeper.store.tables import METRICS, QUARANTINE, REFERENCE_PROFILES, REFERENCE_SETS, SHARED
+from watchkeeper.triage import Triage
+from watchkeeper.triage import triage as run_triage
 from watchkeeper.windows import parse_duration, parse_time
 
 Clock = Callable[[], datetime]
@@ -425,6 +427,28 @@ class Workspace:
                 functools.partial(self.reference_values, name),
             )
         return out
+
+    def triage(
+        self,
+        model: str,
+        *,
+        metric: str | None = None,
+        at: datetime | str | None = None,
+        alert: str | None = None,
+        window: timedelta | str | None = None,
+    ) -> Triage:
+        """Work a drop back to its most likely cause: ``metric`` (default: the task's
+        headline metric) at the window containing ``at`` (default: the newest), or what an
+        alert fired on. Every step is written down with its evidence."""
+        cfg = self.config.model(model)
+        found = None
+        if alert is not None:
+            found = next((a for a in self.alerts(model) if a["alert_id"] == alert), None)
+            if found is None:
+                raise alerting.service.UnknownAlertError(alert)
+        size = parse_duration(window) if isinstance(window, str) else window
+        when = parse_time(at) if isinstance(at, str) else at
+        return run_triage(self.store, cfg, metric=metric, at=when, window=size, alert=found)
 
     def backtest(
         self, model: str, *, last: int = 30, window: timedelta | str | None = None

@@ -508,6 +508,25 @@ def create_app(
             summary=result.summary(),
         )
 
+    @app.get(
+        "/api/v1/models/{model}/triage",
+        tags=["read"],
+        responses={404: {"model": ErrorResponse, "description": "unknown model or alert"}},
+    )
+    def triage(
+        model: str,
+        request: Request,
+        metric: Annotated[str | None, Query(max_length=200)] = None,
+        at: Annotated[str | None, Query(max_length=64)] = None,
+        alert: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> dict[str, Any]:
+        """Triage of a drop: the steps with their evidence, and ranked hypotheses."""
+        service.authorize(request, "read")
+        model_or_404(model)
+        when = _time(at, "at")
+        found = service.read(lambda ws: ws.triage(model, metric=metric, at=when, alert=alert))
+        return _finite_deep(found.to_dict())
+
     # -- alerts ----------------------------------------------------------------------------------
 
     @app.get("/api/v1/alerts", response_model=list[AlertOut], tags=["alerts"])
@@ -655,6 +674,18 @@ def _finite(row: dict[str, Any]) -> dict[str, Any]:
     return {
         k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
     }
+
+
+def _finite_deep(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_deep(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_deep(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
 
 
 def _alert(row: dict[str, Any]) -> AlertOut:

@@ -525,7 +525,8 @@ def create_app(
         model_or_404(model)
         when = _time(at, "at")
         found = service.read(lambda ws: ws.triage(model, metric=metric, at=when, alert=alert))
-        return _finite_deep(found.to_dict())
+        cleaned: dict[str, Any] = _finite_deep(found.to_dict())
+        return cleaned
 
     # -- alerts ----------------------------------------------------------------------------------
 

@@ -681,6 +681,28 @@ def triage_cmd(
     out.print(found.to_text(), highlight=False)
 
 
+@main.command("report")
+@_MODEL
+@click.option("--since", default=None, help="First window (default: the last 90 windows).")
+@click.option("--until", default=None, help="Last window (default: the newest).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.html"),
+    show_default=True,
+)
+@click.pass_context
+def report_cmd(
+    ctx: click.Context, model: str, since: str | None, until: str | None, output: Path
+) -> None:
+    """Write the stakeholder report: one HTML file for people who are not engineers."""
+    with _workspace(ctx) as ws:
+        page = ws.report(model, since=since, until=until)
+    output.write_text(page, encoding="utf-8")
+    out.print(f"wrote {output} ({len(page.encode()) / 1024:,.0f} KiB)", highlight=False)
+
+
 @main.group()
 def export() -> None:
     """Exports for Grafana and Prometheus."""

@@ -450,6 +450,23 @@ class Workspace:
         when = parse_time(at) if isinstance(at, str) else at
         return run_triage(self.store, cfg, metric=metric, at=when, window=size, alert=found)
 
+    def report(
+        self,
+        model: str,
+        *,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> str:
+        """The stakeholder report: one self-contained HTML page, plain language first."""
+        from watchkeeper.report import build
+
+        return build(
+            self,
+            model,
+            parse_time(since) if since is not None else None,
+            parse_time(until) if until is not None else None,
+        )
+
     def backtest(
         self, model: str, *, last: int = 30, window: timedelta | str | None = None
     ) -> dict[str, Backtest]:

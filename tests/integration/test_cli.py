@@ -191,3 +191,29 @@ def test_alerts_from_the_command_line(tmp_path: Path) -> None:
     assert "owner" in run(tmp_path, "alerts", "silences").stdout
     bad = run(tmp_path, "alerts", "close", "nope", "--verdict", "noise")
     assert bad.returncode != 0 and "no alert 'nope'" in bad.stderr
+
+
+def test_triage_and_report_from_the_command_line(tmp_path: Path) -> None:
+    from tests.integration.test_triage import simulate
+
+    ws, _ = simulate(tmp_path, "version")
+    ws.close()
+    (tmp_path / "watchkeeper.yaml").write_text(
+        (Path(__file__).parent / "test_triage.py")
+        .read_text()
+        .split('YAML = """\\\n')[1]
+        .split('"""')[0]
+    )
+    done = run(tmp_path, "triage", "--model", "fraud")
+    assert done.returncode == 0, done.stderr
+    assert (
+        "Most likely: the model is at fault" in done.stdout
+        and "roll back to version 1" in done.stdout
+    )
+    as_json = json.loads(run(tmp_path, "triage", "-m", "fraud", "--format", "json").stdout)
+    assert as_json["hypotheses"][0]["cause"] == "model" and len(as_json["steps"]) == 6
+    written = run(tmp_path, "report", "-m", "fraud", "-o", "out.html")
+    assert written.returncode == 0 and "wrote out.html" in written.stdout
+    assert "model health report" in (tmp_path / "out.html").read_text()
+    bad = run(tmp_path, "triage", "-m", "fraud", "--metric", "nonsense")
+    assert bad.returncode != 0 and "no 'nonsense' metric" in bad.stderr

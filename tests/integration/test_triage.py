@@ -38,6 +38,7 @@ models:
       model_version: version
     labels: {column: label, timestamp: labelled_at, max_delay: 3d}
     outcomes: [{name: chargeback}]
+    costs: {false_positive: 5, false_negative: 120}
     monitoring: {window: 1d, min_rows: 100, min_labels: 100, weak_slices: false}
 """
 
@@ -53,7 +54,9 @@ def model_score(x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-(1.5 * x1 + x2 - 2)))
 
 
-def day(rng: np.random.Generator, d: int, n: int, incident: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def day(
+    rng: np.random.Generator, d: int, n: int, incident: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     on = d >= START
     device = rng.choice(["android", "ios", "web"], n, p=[0.3, 0.3, 0.4])
     x1 = rng.normal(0, 1, n)
@@ -102,7 +105,9 @@ def day(rng: np.random.Generator, d: int, n: int, incident: str) -> tuple[pd.Dat
         {
             "id": events["id"][labelled],
             "label": y[labelled],
-            "labelled_at": [t + timedelta(hours=12) for t, keep in zip(ts, labelled, strict=True) if keep],
+            "labelled_at": [
+                t + timedelta(hours=12) for t, keep in zip(ts, labelled, strict=True) if keep
+            ],
         }
     )
     return events, labels
@@ -123,7 +128,11 @@ def simulate(tmp_path: Path, incident: str, seed: int = 3) -> tuple[Any, Clock]:
         outcomes = labels[labels["label"] == 1][["id"]].assign(outcome="chargeback", value=1.0)
         ws.ingest_outcomes("fraud", outcomes)
     # Labels of the last day are still arriving in the label-delay incident.
-    clock.now = T0 + timedelta(days=DAYS, hours=6) if incident == "label_delay" else T0 + timedelta(days=DAYS + 4)
+    clock.now = (
+        T0 + timedelta(days=DAYS, hours=6)
+        if incident == "label_delay"
+        else T0 + timedelta(days=DAYS + 4)
+    )
     ws.run("fraud", full=True, window="1d")
     return ws, clock
 

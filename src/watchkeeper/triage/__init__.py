@@ -283,6 +283,16 @@ def _mix(metric: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def moment(value: Any) -> datetime | None:
+    """A timestamp from an engine's scalar: None for nothing (pandas says NaT)."""
+    if value is None or value != value:  # NaT is not equal to itself
+        return None
+    if hasattr(value, "to_pydatetime"):
+        found: datetime = value.to_pydatetime()
+        return found
+    return value if isinstance(value, datetime) else None
+
+
 def _num(value: Any) -> float | None:
     if value is None:
         return None
@@ -341,7 +351,7 @@ def triage(
 
         t = store.table(METRICS)
         mine = t.filter((t.model == model.name) & t.metric.isin([wanted, f"estimated_{wanted}"]))
-        end = store.scalar(mine.window_start.max())
+        end = moment(store.scalar(mine.window_start.max()))
         if end is None:
             raise TriageError(f"{model.name} has no {wanted!r} metric yet; run it first")
     m = load(store, model, end - horizon, end + size, size)

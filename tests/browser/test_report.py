@@ -1,0 +1,89 @@
+"""The stakeholder report in headless Chromium: the charts are drawn, the page has no
+console errors, needs no network, stays under 1 MB, and shows data as text, not markup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.browser.conftest import artifact
+from tests.integration.test_triage import simulate
+
+
+def test_the_report_renders_with_its_charts(tmp_path: Path, page: tuple[Any, list[str]]) -> None:
+    ws, _ = simulate(tmp_path, "segment_shift", 4)
+    try:
+        html = ws.report("fraud")
+    finally:
+        ws.close()
+    assert len(html.encode()) < 1_000_000
+    assert "http://" not in html and "https://" not in html  # nothing to fetch
+    path = tmp_path / "report.html"
+    path.write_text(html, encoding="utf-8")
+    p, errors = page
+    p.route(
+        "**/*",
+        lambda route: (
+            route.abort() if not route.request.url.startswith("file:") else route.continue_()
+        ),
+    )
+    p.goto(path.as_uri())
+    assert p.locator("svg.chart").count() == 2
+    bars = p.locator("svg.chart rect.live")
+    assert bars.count() > 3 and bars.first.bounding_box()["height"] > 0  # drawn, not empty
+    assert p.locator("svg.chart polyline.line").count() == 2  # realized and estimated
+    assert p.locator("svg.chart line.marker").count() == 1  # the change is marked
+    summary = p.locator("section.summary").inner_text()
+    assert "x2" in summary and "device=android" in summary
+    assert "legitimate cases sent to review" in summary and "cases missed" in summary
+    p.screenshot(path=str(artifact("report.png")), full_page=True)
+    assert errors == []
+
+
+def test_data_is_shown_as_text_not_markup(tmp_path: Path, page: tuple[Any, list[str]]) -> None:
+    from datetime import timedelta
+
+    import numpy as np
+    import pandas as pd
+
+    import watchkeeper
+    from tests.conftest import Clock
+    from tests.integration.test_triage import T0, YAML
+    from watchkeeper.config import parse_config
+
+    hostile = "<script>alert(1)</script>"
+    rng = np.random.default_rng([8, 1])
+    clock = Clock(T0 + timedelta(days=5))
+    with watchkeeper.open(parse_config(YAML, base_dir=tmp_path), clock=clock) as ws:
+
+        def frame(n: int, d: int) -> pd.DataFrame:
+            x1 = rng.normal(0, 1, n)
+            return pd.DataFrame(
+                {
+                    "id": [f"{d}-{i}" for i in range(n)],
+                    "ts": [T0 + timedelta(days=d, minutes=int(m)) for m in rng.uniform(0, 1400, n)],
+                    "x1": x1,
+                    "x2": rng.normal(0, 1, n),
+                    "device": rng.choice([hostile, "ios"], n),
+                    "score": 1 / (1 + np.exp(-x1)),
+                    "label": (rng.uniform(size=n) < 0.3).astype(int),
+                }
+            )
+
+        ws.set_reference("fraud", frame(2000, -9).drop(columns=["id", "ts"]))
+        for d in range(3):
+            events = frame(500, d)
+            ws.ingest_events("fraud", events.drop(columns=["label"]))
+            ws.ingest_labels("fraud", events[["id", "label"]])
+        ws.run("fraud", full=True)
+        html = ws.report("fraud")
+    assert hostile not in html and "&lt;script&gt;" in html
+    path = tmp_path / "report.html"
+    path.write_text(html, encoding="utf-8")
+    p, errors = page
+    dialogs: list[str] = []
+    p.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    p.goto(path.as_uri())
+    assert p.locator("script").count() == 0 and dialogs == []
+    assert hostile in p.locator("body").inner_text()  # shown to the reader as text
+    assert errors == []

@@ -250,7 +250,7 @@ class Service:
 
     def authorize(self, request: Request, scope: str) -> None:
         try:
-            check(self.keys, presented_key(request.headers), scope)
+            check(self.keys, presented_key(request.headers, request.cookies), scope)
         except Denied as exc:
             raise ApiError(exc.status, exc.message, "authorization") from None
 
@@ -590,6 +590,9 @@ def create_app(
 
         return _alert(service.read(do))
 
+    from watchkeeper.server.dashboard import mount
+
+    mount(app, service)
     return app
 
 

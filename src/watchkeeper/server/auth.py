@@ -84,8 +84,12 @@ def check(keys: Sequence[Key], presented: str | None, scope: str) -> str | None:
     return found.name
 
 
-def presented_key(headers: Mapping[str, str]) -> str | None:
+def presented_key(
+    headers: Mapping[str, str], cookies: Mapping[str, str] | None = None
+) -> str | None:
+    """The key of a request: the Authorization or X-API-Key header, or the dashboard's
+    cookie."""
     auth = headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip() or None
-    return headers.get("x-api-key") or None
+    return headers.get("x-api-key") or (cookies or {}).get("wk_key") or None

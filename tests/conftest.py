@@ -106,3 +106,19 @@ def event(i: int, **overrides: object) -> dict[str, object]:
     }
     row.update(overrides)
     return row
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, watchkeeper.Workspace]]:
+    """The demo's sixty days, run once for the tests that read them."""
+    from rich.console import Console
+
+    from watchkeeper.demo import run_demo
+
+    folder = tmp_path_factory.mktemp("demo")
+    with open(folder / "output.txt", "w") as out:
+        ws = run_demo(folder, console=Console(file=out, width=200))
+    try:
+        yield folder, ws
+    finally:
+        ws.close()

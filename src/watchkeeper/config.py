@@ -188,7 +188,9 @@ class BaselineConfig(_Frozen):
     or weeks, for seasonal traffic)."""
 
     windows: int = Field(default=24, ge=2)  # how many past values
-    method: Literal["mean_std", "median_mad"] = "median_mad"
+    # mean ± k·std; median ± k·1.4826·MAD (robust); or the mean and std of the values
+    # without the highest and lowest tenth (robust to a past incident, steady on few values).
+    method: Literal["mean_std", "median_mad", "trimmed_mean_std"] = "median_mad"
     k: float = Field(default=3.0, gt=0)  # how many spreads away counts as unusual
     seasonal: Duration | None = None  # e.g. 1d: compare with the same hour of earlier days
     min_history: int = Field(default=5, ge=2)  # fewer past values: the condition cannot hold
@@ -216,6 +218,8 @@ class ConditionConfig(_Frozen):
     interval_excludes: bool = False
     # Hysteresis: once firing, the condition holds until the value crosses this instead.
     resolve_at: float | None = None
+    # Skip windows whose labels or outcomes are still arriving (provisional values).
+    mature_only: bool = False
 
 
 class EscalationConfig(_Frozen):
@@ -816,6 +820,7 @@ alerting:
           against: baseline
           direction: below
           baseline: {windows: 14}
+          mature_only: true         # outcomes arrive late: judge complete windows
       require: 2
       escalate: {require: 3, severity: page}
       for: 2
@@ -829,7 +834,7 @@ alerting:
           against: baseline
           direction: above
           # the same hour of the last 14 days (traffic has a daily cycle)
-          baseline: {windows: 14, seasonal: 1d, method: mean_std, k: 4, min_history: 7}
+          baseline: {windows: 14, seasonal: 1d, method: trimmed_mean_std, k: 4, min_history: 7}
       for: 2
     - name: error_rate
       severity: page
@@ -862,6 +867,7 @@ alerting:
           against: baseline
           direction: below
           baseline: {windows: 24, method: mean_std, k: 4}
+          mature_only: true
       for: 2
   # A page mutes the tickets it explains; an outage mutes the data alerts it causes.
   inhibit:

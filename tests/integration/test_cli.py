@@ -96,10 +96,13 @@ def test_config_option_and_environment(tmp_path: Path) -> None:
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     done = run(tmp_path, "demo", "--dir", "out")
     assert done.returncode == 0, done.stderr
-    assert "the same file again" in done.stdout
-    assert "0 accepted, 50,000 duplicates" in done.stdout
-    assert "unparseable_row: 1" in done.stdout
-    assert "drift in amount             device=android         on 7 days from 03-08" in done.stdout
+    assert "late batch events for fraud: 3 rows read; 0 accepted, 1 duplicates" in done.stdout
+    assert (
+        "page   fraud/latency" in done.stdout
+        and "triage: the serving infrastructure" in done.stdout
+    )
+    assert "pages during the calm stretch (days 0-19): 0" in done.stdout
+    assert (tmp_path / "out" / "report.html").exists()
 
 
 def test_run_and_metrics_from_the_command_line(tmp_path: Path) -> None:

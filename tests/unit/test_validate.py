@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -152,3 +153,14 @@ def test_an_integer_beyond_64_bits_is_kept_as_text_for_validation() -> None:
 
     table = rows_to_table([{"amount": 2**70}, {"amount": 3}])
     assert table["amount"].to_pylist() == [str(2**70), "3"]
+
+
+def test_nanosecond_timestamps_are_truncated_to_microseconds() -> None:
+    import pyarrow as pa
+
+    from watchkeeper.ingest.validate import coerce
+
+    raw = pa.array([1_772_323_223_556_336_190], pa.timestamp("ns", tz="UTC"))
+    values, failed = coerce(raw, "timestamp")
+    assert values.to_pylist()[0].microsecond == 556_336  # the nanoseconds dropped
+    assert not np.asarray(failed).any()

@@ -36,6 +36,7 @@ class SeriesKey:
     column: str
     segment_column: str
     segment_value: str
+    version: str = "*"  # the model version the series measures ("*": all of them)
 
     @property
     def segment(self) -> str:
@@ -196,6 +197,8 @@ def instances(
         labels = {"alertname": rule.name, "model": key.model, "owner": rule.owner}
         if len(rule.conditions) == 1:
             labels |= {"metric": key.metric, "column": key.column, "segment": key.segment}
+            if key.version != "*":
+                labels["version"] = key.version
         fp = fingerprint(labels)
         out.setdefault(fp, (labels, []))[1].append(key)
     return out
@@ -216,6 +219,16 @@ def evaluate(
     out: dict[str, AlertState] = {}
     events: list[AlertEvent] = []
     need = rule.required
+    # Series measured per version where several versions serve: their texts name it.
+    same: dict[tuple[str, ...], int] = {}
+    for k in series:
+        base = (k.model, k.metric, k.column, k.segment_column, k.segment_value)
+        same[base] = same.get(base, 0) + 1
+    versioned = {
+        k
+        for k in series
+        if same[(k.model, k.metric, k.column, k.segment_column, k.segment_value)] > 1
+    }
     hold_for = max(windows_of(rule, size, rule.for_), 1)
     keep_for = windows_of(rule, size, rule.keep_firing_for)
     for fp, (labels, keys) in instances(rule, series).items():
@@ -233,7 +246,15 @@ def evaluate(
             seen = 0
             for c in rule.conditions:
                 checked = (
-                    check(c, key, series[key], start, reference, state.state == "firing")
+                    check(
+                        c,
+                        key,
+                        series[key],
+                        start,
+                        reference,
+                        state.state == "firing",
+                        key in versioned,
+                    )
                     for key in keys
                     if matches(c, key)
                 )
@@ -331,6 +352,7 @@ def check(
     start: datetime,
     reference: Mapping[tuple[str, str, str], float],
     firing: bool,
+    versioned: bool = False,
 ) -> Evidence | None:
     """Whether condition ``c`` holds for the series at window ``start`` (None: no value)."""
     index = _index(points, start)
@@ -345,14 +367,16 @@ def check(
             key, p.value, p.lower, p.upper, p.sample_size, compared, spread, holds, text
         )
 
-    name = _name(key)
+    if c.mature_only and p.provisional:
+        return None  # still arriving: neither for nor against
+    name = _name(key, versioned)
     if p.sample_size < c.min_sample_size:
         return evidence(False, None, None, f"{name}: {p.sample_size} events, too few to judge")
     if c.status:
         holds = p.status in c.status
         return evidence(holds, None, None, f"{name} is {p.status}")
     if c.against == "baseline":
-        return _baseline(c, key, points, index, evidence)
+        return _baseline(c, key, points, index, evidence, name)
     value = p.value
     compared: float | None = None
     if c.against == "reference":
@@ -390,7 +414,12 @@ def check(
 
 
 def _baseline(
-    c: ConditionConfig, key: SeriesKey, points: Sequence[Point], index: int, evidence: Any
+    c: ConditionConfig,
+    key: SeriesKey,
+    points: Sequence[Point],
+    index: int,
+    evidence: Any,
+    name: str,
 ) -> Evidence:
     p = points[index]
     b = c.baseline
@@ -400,12 +429,15 @@ def _baseline(
     else:
         past = [q.value for q in points[max(0, index - b.windows) : index]]
     values = np.array([v for v in past if v is not None and not math.isnan(v)], dtype=float)
-    name = _name(key)
     if len(values) < b.min_history:
         return evidence(  # type: ignore[no-any-return]
             False, None, None, f"{name}: {len(values)} past values, too few for a baseline"
         )
-    if b.method == "mean_std":
+    if b.method == "trimmed_mean_std":
+        cut = max(len(values) // 10, 1) if len(values) >= 7 else 0
+        kept = np.sort(values)[cut : len(values) - cut]
+        centre, spread = float(kept.mean()), float(kept.std(ddof=1))
+    elif b.method == "mean_std":
         centre, spread = float(values.mean()), float(values.std(ddof=1))
     else:
         centre = float(np.median(values))
@@ -440,12 +472,14 @@ def _unestimated(metric: str) -> str:
     return metric.removeprefix("estimated_")
 
 
-def _name(key: SeriesKey) -> str:
+def _name(key: SeriesKey, versioned: bool = False) -> str:
     text = key.metric.replace("_", " ")
     if key.column:
         text += f" of {key.column}"
     if key.segment_column != ALL:
         text += f" in {key.segment}"
+    if versioned and key.version != "*":
+        text += f" (version {key.version})"
     return text
 
 

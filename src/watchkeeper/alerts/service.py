@@ -72,8 +72,8 @@ def load_series(
     rules: Iterable[RuleConfig],
     since: datetime | None = None,
 ) -> dict[SeriesKey, list[Point]]:
-    """The metric series the rules select, for windows of ``size``. Where two model
-    versions share a window (a rollout), the one with more events stands for it."""
+    """The metric series the rules select, for windows of ``size``, one per model version
+    (a version rolled out beside another is judged on its own traffic)."""
     t = store.table(METRICS)
     mine = t.filter(t.model == model)
     names = store.execute(mine.select("metric").distinct())["metric"].to_pylist()
@@ -101,11 +101,19 @@ def load_series(
         "sample_size",
         "status",
         "provisional",
+        "model_version",
     ]
     rows = store.execute(expr.select(*columns).order_by("window_start")).to_pylist()
     out: dict[SeriesKey, dict[datetime, Point]] = defaultdict(dict)
     for r in rows:
-        key = SeriesKey(model, r["metric"], r["column"], r["segment_column"], r["segment_value"])
+        key = SeriesKey(
+            model,
+            r["metric"],
+            r["column"],
+            r["segment_column"],
+            r["segment_value"],
+            r["model_version"] or "*",
+        )
         if not any(matches(c, key) for rule in rules for c in rule.conditions):
             continue
         p = Point(

@@ -291,9 +291,11 @@ def _to_timestamp(raw: pa.Array) -> Coerced:
     n = len(raw)
     target = pa.timestamp("us", tz="UTC")
     if pa.types.is_timestamp(t):
+        # Nanoseconds are truncated to microseconds (the store's precision), not refused.
+        micros = pc.cast(raw, pa.timestamp("us", tz=t.tz), safe=False) if t.unit == "ns" else raw
         if t.tz is None:
-            return raw.cast(pa.timestamp("us")).cast(target), _none_failed(n)
-        return raw.cast(target), _none_failed(n)
+            return micros.cast(pa.timestamp("us")).cast(target), _none_failed(n)
+        return micros.cast(target), _none_failed(n)
     if pa.types.is_date(t):
         return raw.cast(pa.timestamp("us")).cast(target), _none_failed(n)
     if not pa.types.is_string(t):

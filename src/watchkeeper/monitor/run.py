@@ -362,7 +362,7 @@ def run(
     starts_done = sorted({k[0] for k in profiles})
     rows += _volume_rows(store, model, profiles, size, starts_done)
     if source_store is store:
-        rows += _outcome_rows(store, model, events, profiles, windowing)
+        rows += _outcome_rows(store, model, events, profiles, windowing, now)
     rows += _quarantine_rows(store, model, size, starts_done)
     rows += _schema_rows(store, model, size, starts_done)
     table = _metrics_table(rows, model.name, run_id, now)
@@ -1491,9 +1491,12 @@ def _outcome_rows(
     events: ir.Table,
     profiles: dict[Key, Profile],
     w: Windowing,
+    now: datetime,
 ) -> list[_Row]:
     """Business outcomes per window (whole traffic): per-event outcomes by their event's
-    time, with their rate per event; outcomes logged as a time series by their own time."""
+    time, with their rate per event; outcomes logged as a time series by their own time.
+    Per-event outcomes arrive like labels do, so a window's are provisional until the
+    labels' maximum delay has passed."""
     table = spec_for("outcomes", model).table
     if table not in store.tables() or not w.size:
         return []
@@ -1530,7 +1533,10 @@ def _outcome_rows(
             start = EPOCH + timedelta(microseconds=r["wk_w"] * size_us)
             where = _Where(start, start + w.size, ANY_VERSION, ALL, ALL)
             total = float(r["total"] or 0.0)
-            out.append(_Row(where, "outcome_total", r["outcome"], total, int(r["n"])))
+            early = kind == "event" and now < start + w.size + model.labels.max_delay
+            out.append(
+                _Row(where, "outcome_total", r["outcome"], total, int(r["n"]), provisional=early)
+            )
             events_n = rows_by_start.get(start, 0)
             if kind == "event" and events_n:
                 rate = total / events_n
@@ -1541,7 +1547,9 @@ def _outcome_rows(
                         r["outcome"],
                         rate,
                         events_n,
-                        detail=f"{total:g} over {events_n:,} events",
+                        provisional=early,
+                        detail=f"{total:g} over {events_n:,} events"
+                        + ("; outcomes still arriving" if early else ""),
                     )
                 )
                 rates[(ALL, ALL, r["outcome"])][start] = rate

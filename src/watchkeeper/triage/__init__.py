@@ -338,9 +338,10 @@ def triage(
         import json
 
         labels = json.loads(alert["labels"])
-        evidence = json.loads(alert["evidence"] or "[]")
-        metric = metric or labels.get("metric") or (evidence[0]["metric"] if evidence else None)
-        column = labels.get("column") or (evidence[0]["column"] if evidence else "")
+        # A rule on one series names its metric; a combined rule's drop is the model's
+        # headline metric (its conditions are the evidence, not the thing that fell).
+        metric = metric or labels.get("metric")
+        column = labels.get("column") or ""
         at = at or alert["window_start"]
         size = timedelta(seconds=int(alert["window_size_s"] or size.total_seconds()))
     wanted = metric or default_metric(model)

@@ -54,7 +54,7 @@ def _page(title: str, body: str, models: list[str]) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)} · watchkeeper</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="/assets/dashboard.css"></head>
+<link rel="stylesheet" href="/assets/dashboard.css"><link rel="icon" href="data:,"></head>
 <body><header><a class="brand" href="/">watchkeeper</a><nav>{nav}
 <a href="/alerts">alerts</a></nav></header><main><h1>{esc(title)}</h1>{body}</main>
 <script src="/assets/charts.js"></script></body></html>"""
@@ -66,6 +66,19 @@ def _table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
     if not rows:
         body = f'<tr><td colspan="{len(headers)}">none</td></tr>'
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _mixed(rows: list[dict[str, Any]]) -> list[tuple[datetime, float]]:
+    """One value per window: the versions serving it averaged by their events."""
+    sums: dict[datetime, list[float]] = {}
+    for r in rows:
+        if r["value"] is None or r["column"]:
+            continue
+        n = float(r["sample_size"] or 0) or 1.0
+        found = sums.setdefault(r["window_start"], [0.0, 0.0])
+        found[0] += r["value"] * n
+        found[1] += n
+    return [(s, total / n) for s, (total, n) in sorted(sums.items())]
 
 
 def _seg(row: dict[str, Any]) -> str:
@@ -174,10 +187,17 @@ class Pages:
                     else "green"
                 )
                 facts = self.lane_facts(model, lane, rows)
+                by_rule: dict[str, list[dict[str, Any]]] = {}
+                for a in lane_alerts:
+                    by_rule.setdefault(a["rule"], []).append(a)
                 listed = "".join(
-                    f'<li><a href="/models/{esc(model.name)}/alerts/{esc(a["alert_id"])}">'
-                    f"{esc(a['severity'])}: {esc(a['summary'])}</a></li>"
-                    for a in lane_alerts
+                    f'<li data-open="{len(found)}"><a href="/models/{esc(model.name)}/alerts/'
+                    f'{esc(found[-1]["alert_id"])}">{esc(found[-1]["severity"])}: '
+                    f"{esc(rule)}</a> ({len(found)} open) "
+                    f"<small>{esc(found[-1]['summary'])}</small></li>"
+                    for rule, found in sorted(
+                        by_rule.items(), key=lambda kv: (kv[1][-1]["severity"] != "page", kv[0])
+                    )
                 )
                 lanes.append(
                     f'<div class="lane {colour}" data-lane="{lane}"><h3>{lane}</h3>'
@@ -197,7 +217,8 @@ class Pages:
             return None if r is None else r["value"]
 
         if lane == "health":
-            parts = [f"{fmt(value('row_count'))} events"]
+            rows_now = value("row_count")
+            parts = [f"{int(rows_now):,} events" if rows_now is not None else "no events"]
             if (e := value("error_rate")) is not None:
                 parts.append(f"{e:.1%} errors")
             if model.columns.latency and (lat := value("latency_p99", model.columns.latency)):
@@ -305,22 +326,8 @@ class Pages:
         )
         headline = default_metric(model)
         report_series = [
-            (
-                "measured from labels",
-                [
-                    (r["window_start"], r["value"])
-                    for r in self.rows(model, [headline])
-                    if r["value"] is not None
-                ],
-            ),
-            (
-                "estimated before labels",
-                [
-                    (r["window_start"], r["value"])
-                    for r in self.rows(model, [f"estimated_{headline}"])
-                    if r["value"] is not None
-                ],
-            ),
+            ("measured from labels", _mixed(self.rows(model, [headline]))),
+            ("estimated before labels", _mixed(self.rows(model, [f"estimated_{headline}"]))),
         ]
         body += (
             f"<h2>The stakeholder report's chart</h2>{line_chart(report_series, headline, None)}"
@@ -609,7 +616,8 @@ class Pages:
 
 def login_page() -> str:
     return """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>watchkeeper</title>
-<link rel="stylesheet" href="/assets/dashboard.css"></head><body><main><h1>Sign in</h1>
+<link rel="stylesheet" href="/assets/dashboard.css"><link rel="icon" href="data:,">
+</head><body><main><h1>Sign in</h1>
 <form id="login"><label>API key with the read scope <input type="password" name="key"></label>
 <button type="submit">open the dashboard</button></form>
 <script src="/assets/login.js"></script></main></body></html>"""

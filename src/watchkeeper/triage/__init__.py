@@ -363,6 +363,10 @@ def triage(
     if not starts and m.series(f"estimated_{wanted}", column):
         wanted = f"estimated_{wanted}"  # no labels yet: the estimate is what there is
         starts = sorted(s for s in m.series(wanted, column) if s <= end)
+    if not starts and alert is not None and metric is not None:
+        # The alert is on a segment's series (a gap, a slice): what matters is whether the
+        # model's headline metric fell, and where.
+        return triage(store, model, at=end, window=size)
     if not starts:
         raise TriageError(
             f"{model.name} has no {wanted!r} values at or before {end:%Y-%m-%d %H:%M}"

@@ -68,17 +68,24 @@ def _table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _mixed(rows: list[dict[str, Any]]) -> list[tuple[datetime, float]]:
-    """One value per window: the versions serving it averaged by their events."""
-    sums: dict[datetime, list[float]] = {}
-    for r in rows:
-        if r["value"] is None or r["column"]:
-            continue
-        n = float(r["sample_size"] or 0) or 1.0
-        found = sums.setdefault(r["window_start"], [0.0, 0.0])
-        found[0] += r["value"] * n
-        found[1] += n
-    return [(s, total / n) for s, (total, n) in sorted(sums.items())]
+MAX_POINTS = 1_000  # a chart shows at most this many points: longer series are averaged
+
+
+def _thin(points: list[Any]) -> list[Any]:
+    """At most MAX_POINTS points: consecutive windows averaged (a bucket is provisional when
+    any of its windows is), so a year of hourly windows draws as fast as a month."""
+    if len(points) <= MAX_POINTS:
+        return points
+    size = -(-len(points) // MAX_POINTS)
+    out = []
+    for i in range(0, len(points), size):
+        bucket = points[i : i + size]
+        mean = sum(float(p[1]) for p in bucket) / len(bucket)
+        if len(bucket[0]) > 2:
+            out.append([bucket[0][0], mean, any(p[2] for p in bucket)])
+        else:
+            out.append([bucket[0][0], mean])
+    return out
 
 
 def _seg(row: dict[str, Any]) -> str:
@@ -132,6 +139,45 @@ class Pages:
         return list(
             self.ws.store.execute(expr.select(*columns).order_by("window_start")).to_pylist()
         )
+
+    def series(
+        self, model: ModelConfig, metric: str, column: str
+    ) -> list[tuple[datetime, float, bool]]:
+        """A whole-traffic series, one value per window: the versions serving a window
+        averaged by their events, provisional if any is. Aggregated in the engine."""
+        from datetime import UTC, timedelta
+
+        t = self.ws.store.table(METRICS)
+        seconds = int(model.monitoring.window.total_seconds())
+        mine = t.filter(
+            (t.model == model.name)
+            & (t.metric == metric)
+            & (t.column == column)
+            & (t.segment_column == "*")
+            & t.value.notnull()
+            & (t.window_end == t.window_start + ibis.interval(seconds=seconds))
+        )
+        n = ibis.greatest(mine.sample_size, 1).cast("float64")
+        grouped = (
+            mine.mutate(wk_us=self.ws.store.epoch_micros(mine.window_start), wk_n=n)
+            .group_by("wk_us")
+            .aggregate(
+                value=(ibis._.value * ibis._.wk_n).sum() / ibis._.wk_n.sum(),
+                provisional=ibis._.provisional.any(),
+            )
+            .order_by("wk_us")
+        )
+        found = self.ws.store.execute(grouped)
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        return [
+            (epoch + timedelta(microseconds=us), value, bool(p))
+            for us, value, p in zip(
+                found["wk_us"].to_pylist(),
+                found["value"].to_pylist(),
+                found["provisional"].to_pylist(),
+                strict=True,
+            )
+        ]
 
     def newest(self, model: ModelConfig) -> datetime | None:
         t = self.ws.store.table(METRICS)
@@ -258,21 +304,10 @@ class Pages:
             )["metric"].to_pylist()
         )
         base = metric.removeprefix("estimated_")
-        wanted = [base, f"estimated_{base}", "row_count"]
-        rows = self.rows(model, wanted)
         series = []
         for label, key in (("from labels", base), ("estimated before labels", f"estimated_{base}")):
-            per: dict[datetime, dict[str, Any]] = {}
-            for r in rows:
-                mine = r["metric"] == key and r["column"] == column and r["value"] is not None
-                before = per.get(r["window_start"])
-                if mine and (
-                    before is None or (r["sample_size"] or 0) > (before["sample_size"] or 0)
-                ):
-                    per[r["window_start"]] = r
-            points = [
-                [s.isoformat(), r["value"], bool(r["provisional"])] for s, r in sorted(per.items())
-            ]
+            found = self.series(model, key, column)
+            points = _thin([[s.isoformat(), v, p] for s, v, p in found])
             if points:
                 series.append({"name": f"{base.replace('_', ' ')} {label}", "points": points})
         thresholds = []
@@ -295,10 +330,13 @@ class Pages:
                         "cls": "alert",
                     }
                 )
-        first_seen: dict[str, datetime] = {}
-        for r in rows:
-            if r["metric"] == "row_count" and r["model_version"] != "*":
-                first_seen.setdefault(r["model_version"], r["window_start"])
+        counts = t.filter((t.model == name) & (t.metric == "row_count") & (t.model_version != "*"))
+        first_seen: dict[str, datetime] = {
+            r["model_version"]: r["first"]
+            for r in self.ws.store.execute(
+                counts.group_by("model_version").aggregate(first=counts.window_start.min())
+            ).to_pylist()
+        }
         for i, (version, start) in enumerate(sorted(first_seen.items(), key=lambda kv: kv[1])):
             if i > 0:
                 markers.append(
@@ -326,8 +364,11 @@ class Pages:
         )
         headline = default_metric(model)
         report_series = [
-            ("measured from labels", _mixed(self.rows(model, [headline]))),
-            ("estimated before labels", _mixed(self.rows(model, [f"estimated_{headline}"]))),
+            (label, _thin([(s, v) for s, v, _ in self.series(model, key, "")]))
+            for label, key in (
+                ("measured from labels", headline),
+                ("estimated before labels", f"estimated_{headline}"),
+            )
         ]
         body += (
             f"<h2>The stakeholder report's chart</h2>{line_chart(report_series, headline, None)}"

@@ -32,9 +32,22 @@ DEFAULT_NAMES = {"event_id": "event_id", "label": "label", "outcome": "outcome",
 
 
 class _Rows:
-    """Label and outcome rows under the configured column names."""
+    """The logging methods, with label and outcome rows under the configured names."""
 
     names: dict[str, str]
+
+    def _put(self, kind: str, row: dict[str, Any]) -> bool:
+        raise NotImplementedError
+
+    def log_prediction(self, event: Mapping[str, Any]) -> bool:
+        """Queue one event (a dict with the config's column names). False if dropped."""
+        return self._put("events", dict(event))
+
+    def log_label(self, event_id: str, label: Any, **extra: Any) -> bool:
+        return self._put("labels", self._label(event_id, label, extra))
+
+    def log_outcome(self, event_id: str | None, outcome: str, value: Any, **extra: Any) -> bool:
+        return self._put("outcomes", self._outcome(event_id, outcome, value, extra))
 
     def _label(self, event_id: str, label: Any, extra: dict[str, Any]) -> dict[str, Any]:
         return {self.names["event_id"]: event_id, self.names["label"]: label, **extra}
@@ -105,16 +118,6 @@ class Logger(_Rows):
         atexit.register(self.close)
 
     # -- the request path: append and return -----------------------------------------------
-
-    def log_prediction(self, event: Mapping[str, Any]) -> bool:
-        """Queue one event (a dict with the config's column names). False if dropped."""
-        return self._put("events", dict(event))
-
-    def log_label(self, event_id: str, label: Any, **extra: Any) -> bool:
-        return self._put("labels", self._label(event_id, label, extra))
-
-    def log_outcome(self, event_id: str | None, outcome: str, value: Any, **extra: Any) -> bool:
-        return self._put("outcomes", self._outcome(event_id, outcome, value, extra))
 
     def _put(self, kind: str, row: dict[str, Any]) -> bool:
         with self._lock:
@@ -233,15 +236,6 @@ class DirectLogger(_Rows):
         self.batch_size = batch_size
         self.stats = Stats()
         self._rows: dict[str, list[dict[str, Any]]] = {k: [] for k in KINDS}
-
-    def log_prediction(self, event: Mapping[str, Any]) -> bool:
-        return self._put("events", dict(event))
-
-    def log_label(self, event_id: str, label: Any, **extra: Any) -> bool:
-        return self._put("labels", self._label(event_id, label, extra))
-
-    def log_outcome(self, event_id: str | None, outcome: str, value: Any, **extra: Any) -> bool:
-        return self._put("outcomes", self._outcome(event_id, outcome, value, extra))
 
     def _put(self, kind: str, row: dict[str, Any]) -> bool:
         self._rows[kind].append(row)

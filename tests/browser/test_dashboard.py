@@ -88,6 +88,10 @@ def test_the_model_page_draws_the_series_the_api_returns(
     assert p.locator("svg.chart line.marker.version").count() == 1  # version 2 rolled out
     assert p.locator("svg.chart circle.provisional").count() > 0  # labels still arriving
     p.locator("svg.chart").first.hover()
+    visit(p, site + "/models/fraud?metric=latency_p99&column=latency_ms", "model-latency")
+    legend = p.locator("svg.chart").first.inner_html()
+    assert "usual level (latency)" in legend  # the baseline the latency rule compares with
+    assert p.locator("svg.chart line.threshold").count() == 0
     assert errors == []
 
 

@@ -12,6 +12,7 @@ browser does not execute.
 from __future__ import annotations
 
 import json
+import statistics
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -310,6 +311,26 @@ class Pages:
             points = _thin([[s.isoformat(), v, p] for s, v, p in found])
             if points:
                 series.append({"name": f"{base.replace('_', ' ')} {label}", "points": points})
+        # The usual level a baseline rule compares with: the median of the previous windows.
+        for rule in self.ws.config.alerting.rules:
+            baseline = next(
+                (
+                    c.baseline
+                    for c in rule.conditions
+                    if c.metric in (metric, base) and c.against == "baseline"
+                ),
+                None,
+            )
+            if baseline is None or not series:
+                continue
+            values = [p[1] for p in series[0]["points"]]
+            points = [
+                [p[0], float(statistics.median(values[max(0, i - baseline.windows) : i])), False]
+                for i, p in enumerate(series[0]["points"])
+                if i >= baseline.min_history
+            ]
+            series.append({"name": f"usual level ({rule.name})", "points": points})
+            break
         thresholds = []
         for rule in self.ws.config.alerting.rules:
             for c in rule.conditions:

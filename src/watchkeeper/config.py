@@ -237,6 +237,9 @@ class RuleConfig(_Frozen):
     conditions: tuple[ConditionConfig, ...] = Field(min_length=1)
     require: Literal["all", "any"] | int = "all"
     escalate: EscalationConfig | None = None
+    # What makes one alert: by default each series (one condition) or the model (several);
+    # e.g. [segment] for one alert per segment however many of its metrics are off.
+    group_by: tuple[Literal["metric", "column", "segment", "version"], ...] | None = None
     # ``for``: the conditions must hold this many consecutive windows (or this long)
     # before the alert fires; ``keep_firing_for``: it stays firing this long after.
     for_: Windows = Field(default=1, alias="for")
@@ -794,6 +797,7 @@ alerting:
       severity: ticket
       owner: model
       description: the model does worse in one segment than in the rest
+      group_by: [segment]           # one alert per segment, whichever metrics are worse
       conditions:
         - {metric: segment_gap, segment: any, status: [worse]}
       for: 3

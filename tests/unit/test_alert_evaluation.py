@@ -222,3 +222,20 @@ def test_live_evaluation_equals_replay(seed: int) -> None:
 def test_state_round_trips_through_json() -> None:
     s = AlertState("fp", "r", {"a": "b"}, "firing", 3, 1, "page", T0, T0 + HOUR, "fp-1")
     assert AlertState.from_json("fp", "r", {"a": "b"}, s.to_json()) == s
+
+
+def test_group_by_makes_one_alert_per_segment() -> None:
+    data = {
+        SeriesKey("m", "segment_gap", metric, "region", region): [
+            Point(T0, T0 + HOUR, -0.2, status="worse")
+        ]
+        for metric in ("recall", "precision", "accuracy")
+        for region in ("asia", "europe")
+    }
+    one_each = rule(
+        name="gap", conditions=[{"metric": "segment_gap", "segment": "any", "status": ["worse"]}]
+    )
+    assert len(evaluate(one_each, data, {}, T0 + HOUR, HOUR)[1]) == 6
+    grouped = one_each.model_copy(update={"group_by": ("segment",)})
+    events = evaluate(grouped, data, {}, T0 + HOUR, HOUR)[1]
+    assert sorted(e.labels["segment"] for e in events) == ["region=asia", "region=europe"]

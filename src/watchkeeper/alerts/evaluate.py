@@ -195,7 +195,15 @@ def instances(
         if not any(matches(c, key) for c in rule.conditions):
             continue
         labels = {"alertname": rule.name, "model": key.model, "owner": rule.owner}
-        if len(rule.conditions) == 1:
+        values = {
+            "metric": key.metric,
+            "column": key.column,
+            "segment": key.segment,
+            "version": key.version,
+        }
+        if rule.group_by is not None:
+            labels |= {k: values[k] for k in rule.group_by}
+        elif len(rule.conditions) == 1:
             labels |= {"metric": key.metric, "column": key.column, "segment": key.segment}
             if key.version != "*":
                 labels["version"] = key.version

@@ -118,3 +118,21 @@ def test_events_url_reads_events_from_another_engine(tmp_path: Path, clock: Cloc
         found = ws.run("m", full=True).metrics
     assert found.num_rows == expected.num_rows
     assert datetime(2026, 4, 1, tzinfo=UTC) in set(found["window_start"].to_pylist())
+
+
+def test_rows_stream_from_spark_a_batch_at_a_time(spark: Any, tmp_path: Path) -> None:
+    """What direct loss estimation reads: the rows of a query, in batches of at most the
+    size asked, the same rows DuckDB gives."""
+    import ibis
+
+    from watchkeeper.store import Store
+
+    table = rows(2_500, T0, 24, seed=4)
+    spark.createDataFrame(table.to_pandas()).createOrReplaceTempView("wk_stream_test")
+    store = Store(ibis.pyspark.connect(spark), "pyspark://")
+    t = store.table("wk_stream_test")
+    found = list(store.batches(t.filter(t.x > 0).select("id", "x"), rows=1_000))
+    assert len(found) > 1 and all(b.num_rows <= 1_000 for b in found)
+    streamed = sorted(r["id"] for b in found for r in b.to_pylist())
+    local = table.to_pandas()
+    assert streamed == sorted(local.loc[local["x"] > 0, "id"])

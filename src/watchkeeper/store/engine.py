@@ -361,6 +361,22 @@ class Store:
 
     def batches(self, expr: ir.Table, rows: int = 65_536) -> Iterator[pa.RecordBatch]:
         """The result of ``expr`` a batch of at most ``rows`` at a time, never all at once."""
+        session = getattr(self.backend, "_session", None)
+        if self.engine == "pyspark" and session is not None:
+            # Ibis' pyspark backend collects the whole result first; Spark's local iterator
+            # brings one partition at a time to the driver instead.
+            schema = expr.schema().to_pyarrow()
+            with engine_errors("running a query"):
+                frame = session.sql(self.compile(expr))
+                pending: list[dict[str, Any]] = []
+                for row in frame.toLocalIterator():
+                    pending.append(row.asDict())
+                    if len(pending) >= rows:
+                        yield pa.RecordBatch.from_pylist(pending, schema=schema)
+                        pending = []
+                if pending:
+                    yield pa.RecordBatch.from_pylist(pending, schema=schema)
+            return
         with engine_errors("running a query"):
             reader = expr.to_pyarrow_batches(chunk_size=rows)
         with reader:

@@ -74,6 +74,7 @@ class Workspace:
         # Where events and labels are read from: the store itself, or the engine where the
         # team's logs already live (Spark, a lakehouse), whose aggregations are pushed there.
         self.events_store = events or store
+        self._borrowed_events = False
 
     @classmethod
     def open(
@@ -97,10 +98,13 @@ class Workspace:
         except BaseException:
             store.close()
             raise
-        return cls(cfg, store, clock, events)
+        workspace = cls(cfg, store, clock, events)
+        workspace._borrowed_events = events_backend is not None
+        return workspace
 
     def close(self) -> None:
-        if self.events_store is not self.store:
+        # A backend handed in (a team's Spark session) is theirs to stop, not ours.
+        if self.events_store is not self.store and not self._borrowed_events:
             self.events_store.close()
         self.store.close()
 

@@ -136,3 +136,15 @@ def test_rows_stream_from_spark_a_batch_at_a_time(spark: Any, tmp_path: Path) ->
     streamed = sorted(r["id"] for b in found for r in b.to_pylist())
     local = table.to_pandas()
     assert streamed == sorted(local.loc[local["x"] > 0, "id"])
+
+
+def test_closing_a_workspace_leaves_the_teams_spark_session_running(
+    spark: Any, tmp_path: Path
+) -> None:
+    import ibis
+
+    with watchkeeper.open(
+        parse_config(YAML, base_dir=tmp_path), events_backend=ibis.pyspark.connect(spark)
+    ):
+        pass
+    assert spark.range(3).count() == 3  # still usable

@@ -39,7 +39,7 @@ from watchkeeper.schema import BATCH, INGESTED_AT, Kind, spec_for
 from watchkeeper.store import Store
 from watchkeeper.store.engine import arrow_schema
 from watchkeeper.store.tables import METRICS, QUARANTINE, REFERENCE_PROFILES, REFERENCE_SETS, SHARED
-from watchkeeper.triage import Triage
+from watchkeeper.triage import ADDITIVE, Triage
 from watchkeeper.triage import triage as run_triage
 from watchkeeper.windows import parse_duration, parse_time
 
@@ -302,6 +302,57 @@ class Workspace:
 
     # -- reading back -------------------------------------------------------------------
 
+    def series(
+        self,
+        model: str,
+        metric: str,
+        column: str = "",
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[tuple[datetime, float, bool]]:
+        """A metric's whole-traffic series over the model's windows, one value per window:
+        where versions share a window, counts and amounts add up and rates are averaged by
+        their events; provisional if any part is. Aggregated in the engine."""
+        cfg = self.config.model(model)
+        t = self.store.table(METRICS)
+        seconds = int(cfg.monitoring.window.total_seconds())
+        mine = t.filter(
+            (t.model == model)
+            & (t.metric == metric)
+            & (t.column == column)
+            & (t.segment_column == "*")
+            & t.value.notnull()
+            & (t.window_end == t.window_start + ibis.interval(seconds=seconds))
+        )
+        if since is not None:
+            mine = mine.filter(mine.window_start >= since)
+        if until is not None:
+            mine = mine.filter(mine.window_start <= until)
+        n = ibis.greatest(mine.sample_size, 1).cast("float64")
+        value = (
+            ibis._.value.sum()
+            if metric in ADDITIVE
+            else (ibis._.value * ibis._.wk_n).sum() / ibis._.wk_n.sum()
+        )
+        grouped = (
+            mine.mutate(wk_us=self.store.epoch_micros(mine.window_start), wk_n=n)
+            .group_by("wk_us")
+            .aggregate(value=value, provisional=ibis._.provisional.any())
+            .order_by("wk_us")
+        )
+        found = self.store.execute(grouped)
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        return [
+            (epoch + timedelta(microseconds=us), v, bool(p))
+            for us, v, p in zip(
+                found["wk_us"].to_pylist(),
+                found["value"].to_pylist(),
+                found["provisional"].to_pylist(),
+                strict=True,
+            )
+        ]
+
     def events(self, model: str) -> ir.Table:
         return self.events_store.table(spec_for("events", self.config.model(model)).table)
 
@@ -366,6 +417,10 @@ class Workspace:
             return cond
 
         return alerting.episodes(self.store, where)
+
+    def alert(self, alert_id: str) -> dict[str, Any]:
+        """One alert episode by its id (UnknownAlertError if there is none)."""
+        return alerting.episode(self.store, alert_id)
 
     def acknowledge(self, alert_id: str, *, by: str = "", comment: str = "") -> None:
         alerting.acknowledge(self.store, alert_id, self.clock(), by, comment)
@@ -447,8 +502,8 @@ class Workspace:
         cfg = self.config.model(model)
         found = None
         if alert is not None:
-            found = next((a for a in self.alerts(model) if a["alert_id"] == alert), None)
-            if found is None:
+            found = self.alert(alert)
+            if found["model"] != model:
                 raise alerting.service.UnknownAlertError(alert)
         size = parse_duration(window) if isinstance(window, str) else window
         when = parse_time(at) if isinstance(at, str) else at

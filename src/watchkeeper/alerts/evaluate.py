@@ -176,7 +176,7 @@ def matches(c: ConditionConfig, key: SeriesKey) -> bool:
     )
 
 
-def windows_of(rule: RuleConfig, size: timedelta, which: int | timedelta) -> int:
+def windows_of(size: timedelta, which: int | timedelta) -> int:
     """A count of windows, from a count or a duration (rounded up)."""
     if isinstance(which, timedelta):
         return max(math.ceil(which / size), 0)
@@ -237,8 +237,8 @@ def evaluate(
         for k in series
         if same[(k.model, k.metric, k.column, k.segment_column, k.segment_value)] > 1
     }
-    hold_for = max(windows_of(rule, size, rule.for_), 1)
-    keep_for = windows_of(rule, size, rule.keep_firing_for)
+    hold_for = max(windows_of(size, rule.for_), 1)
+    keep_for = windows_of(size, rule.keep_firing_for)
     for fp, (labels, keys) in instances(rule, series).items():
         state = states.get(fp) or AlertState(fp, rule.name, labels, severity=rule.severity)
         by_window: dict[datetime, datetime] = {}

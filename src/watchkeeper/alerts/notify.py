@@ -21,6 +21,7 @@ from typing import Any
 
 from watchkeeper.config import AlertingConfig, ReceiverConfig
 from watchkeeper.store import Store
+from watchkeeper.store.engine import shared_rows
 from watchkeeper.store.tables import OUTBOX
 
 log = logging.getLogger("watchkeeper.alerts")
@@ -145,8 +146,6 @@ def deliver(
 ) -> Delivery:
     """Send the due notifications, oldest first; failures are retried with exponential
     backoff (5 s doubling to 30 min) until ``max_attempts``."""
-    from watchkeeper.alerts.service import _rows
-
     receivers = {r.name: r for r in alerting.receivers}
     t = store.table(OUTBOX)
     due = store.execute(
@@ -161,9 +160,9 @@ def deliver(
         receiver = receivers.get(row["receiver"])
         # The attempt is recorded before the send: a crash now means a retry, not a loss.
         pending = {**row, "attempts": attempts, "next_attempt_at": now + wait}
-        _put(store, pending, _rows)
+        _put(store, pending)
         if receiver is None:
-            _put(store, {**pending, "gave_up": True, "last_error": "receiver removed"}, _rows)
+            _put(store, {**pending, "gave_up": True, "last_error": "receiver removed"})
             gave_up += 1
             continue
         body = json.loads(row["payload"])
@@ -175,19 +174,17 @@ def deliver(
             failed += 1
             final = attempts >= alerting.max_attempts
             gave_up += final
-            _put(store, {**pending, "last_error": str(exc)[:500], "gave_up": final}, _rows)
+            _put(store, {**pending, "last_error": str(exc)[:500], "gave_up": final})
             log.warning(
                 "notification %s to %s failed: %s", row["notification_id"], receiver.name, exc
             )
             continue
-        _put(store, {**pending, "delivered_at": now, "last_error": None}, _rows)
+        _put(store, {**pending, "delivered_at": now, "last_error": None})
         delivered += 1
     return Delivery(delivered, failed, gave_up)
 
 
-def _put(
-    store: Store, row: dict[str, Any], rows: Callable[[str, list[dict[str, Any]]], Any]
-) -> None:
+def _put(store: Store, row: dict[str, Any]) -> None:
     with store.transaction():
         store.delete(OUTBOX, lambda t: t.notification_id == row["notification_id"])
-        store.insert(OUTBOX, rows(OUTBOX, [row]))
+        store.insert(OUTBOX, shared_rows(OUTBOX, [row]))

@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import ibis
-import pyarrow as pa
 
 from watchkeeper.alerts.evaluate import (
     AlertEvent,
@@ -31,14 +30,13 @@ from watchkeeper.alerts.evaluate import (
 from watchkeeper.config import AlertingConfig, Config, ModelConfig, RuleConfig
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.store import Store
-from watchkeeper.store.engine import arrow_schema
+from watchkeeper.store.engine import shared_rows
 from watchkeeper.store.tables import (
     ALERT_EVENTS,
     ALERT_STATES,
     ALERTS,
     METRICS,
     OUTBOX,
-    SHARED,
     SILENCES,
 )
 
@@ -188,11 +186,6 @@ def load_states(store: Store, model: str) -> dict[str, AlertState]:
     }
 
 
-def _rows(name: str, rows: list[dict[str, Any]]) -> pa.Table:
-    schema = arrow_schema(SHARED[name])
-    return pa.Table.from_pylist([{c: r.get(c) for c in schema.names} for r in rows], schema=schema)
-
-
 def _save_states(store: Store, model: str, states: Mapping[str, AlertState], now: datetime) -> None:
     if not states:
         return
@@ -200,7 +193,7 @@ def _save_states(store: Store, model: str, states: Mapping[str, AlertState], now
     store.delete(ALERT_STATES, lambda t: (t.model == model) & t.fingerprint.isin(keys))
     store.insert(
         ALERT_STATES,
-        _rows(
+        shared_rows(
             ALERT_STATES,
             [
                 {
@@ -228,7 +221,7 @@ def _replace_episodes(store: Store, rows: list[dict[str, Any]]) -> None:
         return
     ids = [r["alert_id"] for r in rows]
     store.delete(ALERTS, lambda t: t.alert_id.isin(ids))
-    store.insert(ALERTS, _rows(ALERTS, rows))
+    store.insert(ALERTS, shared_rows(ALERTS, rows))
 
 
 def _apply_events(store: Store, events: list[AlertEvent], now: datetime) -> None:
@@ -270,7 +263,7 @@ def _apply_events(store: Store, events: list[AlertEvent], now: datetime) -> None
     _replace_episodes(store, list(current.values()))
     store.insert(
         ALERT_EVENTS,
-        _rows(
+        shared_rows(
             ALERT_EVENTS,
             [
                 {
@@ -323,7 +316,7 @@ def add_silence(
     silence_id = uuid.uuid4().hex[:12]
     store.insert(
         SILENCES,
-        _rows(
+        shared_rows(
             SILENCES,
             [
                 {
@@ -347,7 +340,7 @@ def expire_silence(store: Store, silence_id: str, now: datetime) -> None:
         raise WatchkeeperError(f"no silence {silence_id!r}")
     with store.transaction():
         store.delete(SILENCES, lambda t: t.silence_id == silence_id)
-        store.insert(SILENCES, _rows(SILENCES, [{**rows[0], "ends_at": now}]))
+        store.insert(SILENCES, shared_rows(SILENCES, [{**rows[0], "ends_at": now}]))
 
 
 def why_muted(
@@ -413,7 +406,7 @@ def reconcile(
     latest = {r["alert_id"]: r for r in changed}
     _replace_episodes(store, list(latest.values()))
     if notes:
-        store.insert(OUTBOX, _rows(OUTBOX, notes))
+        store.insert(OUTBOX, shared_rows(OUTBOX, notes))
     return muted, len(notes)
 
 
@@ -447,7 +440,8 @@ def _notifications(
 # feedback: acknowledgement and verdicts
 
 
-def _episode(store: Store, alert_id: str) -> dict[str, Any]:
+def episode(store: Store, alert_id: str) -> dict[str, Any]:
+    """One alert episode; UnknownAlertError if there is none."""
     found = episodes(store, lambda t: t.alert_id == alert_id)
     if not found:
         raise UnknownAlertError(alert_id)
@@ -457,7 +451,7 @@ def _episode(store: Store, alert_id: str) -> dict[str, Any]:
 def _log(store: Store, row: Mapping[str, Any], kind: str, now: datetime, text: str) -> None:
     store.insert(
         ALERT_EVENTS,
-        _rows(
+        shared_rows(
             ALERT_EVENTS,
             [
                 {
@@ -479,7 +473,7 @@ def _log(store: Store, row: Mapping[str, Any], kind: str, now: datetime, text: s
 def acknowledge(
     store: Store, alert_id: str, now: datetime, by: str = "", comment: str = ""
 ) -> None:
-    row = _episode(store, alert_id)
+    row = episode(store, alert_id)
     updated = {**row, "acknowledged_at": now, "acknowledged_by": by, "updated_at": now}
     if comment:
         updated["comment"] = comment
@@ -494,7 +488,7 @@ def close(
     """Close an alert with a verdict: was it actionable, noise, or an expected change?"""
     if verdict not in VERDICTS:
         raise WatchkeeperError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
-    row = _episode(store, alert_id)
+    row = episode(store, alert_id)
     updated = {
         **row,
         "verdict": verdict,

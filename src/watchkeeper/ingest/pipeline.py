@@ -21,7 +21,8 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -128,19 +129,36 @@ def ingest(
     version: str | None = None,
     progress: Progress | None = None,
 ) -> IngestResult:
-    spec = spec_for(kind, model)
+    return _ingest_one(
+        store, model, kind, source, source.batches, now, version, progress, store.transaction
+    )
+
+
+def _ingest_one(
+    store: Store,
+    model: ModelConfig,
+    kind: Kind,
+    source: Source,
+    batches: Iterable[pa.RecordBatch],
+    now: datetime,
+    version: str | None,
+    progress: Progress | None,
+    commit: Callable[[], AbstractContextManager[None]],
+) -> IngestResult:
+    """One ingestion: each batch, then the rejected lines and the log row, each inside
+    ``commit`` (a transaction of its own, or nothing inside a caller's)."""
     batch_id = new_batch_id(now)
     result = IngestResult(model.name, kind, batch_id, source.name)
-    run = _Run(store, spec, model, result, now, version or model.version)
+    run = _Run(store, spec_for(kind, model), model, result, now, version or model.version)
     offset = 0
-    for batch in source.batches:
-        with store.transaction():
+    for batch in batches:
+        with commit():
             run.batch(batch, offset)
         offset += batch.num_rows
         result.rows += batch.num_rows
         if progress is not None:
             progress(batch.num_rows, source.total_rows)
-    with store.transaction():
+    with commit():
         _finish(store, run, source, kind, model, batch_id, now)
     return result
 
@@ -178,23 +196,17 @@ def ingest_group(store: Store, jobs: Sequence[Job], now: datetime) -> list[Inges
             job = jobs[i]
             if job.kind == "reference":
                 raise ValueError("references are set one at a time")
-            batch_id = new_batch_id(now)
-            result = IngestResult(job.model.name, job.kind, batch_id, job.source.name)
-            run = _Run(
+            results[i] = _ingest_one(
                 store,
-                spec_for(job.kind, job.model),
                 job.model,
-                result,
+                job.kind,
+                job.source,
+                batches[i],
                 now,
-                job.version or job.model.version,
+                job.version,
+                None,
+                nullcontext,
             )
-            offset = 0
-            for batch in batches[i]:
-                run.batch(batch, offset)
-                offset += batch.num_rows
-                result.rows += batch.num_rows
-            _finish(store, run, job.source, job.kind, job.model, batch_id, now)
-            results[i] = result
     return [r for r in results if r is not None]
 
 

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import ibis.expr.types as ir
-import pyarrow as pa
 
 from watchkeeper.config import ModelConfig
 from watchkeeper.profiles import ALL, Key
@@ -17,6 +16,7 @@ from watchkeeper.reference import ReferenceProfile
 from watchkeeper.schema import BATCH, spec_for
 from watchkeeper.stats.loss import LossModel, LossSums
 from watchkeeper.store import Store
+from watchkeeper.store.engine import shared_rows
 from watchkeeper.store.tables import ESTIMATORS
 from watchkeeper.windows import EPOCH
 
@@ -47,20 +47,16 @@ def loss_model(
     fitted = LossModel.fit(rows, numeric, categorical, model.columns.prediction, label)
     if fitted is None:
         return None
-    store.insert(
-        ESTIMATORS,
-        pa.table(
-            {
-                "model": [model.name],
-                "model_version": [ref.version],
-                "reference_id": [ref.reference_id],
-                "kind": [KIND],
-                "payload": [fitted.dumps()],
-                "rows": [fitted.rows],
-                "fitted_at": pa.array([now], pa.timestamp("us", tz="UTC")),
-            }
-        ),
-    )
+    row = {
+        "model": model.name,
+        "model_version": ref.version,
+        "reference_id": ref.reference_id,
+        "kind": KIND,
+        "payload": fitted.dumps(),
+        "rows": fitted.rows,
+        "fitted_at": now,
+    }
+    store.insert(ESTIMATORS, shared_rows(ESTIMATORS, [row]))
     return fitted
 
 

@@ -95,23 +95,12 @@ class Report:
 
     # -- data --------------------------------------------------------------------------------
 
-    def series(
-        self, metric: str, column: str = "", seg: tuple[str, str] = ("*", "*")
-    ) -> list[tuple[datetime, float]]:
-        found: dict[datetime, tuple[int, float]] = {}
-        for r in self.rows:
-            if (r["metric"], r["column"], r["segment_column"], r["segment_value"]) != (
-                metric,
-                column,
-                *seg,
-            ):
-                continue
-            if r["value"] is None:
-                continue
-            n = int(r["sample_size"] or 0)
-            if r["window_start"] not in found or n > found[r["window_start"]][0]:
-                found[r["window_start"]] = (n, float(r["value"]))
-        return [(s, v) for s, (_, v) in sorted(found.items())]
+    def series(self, metric: str, column: str = "") -> list[tuple[datetime, float]]:
+        """A whole-traffic series over the report's period (versions mixed by the engine)."""
+        found = self.ws.series(
+            self.model.name, metric, column, since=self.period.since, until=self.period.until
+        )
+        return [(s, v) for s, v, _ in found]
 
     def at(
         self, metric: str, when: datetime, seg: tuple[str, str] = ("*", "*")
@@ -148,16 +137,16 @@ class Report:
         costs = self.series("cost")
         if not costs:
             return out
-        now = [r for r in self.at("cost", costs[-1][0])]
-        counts = _counts(now[0]["detail"]) if now else None
-        past = [
-            _counts(r["detail"])
-            for r in self.rows
-            if r["metric"] == "cost"
-            and r["window_start"] < costs[-1][0]
-            and r["segment_column"] == "*"
-        ]
-        known = [p for p in past if p is not None]
+        # The decisions of every version serving a window add up.
+        by_window: dict[datetime, dict[str, int]] = {}
+        for r in self.rows:
+            found = _counts(r["detail"]) if r["metric"] == "cost" else None
+            if found is not None and r["segment_column"] == "*":
+                total = by_window.setdefault(r["window_start"], {"tp": 0, "fp": 0, "fn": 0})
+                for k, v in found.items():
+                    total[k] += v
+        counts = by_window.get(costs[-1][0])
+        known = [c for s, c in by_window.items() if s < costs[-1][0]]
         if counts:
             out["now"] = counts
             out["cost_now"] = costs[-1][1]
@@ -306,7 +295,7 @@ class Report:
             live = p if live is None else live.merge(p)
         assert live is not None
         reference = ref.overall.columns[column]
-        labels, ref_counts, live_counts = _display_bins(binning, reference.bins, live.bins)
+        labels, ref_counts, live_counts = display_bins(binning, reference.bins, live.bins)
         title = f"{column}: training data against the latest period"
         return (
             "<figure>"
@@ -485,7 +474,7 @@ def _change_start(points: list[tuple[datetime, float]], bad_up: bool) -> datetim
     return start
 
 
-def _display_bins(
+def display_bins(
     binning: Binning, ref: Any, live: Any
 ) -> tuple[list[str], list[float], list[float]]:
     import numpy as np

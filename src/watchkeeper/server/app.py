@@ -553,10 +553,7 @@ def create_app(
     )
     def alert(alert_id: str, request: Request) -> AlertOut:
         service.authorize(request, "read")
-        rows = service.read(lambda ws: [a for a in ws.alerts() if a["alert_id"] == alert_id])
-        if not rows:
-            raise UnknownAlertError(alert_id)
-        return _alert(rows[0])
+        return _alert(service.read(lambda ws: ws.alert(alert_id)))
 
     @app.post(
         "/api/v1/alerts/{alert_id}/ack",
@@ -570,7 +567,7 @@ def create_app(
 
         def do(ws: Workspace) -> dict[str, Any]:
             ws.acknowledge(alert_id, by=body.by, comment=body.comment)
-            return next(a for a in ws.alerts() if a["alert_id"] == alert_id)
+            return ws.alert(alert_id)
 
         return _alert(service.read(do))
 
@@ -586,7 +583,7 @@ def create_app(
 
         def do(ws: Workspace) -> dict[str, Any]:
             ws.close_alert(alert_id, body.verdict, comment=body.comment, by=body.by)
-            return next(a for a in ws.alerts() if a["alert_id"] == alert_id)
+            return ws.alert(alert_id)
 
         return _alert(service.read(do))
 

@@ -21,9 +21,10 @@ import ibis
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from watchkeeper.alerts.service import UnknownAlertError
 from watchkeeper.config import ModelConfig
 from watchkeeper.profiles.types import ColumnProfile
-from watchkeeper.report import _display_bins, esc, fmt, line_chart
+from watchkeeper.report import display_bins, esc, fmt, line_chart
 from watchkeeper.store.tables import METRICS, WINDOW_PROFILES
 from watchkeeper.triage import default_metric
 from watchkeeper.workspace import Workspace
@@ -140,45 +141,6 @@ class Pages:
         return list(
             self.ws.store.execute(expr.select(*columns).order_by("window_start")).to_pylist()
         )
-
-    def series(
-        self, model: ModelConfig, metric: str, column: str
-    ) -> list[tuple[datetime, float, bool]]:
-        """A whole-traffic series, one value per window: the versions serving a window
-        averaged by their events, provisional if any is. Aggregated in the engine."""
-        from datetime import UTC, timedelta
-
-        t = self.ws.store.table(METRICS)
-        seconds = int(model.monitoring.window.total_seconds())
-        mine = t.filter(
-            (t.model == model.name)
-            & (t.metric == metric)
-            & (t.column == column)
-            & (t.segment_column == "*")
-            & t.value.notnull()
-            & (t.window_end == t.window_start + ibis.interval(seconds=seconds))
-        )
-        n = ibis.greatest(mine.sample_size, 1).cast("float64")
-        grouped = (
-            mine.mutate(wk_us=self.ws.store.epoch_micros(mine.window_start), wk_n=n)
-            .group_by("wk_us")
-            .aggregate(
-                value=(ibis._.value * ibis._.wk_n).sum() / ibis._.wk_n.sum(),
-                provisional=ibis._.provisional.any(),
-            )
-            .order_by("wk_us")
-        )
-        found = self.ws.store.execute(grouped)
-        epoch = datetime(1970, 1, 1, tzinfo=UTC)
-        return [
-            (epoch + timedelta(microseconds=us), value, bool(p))
-            for us, value, p in zip(
-                found["wk_us"].to_pylist(),
-                found["value"].to_pylist(),
-                found["provisional"].to_pylist(),
-                strict=True,
-            )
-        ]
 
     def newest(self, model: ModelConfig) -> datetime | None:
         t = self.ws.store.table(METRICS)
@@ -307,7 +269,7 @@ class Pages:
         base = metric.removeprefix("estimated_")
         series = []
         for label, key in (("from labels", base), ("estimated before labels", f"estimated_{base}")):
-            found = self.series(model, key, column)
+            found = self.ws.series(model.name, key, column)
             points = _thin([[s.isoformat(), v, p] for s, v, p in found])
             if points:
                 series.append({"name": f"{base.replace('_', ' ')} {label}", "points": points})
@@ -385,7 +347,7 @@ class Pages:
         )
         headline = default_metric(model)
         report_series = [
-            (label, _thin([(s, v) for s, v, _ in self.series(model, key, "")]))
+            (label, _thin([(s, v) for s, v, _ in self.ws.series(model.name, key)]))
             for label, key in (
                 ("measured from labels", headline),
                 ("estimated before labels", f"estimated_{headline}"),
@@ -473,7 +435,7 @@ class Pages:
             p = ColumnProfile.from_json(json.loads(r["profile"]))
             live = p if live is None else live.merge(p)
         assert live is not None
-        labels, reference, latest = _display_bins(
+        labels, reference, latest = display_bins(
             binning, ref.overall.columns[feature].bins, live.bins
         )
         data = {
@@ -627,10 +589,12 @@ class Pages:
         return ack + close
 
     def alert_page(self, model: str, alert_id: str) -> str:
-        found = [a for a in self.ws.alerts(model) if a["alert_id"] == alert_id]
-        if not found:
+        try:
+            a = self.ws.alert(alert_id)
+        except UnknownAlertError:
+            a = None
+        if a is None or a["model"] != model:
             return _page("Alert not found", f"<p>No alert {esc(alert_id)}.</p>", self.models)
-        a = found[0]
         evidence = _table(
             ["metric", "column", "segment", "value", "compared with", "events", "in words"],
             [

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from datetime import datetime
 
 from watchkeeper.workspace import Workspace
@@ -51,7 +50,7 @@ class Scheduler:
             self.tick()
             self._stop.wait(max(self.every - (time.monotonic() - started), 0.05))
 
-    def tick(self, on_model: Callable[[str], None] | None = None) -> None:
+    def tick(self) -> None:
         """One round over every model; a model that fails is logged and the others go on."""
         with self.lock:
             for model in self.ws.config.models:
@@ -62,8 +61,6 @@ class Scheduler:
                 except Exception:
                     self.errors += 1
                     log.exception("scheduled run of %s failed", model.name)
-                if on_model is not None:
-                    on_model(model.name)
             try:
                 self.ws.deliver_notifications()
             except Exception:

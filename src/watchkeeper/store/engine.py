@@ -68,6 +68,12 @@ def arrow_schema(columns: Mapping[str, DType]) -> pa.Schema:
     return pa.schema([(name, ARROW_TYPES[dtype]) for name, dtype in columns.items()])
 
 
+def shared_rows(name: str, rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows for one of the shared tables, typed by its schema (missing keys are null)."""
+    schema = arrow_schema(SHARED[name])
+    return pa.Table.from_pylist([{c: r.get(c) for c in schema.names} for r in rows], schema=schema)
+
+
 @ibis.udf.scalar.builtin(name="epoch_us")  # type: ignore[untyped-decorator]
 def _duckdb_epoch_us(ts: datetime) -> int:  # type: ignore[empty-body]
     """DuckDB's epoch_us(TIMESTAMPTZ)."""

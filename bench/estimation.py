@@ -67,8 +67,8 @@ def fitted_model() -> tuple[object, float]:
 
 
 def child_stream(path: str) -> dict[str, float]:
-    from watchkeeper.monitor.loss_estimation import loss_sums
     from watchkeeper.store import Store
+    from watchkeeper.tasks.regression import loss_sums
 
     model, fit_seconds = fitted_model()
     store = Store.open(f"duckdb://{path}", memory_limit="256MB")  # as a store opens by default

@@ -4,6 +4,7 @@ from watchkeeper.config import Config, load_config, parse_config
 from watchkeeper.errors import (
     ConfigError,
     InputError,
+    NoReferenceError,
     SchemaError,
     StoreError,
     UnknownMethodError,
@@ -11,7 +12,7 @@ from watchkeeper.errors import (
     WatchkeeperError,
 )
 from watchkeeper.ingest import IngestResult
-from watchkeeper.monitor import DriftReport, NoReferenceError, RunResult, compare
+from watchkeeper.monitor import DriftReport, RunResult, compare
 from watchkeeper.workspace import Workspace, open
 
 __version__ = "0.1.0"

@@ -24,22 +24,24 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from watchkeeper import alerts as alerting
-from watchkeeper.alerts.reference_values import reference_values
 from watchkeeper.config import CONFIG_FILENAME, Config, ModelConfig, load_config
+from watchkeeper.errors import NoReferenceError, UnknownAlertError
 from watchkeeper.ingest import IngestResult, ingest, open_source
 from watchkeeper.ingest.pipeline import Progress
-from watchkeeper.monitor import NoReferenceError, RunResult
+from watchkeeper.monitor import RunResult
 from watchkeeper.monitor import run as run_monitor
+from watchkeeper.monitor.aggregates import slice_columns
 from watchkeeper.monitor.backtest import Backtest
 from watchkeeper.monitor.backtest import load as load_backtest
-from watchkeeper.monitor.run import slice_columns
 from watchkeeper.reference import ReferenceProfile, column_roles
 from watchkeeper.reference import fit as fit_reference
+from watchkeeper.reference.values import reference_values
 from watchkeeper.schema import BATCH, INGESTED_AT, Kind, spec_for
 from watchkeeper.store import Store
 from watchkeeper.store.engine import arrow_schema
-from watchkeeper.store.tables import METRICS, QUARANTINE, REFERENCE_PROFILES, REFERENCE_SETS, SHARED
-from watchkeeper.triage import ADDITIVE, Triage
+from watchkeeper.store.metrics import MetricsTable
+from watchkeeper.store.tables import QUARANTINE, REFERENCE_PROFILES, REFERENCE_SETS, SHARED
+from watchkeeper.triage import Triage
 from watchkeeper.triage import triage as run_triage
 from watchkeeper.windows import parse_duration, parse_time
 
@@ -74,6 +76,7 @@ class Workspace:
         # Where events and labels are read from: the store itself, or the engine where the
         # team's logs already live (Spark, a lakehouse), whose aggregations are pushed there.
         self.events_store = events or store
+        self.metrics_table = MetricsTable(store)
         self._borrowed_events = False
 
     @classmethod
@@ -272,33 +275,15 @@ class Workspace:
     ) -> pa.Table:
         """Stored metrics, oldest first. ``segment`` is ``column=value`` (``*`` for all)."""
         self.config.model(model)
-        t = self.store.table(METRICS)
-        expr = t.filter(t.model == model)
-        if metric is not None:
-            expr = expr.filter(expr.metric == metric)
-        if column is not None:
-            expr = expr.filter(expr.column == column)
-        if segment is not None:
-            seg_col, _, seg_val = segment.partition("=")
-            expr = expr.filter(expr.segment_column == seg_col)
-            if seg_val:
-                expr = expr.filter(expr.segment_value == seg_val)
-        if since is not None:
-            expr = expr.filter(expr.window_start >= parse_time(since))
-        if until is not None:
-            expr = expr.filter(expr.window_start < parse_time(until))
-        if window is not None:
-            size = int(parse_duration(window).total_seconds())
-            expr = expr.filter(expr.window_end == expr.window_start + ibis.interval(seconds=size))
-        order = [
-            "window_start",
-            "model_version",
-            "segment_column",
-            "segment_value",
-            "metric",
-            "column",
-        ]
-        return self.store.execute(expr.order_by(order).drop("run_id"))
+        return self.metrics_table.table(
+            model,
+            metrics=None if metric is None else [metric],
+            column=column,
+            segment=segment,
+            since=parse_time(since) if since is not None else None,
+            until=parse_time(until) if until is not None else None,
+            size=parse_duration(window) if window is not None else None,
+        )
 
     # -- reading back -------------------------------------------------------------------
 
@@ -315,43 +300,9 @@ class Workspace:
         where versions share a window, counts and amounts add up and rates are averaged by
         their events; provisional if any part is. Aggregated in the engine."""
         cfg = self.config.model(model)
-        t = self.store.table(METRICS)
-        seconds = int(cfg.monitoring.window.total_seconds())
-        mine = t.filter(
-            (t.model == model)
-            & (t.metric == metric)
-            & (t.column == column)
-            & (t.segment_column == "*")
-            & t.value.notnull()
-            & (t.window_end == t.window_start + ibis.interval(seconds=seconds))
+        return self.metrics_table.series(
+            model, metric, column, size=cfg.monitoring.window, since=since, through=until
         )
-        if since is not None:
-            mine = mine.filter(mine.window_start >= since)
-        if until is not None:
-            mine = mine.filter(mine.window_start <= until)
-        n = ibis.greatest(mine.sample_size, 1).cast("float64")
-        value = (
-            ibis._.value.sum()
-            if metric in ADDITIVE
-            else (ibis._.value * ibis._.wk_n).sum() / ibis._.wk_n.sum()
-        )
-        grouped = (
-            mine.mutate(wk_us=self.store.epoch_micros(mine.window_start), wk_n=n)
-            .group_by("wk_us")
-            .aggregate(value=value, provisional=ibis._.provisional.any())
-            .order_by("wk_us")
-        )
-        found = self.store.execute(grouped)
-        epoch = datetime(1970, 1, 1, tzinfo=UTC)
-        return [
-            (epoch + timedelta(microseconds=us), v, bool(p))
-            for us, v, p in zip(
-                found["wk_us"].to_pylist(),
-                found["value"].to_pylist(),
-                found["provisional"].to_pylist(),
-                strict=True,
-            )
-        ]
 
     def events(self, model: str) -> ir.Table:
         return self.events_store.table(spec_for("events", self.config.model(model)).table)
@@ -504,7 +455,7 @@ class Workspace:
         if alert is not None:
             found = self.alert(alert)
             if found["model"] != model:
-                raise alerting.service.UnknownAlertError(alert)
+                raise UnknownAlertError(alert)
         size = parse_duration(window) if isinstance(window, str) else window
         when = parse_time(at) if isinstance(at, str) else at
         return run_triage(self.store, cfg, metric=metric, at=when, window=size, alert=found)

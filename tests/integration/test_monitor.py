@@ -14,7 +14,7 @@ import pytest
 import watchkeeper
 from tests.conftest import Clock
 from watchkeeper.config import parse_config
-from watchkeeper.monitor import NoReferenceError
+from watchkeeper.errors import NoReferenceError
 from watchkeeper.store.tables import WINDOW_PROFILES
 
 YAML = """\

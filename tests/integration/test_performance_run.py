@@ -16,7 +16,7 @@ import watchkeeper
 from tests.conftest import Clock
 from tests.integration.test_monitor import T0, rows
 from watchkeeper.config import parse_config
-from watchkeeper.monitor import loss_estimation
+from watchkeeper.tasks import regression as loss_estimation
 
 YAML = """\
 engine: {path: store.duckdb}

@@ -99,7 +99,7 @@ def test_merge_is_associative_and_zero_is_neutral() -> None:
 
 
 def test_every_grouping_strategy_gives_the_same_profiles(monkeypatch: Any) -> None:
-    import watchkeeper.profiles.compute as compute
+    import watchkeeper.profiles.base as compute
 
     data = table_of(11, 3000, 0.05)
     binnings = binnings_for(12)
@@ -125,7 +125,7 @@ def test_every_grouping_strategy_gives_the_same_profiles(monkeypatch: Any) -> No
 
 
 def test_binary_counts_pushed_down_equal_numpy() -> None:
-    from watchkeeper.profiles.compute import compute_binary_counts
+    from watchkeeper.profiles.labelled import compute_binary_counts
     from watchkeeper.stats import performance as perf
 
     rng = np.random.default_rng(8)

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
-
 from watchkeeper.config import SEVERITIES, ConditionConfig, RuleConfig
+from watchkeeper.stats import baseline
 from watchkeeper.windows import format_duration
 
 ALL = "*"
@@ -431,26 +430,16 @@ def _baseline(
 ) -> Evidence:
     p = points[index]
     b = c.baseline
-    if b.seasonal is not None:
-        wanted = {p.window_start - b.seasonal * j for j in range(1, b.windows + 1)}
-        past = [q.value for q in points[:index] if q.window_start in wanted]
-    else:
-        past = [q.value for q in points[max(0, index - b.windows) : index]]
-    values = np.array([v for v in past if v is not None and not math.isnan(v)], dtype=float)
-    if len(values) < b.min_history:
+    history = baseline.past(
+        [(q.window_start, q.value) for q in points[:index]], p.window_start, b.windows, b.seasonal
+    )
+    found = baseline.level(history, b.method)
+    if found is None or found.n < b.min_history:
+        n = 0 if found is None else found.n
         return evidence(  # type: ignore[no-any-return]
-            False, None, None, f"{name}: {len(values)} past values, too few for a baseline"
+            False, None, None, f"{name}: {n} past values, too few for a baseline"
         )
-    if b.method == "trimmed_mean_std":
-        cut = max(len(values) // 10, 1) if len(values) >= 7 else 0
-        kept = np.sort(values)[cut : len(values) - cut]
-        centre, spread = float(kept.mean()), float(kept.std(ddof=1))
-    elif b.method == "mean_std":
-        centre, spread = float(values.mean()), float(values.std(ddof=1))
-    else:
-        centre = float(np.median(values))
-        spread = 1.4826 * float(np.median(np.abs(values - centre)))
-    spread = max(spread, 1e-9 * max(abs(centre), 1.0))
+    centre, spread = found.centre, found.spread
     assert p.value is not None
     z = (p.value - centre) / spread
     holds = (c.direction in ("above", "both") and z > b.k) or (

@@ -28,7 +28,7 @@ from watchkeeper.alerts.evaluate import (
     matches,
 )
 from watchkeeper.config import AlertingConfig, Config, ModelConfig, RuleConfig
-from watchkeeper.errors import WatchkeeperError
+from watchkeeper.errors import UnknownAlertError, UnknownRuleError, WatchkeeperError
 from watchkeeper.store import Store
 from watchkeeper.store.engine import shared_rows
 from watchkeeper.store.tables import (
@@ -42,17 +42,6 @@ from watchkeeper.store.tables import (
 
 VERDICTS = ("actionable", "noise", "expected_change")
 ReferenceValues = Mapping[tuple[str, str, str], float]
-
-
-class UnknownAlertError(WatchkeeperError):
-    def __init__(self, alert_id: str) -> None:
-        super().__init__(f"no alert {alert_id!r}; `watchkeeper alerts list` shows them")
-
-
-class UnknownRuleError(WatchkeeperError):
-    def __init__(self, name: str, known: Iterable[str]) -> None:
-        listed = ", ".join(sorted(known)) or "none configured"
-        super().__init__(f"no rule {name!r} (rules: {listed})")
 
 
 def rules_for(config: Config, model: str) -> list[RuleConfig]:

@@ -1,14 +1,8 @@
-"""Monitoring runs: windows → profiles → statistics → the metrics table."""
+"""Monitoring runs: windows → aggregates → metric families → the metrics table."""
 
 from watchkeeper.monitor.compare import DriftReport, FeatureDrift, compare
-from watchkeeper.monitor.run import NoReferenceError, RunResult, dirty_windows, run
+from watchkeeper.monitor.result import RunResult
+from watchkeeper.monitor.run import run
+from watchkeeper.monitor.windows import dirty_windows
 
-__all__ = [
-    "DriftReport",
-    "FeatureDrift",
-    "NoReferenceError",
-    "RunResult",
-    "compare",
-    "dirty_windows",
-    "run",
-]
+__all__ = ["DriftReport", "FeatureDrift", "RunResult", "compare", "dirty_windows", "run"]

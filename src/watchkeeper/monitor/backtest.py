@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import ibis
-
-from watchkeeper.profiles import ALL
+from watchkeeper.rows import ALL
 from watchkeeper.store import Store
+from watchkeeper.store.metrics import MetricsTable
 
 MIN_WINDOWS = 5  # fewer backtested windows say nothing yet
 HOLDS = 0.8  # bands are 95%: at least this share covered means the estimate holds
@@ -107,14 +106,5 @@ def summarize(rows: Iterable[Mapping[str, Any]], last: int = 30) -> dict[str, Ba
 def load(store: Store, model: str, size: timedelta | None, last: int = 30) -> dict[str, Backtest]:
     """The backtest summary of ``model``'s stored windows of ``size`` (of any size when
     None)."""
-    from watchkeeper.store.tables import METRICS
-
-    t = store.table(METRICS)
-    expr = t.filter(
-        (t.model == model) & (t.metric == "estimation_error") & (t.segment_column == ALL)
-    )
-    if size is not None:
-        seconds = int(size.total_seconds())
-        expr = expr.filter(expr.window_end == expr.window_start + ibis.interval(seconds=seconds))
-    columns = ("window_start", "model_version", "column", "value", "status")
-    return summarize(store.execute(expr.select(*columns)).to_pylist(), last)
+    found = MetricsTable(store).select(model, metrics=["estimation_error"], segment=ALL, size=size)
+    return summarize([r.to_dict() for r in found], last)

@@ -20,10 +20,11 @@ from typing import Any
 import ibis
 
 from watchkeeper.config import ModelConfig
+from watchkeeper.errors import TriageError
 from watchkeeper.profiles.binning import Binning
 from watchkeeper.profiles.types import ColumnProfile
 from watchkeeper.store.tables import METRICS, WINDOW_PROFILES
-from watchkeeper.triage import LOWER_IS_BETTER, Triage, TriageError, default_metric, moment
+from watchkeeper.triage import LOWER_IS_BETTER, Triage, default_metric, moment
 
 MAX_WINDOWS = 90  # windows shown when no period is given
 
@@ -276,7 +277,9 @@ class Report:
             return "<figure><figcaption>No feature drift measured yet.</figcaption></figure>"
         row = drifted[0]
         column, version = row["column"], row["model_version"]
-        ref = self.ws.reference_profile(self.model.name, version if version != "*" else None)
+        ref = self.ws.reference_profile(
+            self.model.name, version if version != "*" else None
+        ) or self.ws.reference_profile(self.model.name)
         t = self.ws.store.table(WINDOW_PROFILES)
         found = self.ws.store.execute(
             t.filter(

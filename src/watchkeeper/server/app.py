@@ -27,9 +27,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from watchkeeper.alerts.service import UnknownAlertError, UnknownRuleError
 from watchkeeper.config import Config
-from watchkeeper.errors import UnknownModelError, WatchkeeperError
+from watchkeeper.errors import WatchkeeperError
 from watchkeeper.ingest.readers import open_bytes
 from watchkeeper.server.auth import Denied, check, load_keys, presented_key
 from watchkeeper.server.exporter import StoreCollector
@@ -293,12 +292,7 @@ def create_app(
 
     @app.exception_handler(WatchkeeperError)
     async def library_error(request: Request, exc: WatchkeeperError) -> JSONResponse:
-        status = (
-            404
-            if isinstance(exc, UnknownModelError | UnknownAlertError | UnknownRuleError)
-            else 400
-        )
-        return _error(status, str(exc))
+        return _error(exc.http_status, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

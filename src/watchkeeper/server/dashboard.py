@@ -21,8 +21,8 @@ import ibis
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from watchkeeper.alerts.service import UnknownAlertError
 from watchkeeper.config import ModelConfig
+from watchkeeper.errors import UnknownAlertError
 from watchkeeper.profiles.types import ColumnProfile
 from watchkeeper.report import display_bins, esc, fmt, line_chart
 from watchkeeper.store.tables import METRICS, WINDOW_PROFILES
@@ -417,7 +417,10 @@ class Pages:
         self, model: ModelConfig, at: datetime, feature: str, rows: list[dict[str, Any]]
     ) -> str:
         version = next((r["model_version"] for r in rows if r["column"] == feature), model.version)
-        ref = self.ws.reference_profile(model.name, version if version != "*" else None)
+        # A version without its own reference is compared with the configured version's.
+        ref = self.ws.reference_profile(
+            model.name, version if version != "*" else None
+        ) or self.ws.reference_profile(model.name)
         binning = ref.binning(feature) if ref is not None else None
         t = self.ws.store.table(WINDOW_PROFILES)
         found = self.ws.store.execute(

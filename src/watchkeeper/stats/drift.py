@@ -24,7 +24,7 @@ from scipy import special
 from watchkeeper.errors import UnknownMethodError
 from watchkeeper.profiles.binning import Binning
 from watchkeeper.profiles.types import ColumnKind, ColumnProfile
-from watchkeeper.stats.multiple import homogeneity
+from watchkeeper.stats.comparisons import homogeneity
 
 Array = np.ndarray[Any, np.dtype[np.float64]]
 # proportions below this are raised to it, so an empty bin is finite

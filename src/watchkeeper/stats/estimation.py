@@ -19,24 +19,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import optimize
 
 from watchkeeper.stats.performance import Z95, BinaryCounts, Estimate
 
 
 def isotonic(values: Any, weights: Any) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """The weighted least-squares non-decreasing fit (pool adjacent violators)."""
+    """The weighted least-squares non-decreasing fit (pool adjacent violators, by
+    ``scipy.optimize.isotonic_regression``)."""
     y = np.asarray(values, dtype=float)
-    w = np.asarray(weights, dtype=float)
-    blocks: list[list[float]] = []  # [weighted mean, weight, length]
-    for yi, wi in zip(y, w, strict=True):
-        blocks.append([yi, wi, 1])
-        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
-            m2, w2, n2 = blocks.pop()
-            m1, w1, n1 = blocks.pop()
-            total = w1 + w2
-            mean = (m1 * w1 + m2 * w2) / total if total > 0 else (m1 + m2) / 2
-            blocks.append([mean, total, n1 + n2])
-    return np.concatenate([np.full(int(n), m) for m, _, n in blocks]) if blocks else np.array([])
+    if len(y) == 0:
+        return np.array([])
+    fitted = optimize.isotonic_regression(y, weights=np.asarray(weights, dtype=float))
+    return np.asarray(fitted.x, dtype=float)
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,6 +42,34 @@ class CalibrationMap:
     method: str = "isotonic"  # or "scores": the model's own scores were better calibrated
     error_isotonic: float | None = None  # held-out calibration error of each choice
     error_scores: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "probability": [float(x) for x in self.probability],
+            "method": self.method,
+            "error_isotonic": self.error_isotonic,
+            "error_scores": self.error_scores,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CalibrationMap:
+        """A stored map; ValueError when it is not one."""
+        try:
+            probability = np.asarray(data["probability"], dtype=float)
+            method = str(data["method"])
+            errors = [data.get("error_isotonic"), data.get("error_scores")]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a stored calibration map: {exc}") from None
+        if probability.ndim != 1 or method not in ("isotonic", "scores"):
+            raise ValueError("not a stored calibration map")
+        known = [None if e is None else float(e) for e in errors]
+        return cls(probability, method, known[0], known[1])
+
+    @property
+    def note(self) -> str:
+        if self.method == "isotonic":
+            return "scores calibrated by isotonic regression on the reference"
+        return "scores read as probabilities (isotonic calibration did not improve them)"
 
     @classmethod
     def fit(cls, reference: BinaryCounts) -> CalibrationMap:

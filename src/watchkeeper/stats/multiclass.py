@@ -3,37 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from watchkeeper.profiles.counts import MulticlassCounts
 from watchkeeper.stats.performance import Estimate, mean_estimate, wilson
-
-
-@dataclass(frozen=True, eq=False)
-class MulticlassCounts:
-    """A window's confusion matrix (rows: label, columns: prediction) over ``classes``, and
-    the log-loss sums where per-class scores are logged."""
-
-    classes: tuple[str, ...]
-    confusion: np.ndarray[Any, np.dtype[np.int64]]
-    log_loss_sum: float = 0.0
-    log_loss_sq: float = 0.0
-    log_loss_n: int = 0
-
-    @property
-    def n(self) -> int:
-        return int(self.confusion.sum())
-
-    def merge(self, other: MulticlassCounts) -> MulticlassCounts:
-        return MulticlassCounts(
-            self.classes,
-            self.confusion + other.confusion,
-            self.log_loss_sum + other.log_loss_sum,
-            self.log_loss_sq + other.log_loss_sq,
-            self.log_loss_n + other.log_loss_n,
-        )
 
 
 def _per_class(c: MulticlassCounts) -> tuple[np.ndarray[Any, Any], ...]:

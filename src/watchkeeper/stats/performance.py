@@ -17,51 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from watchkeeper.profiles.counts import EPS, SCORE_BINS, BinaryCounts
+
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
-SCORE_BINS = 100  # uniform score bins on [0, 1] for AUC and calibration
 CALIBRATION_BINS = 10  # the reliability table's bins (each 10 score bins)
-EPS = 1e-15  # probabilities are clipped to [EPS, 1 - EPS] for log loss, as scikit-learn does
-
-
-@dataclass(frozen=True, eq=False)
-class BinaryCounts:
-    """Mergeable counts of one window's labelled events."""
-
-    positives: np.ndarray[Any, np.dtype[np.int64]]  # per score bin, label 1
-    negatives: np.ndarray[Any, np.dtype[np.int64]]  # per score bin, label 0
-    score_sums: np.ndarray[Any, np.dtype[np.float64]]  # per score bin, sum of scores
-    tp: int
-    fp: int
-    tn: int
-    fn: int
-    log_loss_sum: float = 0.0
-    log_loss_sq: float = 0.0
-    brier_sum: float = 0.0
-    brier_sq: float = 0.0
-
-    @classmethod
-    def zero(cls, bins: int = SCORE_BINS) -> BinaryCounts:
-        z = np.zeros(bins, dtype=np.int64)
-        return cls(z, z.copy(), np.zeros(bins), 0, 0, 0, 0)
-
-    @property
-    def n(self) -> int:
-        return self.tp + self.fp + self.tn + self.fn
-
-    def merge(self, other: BinaryCounts) -> BinaryCounts:
-        return BinaryCounts(
-            self.positives + other.positives,
-            self.negatives + other.negatives,
-            self.score_sums + other.score_sums,
-            self.tp + other.tp,
-            self.fp + other.fp,
-            self.tn + other.tn,
-            self.fn + other.fn,
-            self.log_loss_sum + other.log_loss_sum,
-            self.log_loss_sq + other.log_loss_sq,
-            self.brier_sum + other.brier_sum,
-            self.brier_sq + other.brier_sq,
-        )
 
 
 @dataclass(frozen=True)
@@ -277,4 +236,12 @@ def counts_from_rows(
     )
 
 
-__all__ = ["METRICS", "BinaryCounts", "Estimate", "counts_from_rows", "wilson"]
+__all__ = [
+    "EPS",
+    "METRICS",
+    "SCORE_BINS",
+    "BinaryCounts",
+    "Estimate",
+    "counts_from_rows",
+    "wilson",
+]

@@ -8,33 +8,9 @@ Gains are linear (``rel / log2(rank + 1)``), as scikit-learn's ``ndcg_score``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
 
+from watchkeeper.profiles.counts import RankingSums
 from watchkeeper.stats.performance import Estimate, mean_estimate, wilson
-
-
-@dataclass(frozen=True)
-class RankingSums:
-    queries: int = 0
-    impressions: int = 0  # labelled events shown
-    clicks: int = 0  # impressions with a positive label
-    precision_at_k: float = 0.0  # sum over queries of hits@k / k
-    precision_sq: float = 0.0
-    ndcg: float = 0.0  # sum over queries with a relevant item of DCG@k / IDCG@k
-    ndcg_sq: float = 0.0
-    ndcg_queries: int = 0
-    reciprocal_rank: float = 0.0  # sum over queries of 1 / rank of the first relevant item
-    reciprocal_rank_sq: float = 0.0
-
-    @property
-    def n(self) -> int:
-        return self.queries
-
-    def merge(self, other: RankingSums) -> RankingSums:
-        return RankingSums(
-            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
-        )
-
 
 _Q = "normal, over queries"
 

@@ -9,33 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
+from watchkeeper.profiles.counts import MAPE_FLOOR, RegressionSums
 from watchkeeper.stats.performance import Estimate, mean_estimate
-
-MAPE_FLOOR = 1e-9  # labels closer to zero than this are left out of MAPE (and counted)
-
-
-@dataclass(frozen=True)
-class RegressionSums:
-    n: int = 0
-    error: float = 0.0  # sum of e
-    error_sq: float = 0.0  # sum of e²
-    error_4: float = 0.0  # sum of e⁴, for the squared error's own variance
-    abs_error: float = 0.0  # sum of |e|
-    label: float = 0.0  # sum of y
-    label_sq: float = 0.0  # sum of y²
-    ape: float = 0.0  # sum of |e| / |y| over labels away from zero
-    ape_sq: float = 0.0
-    ape_n: int = 0
-
-    def merge(self, other: RegressionSums) -> RegressionSums:
-        return RegressionSums(
-            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
-        )
 
 
 def mae(s: RegressionSums) -> Estimate:

@@ -8,7 +8,10 @@ release can migrate an existing file.
 
 from __future__ import annotations
 
+from watchkeeper.rows import TABLE_COLUMNS
 from watchkeeper.schema import DType
+
+METRIC_COLUMNS: tuple[tuple[str, DType], ...] = TABLE_COLUMNS  # type: ignore[assignment]
 
 SCHEMA_VERSION = 1
 
@@ -83,27 +86,7 @@ SHARED: dict[str, dict[str, DType]] = {
         "profile": "string",
         "fitted_at": "timestamp",
     },
-    METRICS: {
-        "model": "string",
-        "model_version": "string",
-        "window_start": "timestamp",
-        "window_end": "timestamp",
-        "segment_column": "string",
-        "segment_value": "string",
-        "metric": "string",
-        "column": "string",
-        "value": "float64",
-        "lower": "float64",
-        "upper": "float64",
-        "p_value": "float64",
-        "threshold": "float64",
-        "sample_size": "int64",
-        "status": "string",
-        "provisional": "boolean",
-        "detail": "string",
-        "run_id": "string",
-        "computed_at": "timestamp",
-    },
+    METRICS: dict(METRIC_COLUMNS),
     # The profile behind the metrics: counts over the reference's bins, per column.
     WINDOW_PROFILES: {
         "model": "string",

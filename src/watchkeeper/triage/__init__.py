@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from watchkeeper.config import ModelConfig
-from watchkeeper.errors import WatchkeeperError
+from watchkeeper.errors import TriageError
 from watchkeeper.stats.multiclass import METRICS as MULTICLASS
 from watchkeeper.stats.performance import METRICS as PERFORMANCE
 from watchkeeper.stats.ranking import METRICS as RANKING
@@ -70,10 +70,6 @@ TITLES = {
     "business": "user behaviour changed",
     "not_real": "not a real drop",
 }
-
-
-class TriageError(WatchkeeperError):
-    pass
 
 
 def default_metric(model: ModelConfig) -> str:

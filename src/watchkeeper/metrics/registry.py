@@ -1,0 +1,36 @@
+"""The metric families a run computes, in order."""
+
+from __future__ import annotations
+
+from watchkeeper.metrics.arrivals import ARRIVALS
+from watchkeeper.metrics.business import COSTS, OUTCOMES
+from watchkeeper.metrics.drift import DRIFT
+from watchkeeper.metrics.estimation import ESTIMATION
+from watchkeeper.metrics.fairness import FAIRNESS
+from watchkeeper.metrics.family import Family
+from watchkeeper.metrics.labels import LABELS
+from watchkeeper.metrics.performance import PERFORMANCE
+from watchkeeper.metrics.proxies import PROXIES
+from watchkeeper.metrics.quality import QUALITY
+from watchkeeper.metrics.segments import SEGMENTS
+from watchkeeper.metrics.service import SERVICE, VOLUME
+from watchkeeper.metrics.slices import WEAK_SLICES
+
+FAMILIES: tuple[Family, ...] = (
+    SERVICE,
+    QUALITY,
+    DRIFT,
+    LABELS,
+    PERFORMANCE,
+    COSTS,
+    FAIRNESS,
+    SEGMENTS,
+    ESTIMATION,
+    PROXIES,
+    WEAK_SLICES,
+    VOLUME,
+    OUTCOMES,
+    ARRIVALS,
+)
+
+__all__ = ["FAMILIES"]

@@ -1,0 +1,65 @@
+"""Segment gaps: each segment against the rest of the traffic (whole minus segment, since a
+segment column's values partition the traffic), on the task's gap metrics, with
+Benjamini-Hochberg across the window's segments and metrics. Status ``worse`` when the
+segment is significantly worse; the value is segment minus rest."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+from watchkeeper.metrics.family import Aggregates, Context, Family
+from watchkeeper.rows import ALL, MetricRow
+from watchkeeper.stats.multiple import benjamini_hochberg
+
+
+def gap_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
+    pending: dict[datetime, list[tuple[MetricRow, float | None]]] = defaultdict(list)
+    minimum = ctx.model.monitoring.min_labels
+    task = ctx.task
+    for key, c in agg.counts.items():
+        start, version, seg_col, _ = key
+        whole = agg.counts.get((start, version, ALL, ALL))
+        if seg_col == ALL or whole is None:
+            continue
+        n, n_all = task.labelled(c), task.labelled(whole)
+        if n < minimum or n_all - n < minimum:
+            continue
+        where = ctx.where(key)
+        for gap in task.gaps(c, whole):
+            row = where.row(
+                "segment_gap",
+                gap.metric,
+                gap.difference,
+                n,
+                p_value=gap.p_value,
+                detail="worse than the rest" if gap.worse else "not worse than the rest",
+            )
+            pending[start].append((row, gap.p_value if gap.worse else None))
+    out: list[MetricRow] = []
+    alpha = ctx.model.monitoring.numeric_drift.alpha
+    for items in pending.values():
+        tested = [(i, p) for i, (_, p) in enumerate(items) if p is not None]
+        q_values = dict(
+            zip(
+                [i for i, _ in tested],
+                benjamini_hochberg([p for _, p in tested if p is not None]),
+                strict=True,
+            )
+        )
+        for i, (row, _) in enumerate(items):
+            q = q_values.get(i)
+            if q is not None:
+                row = row.with_(p_value=q, status="worse" if q < alpha else row.status)
+            out.append(row)
+    return out
+
+
+SEGMENTS = Family(
+    "segments",
+    "Each segment against the rest on the task's gap metrics, with a test.",
+    ("segment_gap",),
+    gap_rows,
+)
+
+__all__ = ["SEGMENTS"]

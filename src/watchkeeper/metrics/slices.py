@@ -1,0 +1,147 @@
+"""Weak slices: where does the model do significantly worse than on the rest?
+
+Every value of a candidate column (segment columns, sensitive attributes, categorical and
+boolean features, numeric features cut at the reference's coarse edges) and every pair of
+such values is a slice. Each slice with enough labelled events is compared with the rest of
+its window on the model's loss (one-sided: is it worse?); Benjamini-Hochberg controls the
+false discovery rate across the slices tested in the window; the significant ones are
+ranked by impact (events × gap) and the top ones reported with their evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from watchkeeper.metrics.family import Aggregates, Context, Family
+from watchkeeper.profiles.slices import SliceLoss
+from watchkeeper.rows import ALL, MetricRow, Where
+from watchkeeper.stats.comparisons import two_proportions, welch
+from watchkeeper.stats.multiple import benjamini_hochberg
+
+MIN_SHARE = 0.01  # a slice must hold at least this share of the window's labelled events
+TOP = 5  # slices reported per window
+
+
+@dataclass(frozen=True)
+class Slice:
+    window_start: datetime
+    description: str
+    events: int
+    loss: float  # the slice's mean loss (error rate, or mean absolute error)
+    rest_loss: float
+    q_value: float
+    share: float
+
+    @property
+    def impact(self) -> float:
+        return self.events * (self.loss - self.rest_loss)
+
+
+def worse_p(part: SliceLoss, rest: SliceLoss, is_rate: bool) -> float:
+    """One-sided: is the part's mean loss higher than the rest's? (the pooled
+    two-proportion z-test for rates, Welch's test with a normal approximation otherwise)."""
+    if is_rate:
+        _, p = two_proportions(part.total, part.n, rest.total, rest.n, side="greater")
+    else:
+        args = (part.total, part.squares, part.n, rest.total, rest.squares, rest.n)
+        _, p = welch(*args, side="greater")
+    return 1.0 if p is None else p
+
+
+def weak_slices(
+    window: datetime,
+    whole: SliceLoss,
+    slices: dict[str, SliceLoss],
+    is_rate: bool,
+    minimum: int,
+    alpha: float,
+) -> list[Slice]:
+    """The top significant weak slices of one window."""
+    tested = []
+    for text, s in slices.items():
+        rest = whole.minus(s)
+        if s.n < max(minimum, MIN_SHARE * whole.n) or rest.n < minimum:
+            continue
+        # Every slice is tested, better ones too (their one-sided p is large): leaving
+        # them out would make the family look more significant than it is.
+        tested.append((text, s, rest, worse_p(s, rest, is_rate)))
+    if not tested:
+        return []
+    q_values = benjamini_hochberg([t[3] for t in tested])
+    significant = [
+        Slice(window, text, s.n, s.total / s.n, rest.total / rest.n, qv, s.n / whole.n)
+        for (text, s, rest, _), qv in zip(tested, q_values, strict=True)
+        if qv < alpha and s.total / s.n > rest.total / rest.n
+    ]
+    kept = [s for s in significant if not _explained(s, significant, slices, whole, is_rate, alpha)]
+    return sorted(kept, key=lambda s: -s.impact)[:TOP]
+
+
+def _explained(
+    single: Slice,
+    significant: list[Slice],
+    sums: dict[str, SliceLoss],
+    whole: SliceLoss,
+    is_rate: bool,
+    alpha: float,
+) -> bool:
+    """A one-column slice is explained by a significant pair inside it when, without that
+    pair, it is no longer worse than the rest: the pair is the more specific answer."""
+    if " & " in single.description:
+        return False
+    mine = sums[single.description]
+    rest = whole.minus(mine)
+    for pair in significant:
+        parts = pair.description.split(" & ")
+        if len(parts) != 2 or single.description not in parts:
+            continue
+        left = mine.minus(sums[pair.description])
+        if left.n <= 1 or rest.n <= 1:
+            return True
+        if left.total / left.n <= rest.total / rest.n:
+            return True
+        if worse_p(left, rest, is_rate) >= alpha:
+            return True
+    return False
+
+
+def slice_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
+    mon = ctx.model.monitoring
+    what = "error rate" if agg.slices_are_rates else "mean absolute error"
+    out = []
+    for version, windows in sorted(agg.slices.items()):
+        for w in windows:
+            found = weak_slices(
+                w.window_start,
+                w.whole,
+                w.slices,
+                agg.slices_are_rates,
+                mon.min_labels,
+                mon.numeric_drift.alpha,
+            )
+            where = Where(w.window_start, w.window_start + ctx.size, version, ALL, ALL)
+            for s in found:
+                out.append(
+                    where.row(
+                        "weak_slice",
+                        s.description,
+                        s.loss - s.rest_loss,
+                        s.events,
+                        status="worse",
+                        p_value=s.q_value,
+                        detail=f"{what} {s.loss:.3g} against {s.rest_loss:.3g} elsewhere; "
+                        f"{s.share:.1%} of labelled events; impact {s.impact:.3g}",
+                    )
+                )
+    return out
+
+
+WEAK_SLICES = Family(
+    "weak_slices",
+    "Single columns and pairs where the model does significantly worse than elsewhere.",
+    ("weak_slice",),
+    slice_rows,
+)
+
+__all__ = ["MIN_SHARE", "TOP", "WEAK_SLICES", "Slice", "weak_slices", "worse_p"]

@@ -1,0 +1,275 @@
+"""Gathering a run's aggregates: every engine query of a run, version by version.
+
+For each model version serving the windows: the window profiles of its columns, the task's
+score histograms and estimates, then (where labels are) one cached join of the events with
+the label in force, read by the label profile, the task's labelled counts, the label delays,
+the residuals and the weak-slice sums. Then what is shared by the versions: outcomes,
+arrivals, and the stored history the ratios compare with. Only small aggregates come back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from watchkeeper.config import ModelConfig
+from watchkeeper.metrics.family import Aggregates
+from watchkeeper.metrics.registry import FAMILIES
+from watchkeeper.profiles.base import Segment, Source, Windowing
+from watchkeeper.profiles.binning import Binning
+from watchkeeper.profiles.columns import compute_profiles
+from watchkeeper.profiles.queries import (
+    arrivals,
+    distinct_items,
+    label_lags,
+    outcome_sums,
+    scope,
+    window_quantiles,
+    with_labels,
+)
+from watchkeeper.profiles.slices import Candidate, slice_sums
+from watchkeeper.profiles.types import Profile
+from watchkeeper.reference.profile import ReferenceProfile, latency_binning
+from watchkeeper.schema import BATCH, INGESTED_AT, KEY, MODEL_VERSION, spec_for
+from watchkeeper.store import Store
+from watchkeeper.store.metrics import MetricsTable
+from watchkeeper.store.tables import INGESTIONS, QUARANTINE
+from watchkeeper.tasks.base import EstimationInputs, Task
+
+SLICE_SAMPLE = 300_000  # labelled events a run's weak-slice search looks at, at most
+MAX_SLICE_COLUMNS = 6  # candidate columns of the weak-slice search (pairs grow as the square)
+RESIDUAL_QUANTILES = (0.1, 0.5, 0.9)
+
+Tick = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run gathers: the model, its windows, and what each version is judged by."""
+
+    model: ModelConfig
+    task: Task
+    windowing: Windowing
+    segments: Mapping[str, Segment]
+    references: Mapping[str, ReferenceProfile]  # per version
+    estimators: Mapping[str, Any]  # per version: the fitted estimator, where there is one
+
+    @property
+    def size(self) -> timedelta:
+        return self.windowing.size
+
+
+def slice_columns(model: ModelConfig) -> list[str]:
+    """The columns whose values are monitored separately: segments, then sensitive attributes."""
+    return list(dict.fromkeys([*model.columns.segments, *model.columns.sensitive]))
+
+
+def slice_candidates(model: ModelConfig, binnings: tuple[Binning, ...]) -> list[Candidate]:
+    """The weak-slice search's columns: the configured ones, else segments, sensitive
+    attributes and features, the first six."""
+    by_name = {b.name: b for b in binnings}
+    chosen = model.monitoring.slice_columns
+    if chosen is not None:
+        names = list(chosen)
+    else:
+        names = [*slice_columns(model), *(f.name for f in model.columns.features)]
+        names = list(dict.fromkeys(names))[:MAX_SLICE_COLUMNS]
+    out = []
+    for name in names:
+        b = by_name.get(name)
+        out.append(Candidate(name, b if b is not None and b.kind == "numeric" else None))
+    return out
+
+
+def gather(
+    plan: Plan,
+    store: Store,
+    source_store: Store,
+    events: ir.Table,
+    tick: Tick,
+) -> Aggregates:
+    """Every aggregate of the plan's windows. ``source_store`` holds events and labels
+    (the store itself, or the engine where the team's logs already are)."""
+    agg = Aggregates()
+    for version, ref in plan.references.items():
+        _version(plan, agg, store, source_store, events, version, ref, tick)
+    if source_store is store:
+        _outcomes(plan, agg, store, events)
+    starts = agg.starts
+    q, ing = store.table(QUARANTINE), store.table(INGESTIONS)
+    name = plan.model.name
+    agg.arrivals = arrivals(
+        store, q.filter(q.model == name), ing.filter(ing.model == name), plan.size, starts
+    )
+    if starts:
+        reader = MetricsTable(store)
+        n = plan.model.monitoring.baseline_windows
+        since, until = min(starts) - n * plan.size, max(starts)
+        wanted = {m for f in FAMILIES for m in f.history}
+        agg.history = {m: reader.totals(name, m, plan.size, since, until) for m in wanted}
+    return agg
+
+
+def _version(
+    plan: Plan,
+    agg: Aggregates,
+    store: Store,
+    source_store: Store,
+    events: ir.Table,
+    version: str,
+    ref: ReferenceProfile,
+    tick: Tick,
+) -> None:
+    model, task, windowing = plan.model, plan.task, plan.windowing
+    ts = model.columns.timestamp
+    mine = events.filter(events[MODEL_VERSION] == version)
+    binnings = [b for b in ref.binnings if b.role != "label"]
+    if model.columns.latency:
+        binnings.append(latency_binning(model.columns.latency))
+    source = Source(mine, ts, ibis.literal(version), model.columns.status, plan.segments)
+    agg.profiles.update(compute_profiles(source, binnings, windowing, source_store, tick))
+    inputs = EstimationInputs(
+        model,
+        version,
+        source,
+        scope(source_store, mine, ts, windowing),
+        windowing,
+        plan.size,
+        plan.segments,
+        source_store,
+    )
+    histograms = task.histograms(inputs) if task.histograms else None
+    if histograms:
+        agg.histograms.update(histograms)
+    fitted = plan.estimators.get(version)
+    if task.estimator is not None and fitted is not None:
+        agg.estimate_notes[version] = task.estimator.note(fitted)
+        found = task.estimator.aggregate(fitted, replace(inputs, histograms=histograms))
+        for key, aggregate in found.items():
+            agg.estimated[key] = task.estimator.estimate(model, fitted, aggregate)
+    if task.items is not None and (item := task.items(model)):
+        _items(plan, agg, store, inputs, item, version, ref)
+    if spec_for("labels", model).table not in source_store.tables():
+        tick(1)
+        return
+    labels = source_store.table(spec_for("labels", model).table)
+    cols = model.columns
+    wanted = [
+        cols.event_id,
+        ts,
+        MODEL_VERSION,
+        *slice_columns(model),
+        *(c.name for c in slice_candidates(model, ref.binnings)),
+        *(
+            c
+            for c in (cols.score, cols.prediction, cols.query_id, cols.item_id, cols.position)
+            if c
+        ),
+        *(cols.scores or {}).values(),
+    ]
+    label_name = model.labels.column
+    joined = with_labels(source_store, mine, labels, cols.event_id, label_name, wanted, INGESTED_AT)
+    # The join of events and labels is computed once and read by every query below.
+    with source_store.cached(scope(source_store, joined, ts, windowing)) as labelled:
+        agg.label_lags.update(label_lags(source_store, labelled, ts, plan.size, version))
+        _slices(plan, agg, source_store, labelled, ref, version)
+        lsource = Source(labelled, ts, ibis.literal(version), None, plan.segments)
+        label_binning = ref.binning(label_name)
+        if label_binning is not None:
+            found_labels = compute_profiles(lsource, [label_binning], windowing, source_store, tick)
+            for key, p in found_labels.items():
+                agg.labelled[key] = p.columns[label_name].present
+                if key in agg.profiles:
+                    before = agg.profiles[key]
+                    columns = {**before.columns, label_name: p.columns[label_name]}
+                    agg.profiles[key] = Profile(before.rows, before.errors, columns)
+        if task.residual is not None and (value := task.residual(model, labelled)) is not None:
+            agg.residuals.update(
+                window_quantiles(
+                    source_store, labelled, ts, value, plan.size, RESIDUAL_QUANTILES, version
+                )
+            )
+        counts = task.counts(model, lsource, windowing, source_store)
+        if counts:
+            agg.counts.update(counts)
+
+
+def _slices(
+    plan: Plan,
+    agg: Aggregates,
+    engine: Store,
+    labelled: ir.Table,
+    ref: ReferenceProfile,
+    version: str,
+) -> None:
+    model = plan.model
+    loss = plan.task.loss(model, labelled)
+    if loss is None or not model.monitoring.weak_slices:
+        return
+    expr, agg.slices_are_rates = loss
+    with_loss = labelled.mutate(wk_loss=expr)
+    # The search runs a query per column and pair: on a large run, a random sample of the
+    # labelled events (the same for every query) answers it as well, at a fraction of the cost.
+    n = int(engine.scalar(with_loss.count()))
+    if n > SLICE_SAMPLE:
+        with_loss = with_loss.sample(SLICE_SAMPLE / n, method="row", seed=11)
+    candidates = slice_candidates(model, ref.binnings)
+    with engine.cached(with_loss) as sample:
+        agg.slices[version] = slice_sums(
+            engine, sample, model.columns.timestamp, candidates, plan.size
+        )
+
+
+def _items(
+    plan: Plan,
+    agg: Aggregates,
+    store: Store,
+    inputs: EstimationInputs,
+    item: str,
+    version: str,
+    ref: ReferenceProfile,
+) -> None:
+    """Distinct items shown per window, and the reference's."""
+    ref_table = store.table(spec_for("reference", plan.model).table)
+    if item not in ref_table.columns:
+        return
+    mine = ref_table.filter(ref_table[BATCH] == ref.reference_id)
+    agg.catalogue_sizes[version] = int(store.scalar(mine[item].nunique()))
+    agg.items.update(
+        distinct_items(
+            inputs.engine, inputs.scoped, plan.model.columns.timestamp, item, plan.size, version
+        )
+    )
+
+
+def _outcomes(plan: Plan, agg: Aggregates, store: Store, events: ir.Table) -> None:
+    table = spec_for("outcomes", plan.model).table
+    if table not in store.tables() or not plan.size:
+        return
+    cols = plan.model.columns
+    agg.outcomes = outcome_sums(
+        store,
+        store.table(table),
+        events,
+        cols.event_id,
+        cols.timestamp,
+        plan.windowing,
+        INGESTED_AT,
+        BATCH,
+        KEY,
+    )
+
+
+__all__ = [
+    "MAX_SLICE_COLUMNS",
+    "SLICE_SAMPLE",
+    "Plan",
+    "gather",
+    "slice_candidates",
+    "slice_columns",
+]

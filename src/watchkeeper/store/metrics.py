@@ -1,0 +1,276 @@
+"""The metrics table's one reader and writer.
+
+Every reader (alerts, triage, the report, the dashboard, the exporter, the API) asks here;
+rows come back as ``MetricRow``. A window is identified by its start and its size (the same
+store holds hourly and daily windows of a model).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from watchkeeper.catalogue import additive
+from watchkeeper.rows import ALL, MetricRow, from_records
+from watchkeeper.store.engine import Store
+from watchkeeper.store.tables import METRICS, WINDOW_PROFILES
+
+ORDER = ("window_start", "model_version", "segment_column", "segment_value", "metric", "column")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class MetricsTable:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _mine(self, model: str, size: timedelta | None = None) -> ir.Table:
+        t = self.store.table(METRICS)
+        expr = t.filter(t.model == model)
+        if size is not None:
+            seconds = int(size.total_seconds())
+            expr = expr.filter(
+                expr.window_end == expr.window_start + ibis.interval(seconds=seconds)
+            )
+        return expr
+
+    # -- selections ---------------------------------------------------------------------
+
+    def query(
+        self,
+        model: str,
+        *,
+        metrics: Sequence[str] | None = None,
+        column: str | None = None,
+        segment: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        through: datetime | None = None,
+        size: timedelta | None = None,
+    ) -> ir.Table:
+        """The rows of a model as an expression, filtered. ``segment`` is ``*`` (the whole
+        traffic), a column (every value), or ``column=value``; ``until`` excludes its
+        window start, ``through`` includes it."""
+        expr = self._mine(model, size)
+        if metrics is not None:
+            expr = expr.filter(expr.metric.isin(list(metrics)))
+        if column is not None:
+            expr = expr.filter(expr.column == column)
+        if segment is not None:
+            seg_col, _, seg_val = segment.partition("=")
+            expr = expr.filter(expr.segment_column == seg_col)
+            if seg_val:
+                expr = expr.filter(expr.segment_value == seg_val)
+        if since is not None:
+            expr = expr.filter(expr.window_start >= since)
+        if until is not None:
+            expr = expr.filter(expr.window_start < until)
+        if through is not None:
+            expr = expr.filter(expr.window_start <= through)
+        return expr
+
+    def table(self, model: str, **filters: Any) -> pa.Table:
+        """Matching rows as Arrow, oldest first (without the run id)."""
+        expr = self.query(model, **filters)
+        return self.store.execute(expr.order_by(list(ORDER)).drop("run_id"))
+
+    def select(self, model: str, **filters: Any) -> list[MetricRow]:
+        """Matching rows, oldest first."""
+        return from_records(self.table(model, **filters).to_pylist())
+
+    def matching(
+        self,
+        model: str,
+        patterns: Sequence[str],
+        size: timedelta,
+        since: datetime | None = None,
+    ) -> list[MetricRow]:
+        """The rows whose metric matches one of the patterns (``*``, ``?``)."""
+        names = self.names(model)
+        wanted = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+        if not wanted:
+            return []
+        return self.select(model, metrics=wanted, size=size, since=since)
+
+    def names(self, model: str, whole: bool = False) -> list[str]:
+        """The metric keys stored for a model (of the whole traffic only, with ``whole``)."""
+        expr = self._mine(model)
+        if whole:
+            expr = expr.filter(expr.segment_column == ALL)
+        found = self.store.execute(expr.select("metric").distinct())["metric"].to_pylist()
+        return sorted(found)
+
+    def newest(
+        self, model: str, metrics: Sequence[str] | None = None, size: timedelta | None = None
+    ) -> datetime | None:
+        """The start of the newest window with any of ``metrics`` (any metric by default)."""
+        expr = self._mine(model, size)
+        if metrics is not None:
+            expr = expr.filter(expr.metric.isin(list(metrics)))
+        found = self.store.execute(expr.aggregate(at=expr.window_start.max()))["at"][0].as_py()
+        return found if isinstance(found, datetime) else None
+
+    def oldest(self, model: str, size: timedelta, since: datetime) -> datetime | None:
+        expr = self._mine(model, size)
+        expr = expr.filter(expr.window_start >= since)
+        found = self.store.execute(expr.aggregate(at=expr.window_start.min()))["at"][0].as_py()
+        return found if isinstance(found, datetime) else None
+
+    def latest(self, model: str, metrics: Sequence[str], size: timedelta) -> list[MetricRow]:
+        """Each series' newest window (per metric, column and segment; every version of
+        that window)."""
+        expr = self._mine(model, size).filter(ibis._.metric.isin(sorted(metrics)))
+        keys = ["metric", "column", "segment_column", "segment_value"]
+        newest = expr.mutate(wk_newest=ibis._.window_start.max().over(group_by=keys))
+        rows = newest.filter(newest.window_start == newest.wk_newest).drop("wk_newest", "run_id")
+        return from_records(self.store.execute(rows).to_pylist())
+
+    def first_seen(self, model: str) -> dict[str, datetime]:
+        """When each model version first served traffic (its first window with events)."""
+        expr = self._mine(model).filter(
+            (ibis._.metric == "row_count") & (ibis._.model_version != ALL)
+        )
+        found = self.store.execute(
+            expr.group_by("model_version").aggregate(first=ibis._.window_start.min())
+        )
+        return {r["model_version"]: r["first"] for r in found.to_pylist()}
+
+    def computed(self, model: str, size: timedelta) -> dict[datetime, datetime]:
+        """When each window of ``size`` was last computed."""
+        expr = self._mine(model, size)
+        found = self.store.execute(
+            expr.group_by("window_start").aggregate(at=expr.computed_at.max())
+        )
+        return {r["window_start"]: r["at"] for r in found.to_pylist()}
+
+    # -- series -------------------------------------------------------------------------
+
+    def series(
+        self,
+        model: str,
+        metric: str,
+        column: str = "",
+        *,
+        size: timedelta,
+        segment: tuple[str, str] = (ALL, ALL),
+        since: datetime | None = None,
+        through: datetime | None = None,
+    ) -> list[tuple[datetime, float, bool]]:
+        """A metric's series over every version, one value per window: where versions
+        share a window, amounts that add up are summed and the rest averaged by their
+        events; provisional if any part is. Aggregated in the engine."""
+        mine = self.query(
+            model,
+            metrics=[metric],
+            column=column,
+            size=size,
+            since=since,
+            through=through,
+            segment=f"{segment[0]}={segment[1]}" if segment[0] != ALL else ALL,
+        ).filter(ibis._.value.notnull())
+        n = ibis.greatest(mine.sample_size, 1).cast("float64")
+        value = (
+            ibis._.value.sum()
+            if additive(metric)
+            else (ibis._.value * ibis._.wk_n).sum() / ibis._.wk_n.sum()
+        )
+        grouped = (
+            mine.mutate(wk_us=self.store.epoch_micros(mine.window_start), wk_n=n)
+            .group_by("wk_us")
+            .aggregate(value=value, provisional=ibis._.provisional.any())
+            .order_by("wk_us")
+        )
+        found = self.store.execute(grouped)
+        return [
+            (_EPOCH + timedelta(microseconds=us), v, bool(p))
+            for us, v, p in zip(
+                found["wk_us"].to_pylist(),
+                found["value"].to_pylist(),
+                found["provisional"].to_pylist(),
+                strict=True,
+            )
+        ]
+
+    def totals(
+        self, model: str, metric: str, size: timedelta, since: datetime, until: datetime
+    ) -> dict[tuple[str, str, str], dict[datetime, float]]:
+        """Each window's ``metric`` summed over versions, per segment and column (the
+        recent history a ratio compares with)."""
+        expr = self.query(model, metrics=[metric], size=size, since=since, until=until)
+        found = self.store.execute(
+            expr.group_by(["window_start", "segment_column", "segment_value", "column"]).aggregate(
+                total=expr.value.sum()
+            )
+        )
+        out: dict[tuple[str, str, str], dict[datetime, float]] = defaultdict(dict)
+        for r in found.to_pylist():
+            if r["total"] is not None:
+                key = (r["segment_column"], r["segment_value"], r["column"])
+                out[key][r["window_start"]] = r["total"]
+        return dict(out)
+
+    # -- profiles behind the metrics -------------------------------------------------------
+
+    def profiles(
+        self, model: str, start: datetime, column: str, segment: tuple[str, str] = (ALL, ALL)
+    ) -> list[tuple[str, str]]:
+        """The stored window profiles of one column at one window: (version, JSON)."""
+        t = self.store.table(WINDOW_PROFILES)
+        found = self.store.execute(
+            t.filter(
+                (t.model == model)
+                & (t.window_start == start)
+                & (t.column == column)
+                & (t.segment_column == segment[0])
+                & (t.segment_value == segment[1])
+            ).select("model_version", "profile")
+        )
+        return [(r["model_version"], r["profile"]) for r in found.to_pylist()]
+
+    def newest_profiles(self, model: str, column: str, size: timedelta) -> list[str]:
+        """The whole traffic's profiles of ``column`` at its newest window (every version)."""
+        t = self.store.table(WINDOW_PROFILES)
+        seconds = int(size.total_seconds())
+        mine = t.filter(
+            (t.model == model)
+            & (t.column == column)
+            & (t.segment_column == ALL)
+            & (t.window_end == t.window_start + ibis.interval(seconds=seconds))
+        )
+        newest = mine.filter(mine.window_start == mine.window_start.max())
+        return list(self.store.execute(newest.select("profile"))["profile"].to_pylist())
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def replace_windows(
+        self,
+        model: str,
+        size: timedelta,
+        starts: Sequence[datetime],
+        metrics: pa.Table,
+        profiles: pa.Table,
+    ) -> None:
+        """Replace the metrics and profiles of the given windows, in one transaction."""
+        seconds = int(size.total_seconds())
+        with self.store.transaction():
+            if starts:
+                for name in (METRICS, WINDOW_PROFILES):
+                    self.store.delete(
+                        name,
+                        lambda t: (
+                            (t.model == model)
+                            & t.window_start.isin(list(starts))
+                            & (t.window_end == t.window_start + ibis.interval(seconds=seconds))
+                        ),
+                    )
+            self.store.insert(METRICS, metrics)
+            self.store.insert(WINDOW_PROFILES, profiles)
+
+
+__all__ = ["ORDER", "MetricsTable"]

@@ -13,14 +13,18 @@ squared error with variance at most 2·E[e²]² (exact for a centred normal erro
 
 Windows are read in batches (``LossSums`` merge), so no window is ever held in memory.
 
+A fitted model is kept in the store as JSON data (``dumps``): its trees' node arrays
+(``watchkeeper.stats.trees``), predicted with numpy. A store file may come from elsewhere,
+so nothing read from it may run code: no pickle is ever loaded, and ``loads`` refuses
+anything that is not this JSON.
+
 Reference: NannyML's direct loss estimation (DLE).
 """
 
 from __future__ import annotations
 
-import base64
+import json
 import math
-import pickle
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,9 +33,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from watchkeeper.stats.performance import Z95, Estimate
+from watchkeeper.stats.trees import TreeEnsemble
 
 MAX_CATEGORIES = 250  # HistGradientBoosting takes at most 255 categories per feature
 FIT_ROWS = 200_000  # the reference rows the loss models learn from, at most
+FORMAT = "watchkeeper-loss-model/1"  # the stored form's name and version
 
 
 @dataclass(frozen=True)
@@ -46,8 +52,8 @@ class LossModel:
 
     features: tuple[LossFeature, ...]
     prediction: str
-    absolute: Any  # fitted HistGradientBoostingRegressor
-    squared: Any
+    absolute: TreeEnsemble  # the fitted HistGradientBoostingRegressors' trees
+    squared: TreeEnsemble
     rows: int  # the reference rows it learnt from
     # The reference's range of each numeric input (features, then the prediction): trees
     # do not extrapolate, so beyond it the estimate is less sure.
@@ -77,8 +83,7 @@ class LossModel:
         features = [LossFeature(n, None) for n in numeric] + [
             LossFeature(n, _vocabulary(known[n])) for n in categorical
         ]
-        shell = cls(tuple(features), prediction, None, None, known.num_rows)
-        x = shell.matrix(known)
+        x = _matrix(features, prediction, known)
         numeric_x = x[
             :, [i for i, f in enumerate([*features, None]) if f is None or not f.vocabulary]
         ]
@@ -87,7 +92,7 @@ class LossModel:
             for c in numeric_x.T
         )
         error = _floats(known[prediction]) - _floats(known[label])
-        mask = [f.vocabulary is not None for f in shell.features] + [False]
+        mask = [f.vocabulary is not None for f in features] + [False]
         models = []
         for target in (np.abs(error), error * error):
             # Poisson deviance: a model of a non-negative quantity's mean, positive by design.
@@ -98,7 +103,7 @@ class LossModel:
                 early_stopping=True,
                 random_state=seed,
             )
-            models.append(model.fit(x, target))
+            models.append(TreeEnsemble.from_sklearn(model.fit(x, target)))
         return cls(tuple(features), prediction, models[0], models[1], known.num_rows, ranges)
 
     def outside(self, batch: pa.Table | pa.RecordBatch) -> np.ndarray[Any, Any]:
@@ -114,16 +119,7 @@ class LossModel:
     def matrix(self, batch: pa.Table | pa.RecordBatch) -> np.ndarray[Any, Any]:
         """The features (categories as codes of the reference's vocabulary, unseen ones
         missing) and the prediction, as the loss models read them."""
-        columns = []
-        for f in self.features:
-            if f.vocabulary is None:
-                columns.append(_floats(batch[f.name]))
-            else:
-                text = pc.cast(batch[f.name], pa.string())
-                codes = pc.index_in(text, value_set=pa.array(f.vocabulary, pa.string()))
-                columns.append(_floats(codes))
-        columns.append(_floats(batch[self.prediction]))
-        return np.column_stack(columns) if columns else np.empty((batch.num_rows, 0))
+        return _matrix(self.features, self.prediction, batch)
 
     def predict(self, batch: pa.Table | pa.RecordBatch) -> tuple[np.ndarray[Any, Any], ...]:
         """Each event's predicted absolute and squared error."""
@@ -133,14 +129,45 @@ class LossModel:
         return absolute, squared
 
     def dumps(self) -> str:
-        return base64.b64encode(pickle.dumps(self)).decode("ascii")
+        """The model as JSON data, as the store keeps it."""
+        return json.dumps(
+            {
+                "format": FORMAT,
+                "features": [
+                    {
+                        "name": f.name,
+                        "vocabulary": None if f.vocabulary is None else list(f.vocabulary),
+                    }
+                    for f in self.features
+                ],
+                "prediction": self.prediction,
+                "rows": self.rows,
+                "ranges": [list(r) for r in self.ranges],
+                "absolute": self.absolute.to_json(),
+                "squared": self.squared.to_json(),
+            },
+            separators=(",", ":"),
+        )
 
     @staticmethod
     def loads(text: str) -> LossModel:
-        # Written by this process's own store: the same trust as the store file itself.
-        found = pickle.loads(base64.b64decode(text))
-        assert isinstance(found, LossModel)
-        return found
+        """A model from ``dumps``' JSON. Anything else (an old pickled payload, a malformed
+        document) raises ValueError: it is only ever parsed as JSON, never unpickled."""
+        try:
+            data = json.loads(text)
+        except (ValueError, TypeError, RecursionError) as e:
+            raise ValueError(f"not a watchkeeper loss model (not JSON: {e})") from None
+        if not isinstance(data, dict) or "format" not in data:
+            raise ValueError("not a watchkeeper loss model (not an object with a format key)")
+        if data["format"] != FORMAT:
+            raise ValueError(
+                f"not a watchkeeper loss model of a known format: {data['format']!r} "
+                f"(this version reads {FORMAT!r})"
+            )
+        try:
+            return _from_json(data)
+        except ValueError as e:
+            raise ValueError(f"not a watchkeeper loss model: {e}") from None
 
 
 @dataclass(frozen=True)
@@ -201,6 +228,83 @@ def estimated_rmse(s: LossSums) -> Estimate:
 
 
 LOSS_ESTIMATES = {"mae": estimated_mae, "rmse": estimated_rmse}
+
+
+def _matrix(
+    features: tuple[LossFeature, ...] | list[LossFeature],
+    prediction: str,
+    batch: pa.Table | pa.RecordBatch,
+) -> np.ndarray[Any, Any]:
+    columns = []
+    for f in features:
+        if f.vocabulary is None:
+            columns.append(_floats(batch[f.name]))
+        else:
+            text = pc.cast(batch[f.name], pa.string())
+            codes = pc.index_in(text, value_set=pa.array(f.vocabulary, pa.string()))
+            columns.append(_floats(codes))
+    columns.append(_floats(batch[prediction]))
+    return np.column_stack(columns) if columns else np.empty((batch.num_rows, 0))
+
+
+MODEL_KEYS = frozenset(
+    ("format", "features", "prediction", "rows", "ranges", "absolute", "squared")
+)
+
+
+def _from_json(data: dict[str, Any]) -> LossModel:
+    """The model of a parsed document of the current format; ValueError if malformed."""
+    missing = MODEL_KEYS - data.keys()
+    if missing:
+        raise ValueError(f"it lacks {', '.join(sorted(missing))}")
+    extra = data.keys() - MODEL_KEYS
+    if extra:
+        raise ValueError(f"unknown keys {', '.join(sorted(map(str, extra)))}")
+    raw_features = data["features"]
+    if not isinstance(raw_features, list):
+        raise ValueError("features is not a list")
+    features = []
+    for f in raw_features:
+        if not isinstance(f, dict) or set(f) != {"name", "vocabulary"}:
+            raise ValueError("a feature is not an object of a name and a vocabulary")
+        name, vocabulary = f["name"], f["vocabulary"]
+        if not isinstance(name, str):
+            raise ValueError("a feature's name is not text")
+        if vocabulary is not None and not (
+            isinstance(vocabulary, list) and all(isinstance(v, str) for v in vocabulary)
+        ):
+            raise ValueError(f"feature {name!r}: the vocabulary is not a list of text")
+        features.append(LossFeature(name, None if vocabulary is None else tuple(vocabulary)))
+    prediction, rows = data["prediction"], data["rows"]
+    if not isinstance(prediction, str):
+        raise ValueError("prediction is not text")
+    if type(rows) is not int or rows < 0:
+        raise ValueError("rows is not a count")
+    raw_ranges = data["ranges"]
+    numeric = sum(not f.vocabulary for f in features) + 1  # as ``outside`` counts them
+    if not isinstance(raw_ranges, list) or len(raw_ranges) != numeric:
+        raise ValueError(f"ranges is not a list of {numeric} (one per numeric input)")
+    ranges = []
+    for r in raw_ranges:
+        if not (isinstance(r, list) and len(r) == 2 and all(type(v) in (int, float) for v in r)):
+            raise ValueError("a range is not a pair of numbers")
+        ranges.append((float(r[0]), float(r[1])))
+    ensembles = []
+    for key in ("absolute", "squared"):
+        try:
+            ensemble = TreeEnsemble.from_json(data[key])
+        except ValueError as e:
+            raise ValueError(f"{key}: {e}") from None
+        if ensemble.n_features != len(features) + 1:
+            raise ValueError(
+                f"{key}: its trees read {ensemble.n_features} columns, "
+                f"the model has {len(features) + 1} inputs"
+            )
+        kinds = [c is not None for c in ensemble.categories]
+        if kinds != [f.vocabulary is not None for f in features] + [False]:
+            raise ValueError(f"{key}: its categorical columns are not the model's")
+        ensembles.append(ensemble)
+    return LossModel(tuple(features), prediction, ensembles[0], ensembles[1], rows, tuple(ranges))
 
 
 def _floats(values: Any) -> np.ndarray[Any, Any]:

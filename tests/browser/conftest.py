@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import need
+from tests.helpers import need
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -20,7 +18,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-ARTIFACTS = Path(os.environ.get("WATCHKEEPER_ARTIFACTS", "test-artifacts"))
 
 
 @pytest.fixture(scope="session")
@@ -49,8 +46,3 @@ def page(browser: Any) -> Iterator[tuple[Any, list[str]]]:
         yield found, errors
     finally:
         context.close()
-
-
-def artifact(name: str) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    return ARTIFACTS / name

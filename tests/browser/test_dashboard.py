@@ -16,8 +16,7 @@ import pytest
 import uvicorn
 
 import watchkeeper
-from tests.browser.conftest import artifact
-from tests.integration.test_alert_delivery import free_port
+from tests.helpers import artifact, free_port
 from watchkeeper.config import load_config
 from watchkeeper.demo import START
 from watchkeeper.demo.scenario import DAYS
@@ -49,11 +48,11 @@ def api(site: str, path: str) -> Any:
 
 
 def visit(page: Any, url: str, name: str) -> None:
-    started = time.perf_counter()
-    page.goto(url)
+    # The page is served and loads (how fast is measured in bench/dashboard.py).
+    answer = page.goto(url)
+    assert answer is not None and answer.ok, f"{url}: {answer and answer.status}"
     page.wait_for_load_state("load")
     page.screenshot(path=str(artifact(f"dashboard-{name}.png")), full_page=True)
-    assert time.perf_counter() - started < 5  # (the half-second target is measured in bench/)
 
 
 def test_the_overview_shows_every_model_and_its_open_alerts(

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.browser.conftest import artifact
-from tests.integration.test_triage import simulate
+from tests.helpers import TRIAGE_T0 as T0
+from tests.helpers import TRIAGE_YAML as YAML
+from tests.helpers import Clock, artifact, simulate
 
 
 def test_the_report_renders_with_its_charts(tmp_path: Path, page: tuple[Any, list[str]]) -> None:
@@ -47,8 +48,6 @@ def test_data_is_shown_as_text_not_markup(tmp_path: Path, page: tuple[Any, list[
     import pandas as pd
 
     import watchkeeper
-    from tests.conftest import Clock
-    from tests.integration.test_triage import T0, YAML
     from watchkeeper.config import parse_config
 
     hostile = "<script>alert(1)</script>"

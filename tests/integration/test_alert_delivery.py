@@ -22,15 +22,9 @@ from typing import Any
 import pytest
 
 import watchkeeper
-from tests.conftest import Clock, need
-from tests.integration.test_alerts import HOUR, write_series
+from tests.helpers import ALERTS_T0 as T0
+from tests.helpers import HOUR, Clock, free_port, need, write_series
 from watchkeeper.config import parse_config
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Hook:
@@ -193,8 +187,6 @@ def test_a_page_reaches_the_receiver_through_alertmanager_and_resolves(
 
 
 def _hours(t: datetime) -> int:
-    from tests.integration.test_alerts import T0
-
     return int((t - T0) / HOUR)
 
 
@@ -236,8 +228,6 @@ alerting:
 """
         (tmp_path / "watchkeeper.yaml").write_text(yaml)
         (tmp_path / "child.py").write_text(CHILD)
-        from tests.integration.test_alerts import T0
-
         clock = Clock(T0)
         with watchkeeper.open(parse_config(yaml, base_dir=tmp_path), clock=clock) as ws:
             for i in range(30):

@@ -3,98 +3,19 @@ mute what they should and nothing else, verdicts and the review, replay equal to
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
 import watchkeeper
-from tests.conftest import Clock
+from tests.helpers import ALERTS_T0 as T0
+from tests.helpers import ALERTS_YAML as YAML
+from tests.helpers import HOUR, Clock, write_series
 from watchkeeper.config import ReceiverConfig, parse_config
 from watchkeeper.errors import WatchkeeperError
-from watchkeeper.store.engine import arrow_schema
-from watchkeeper.store.tables import METRICS, SHARED
-
-T0 = datetime(2026, 3, 1, tzinfo=UTC)
-HOUR = timedelta(hours=1)
-
-YAML = """\
-engine: {path: store.duckdb}
-models:
-  - name: fraud
-    task: binary_classification
-    columns:
-      features: [{name: amount, kind: numeric}]
-      score: score
-  - name: churn
-    task: binary_classification
-    columns:
-      features: [{name: amount, kind: numeric}]
-      score: score
-alerting:
-  rules:
-    - name: volume_drop
-      severity: page
-      owner: infrastructure
-      description: traffic fell
-      conditions:
-        - {metric: row_count, below: 500}
-      for: 2
-    - name: missing_amount
-      severity: ticket
-      owner: data
-      conditions:
-        - {metric: missing_rate, column: amount, above: 0.1}
-    - name: error_spike
-      severity: page
-      owner: infrastructure
-      conditions:
-        - {metric: error_rate, above: 0.2}
-  inhibit:
-    - source: {owner: infrastructure, severity: page}
-      target: {owner: data}
-      equal: [model]
-  receivers:
-    - {name: hook, type: webhook, url: "http://127.0.0.1:9/hook"}
-    - {name: pager, type: alertmanager, url: "http://127.0.0.1:9", match: {severity: page}}
-"""
-
-
-def write_series(
-    ws: watchkeeper.Workspace,
-    model: str,
-    metric: str,
-    column: str,
-    values: Any,
-    status: Any = None,
-    start: int = 0,
-) -> None:
-    """Metric rows of one series, hourly from T0 (+ ``start`` hours)."""
-    rows = [
-        {
-            "model": model,
-            "model_version": "1",
-            "window_start": T0 + (start + i) * HOUR,
-            "window_end": T0 + (start + i + 1) * HOUR,
-            "segment_column": "*",
-            "segment_value": "*",
-            "metric": metric,
-            "column": column,
-            "value": float(v),
-            "sample_size": 1000,
-            "status": "drifted" if status is not None and status[i] else "ok",
-            "provisional": False,
-            "detail": "",
-            "run_id": "test",
-            "computed_at": T0,
-        }
-        for i, v in enumerate(values)
-    ]
-    schema = arrow_schema(SHARED[METRICS])
-    ws.store.insert(METRICS, pa.Table.from_pylist(rows, schema=schema))
 
 
 class Receiver:

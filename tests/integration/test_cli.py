@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tests.conftest import MODEL_YAML, event
+from tests.helpers import MODEL_YAML, event
 from watchkeeper.ingest.readers import rows_to_table
 
 
@@ -108,7 +108,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
 def test_run_and_metrics_from_the_command_line(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from tests.integration.test_monitor import rows
+    from tests.helpers import monitor_rows as rows
 
     (tmp_path / "watchkeeper.yaml").write_text(
         MODEL_YAML.replace("      model_version: version\n", "")
@@ -158,8 +158,9 @@ def test_run_and_metrics_from_the_command_line(tmp_path: Path) -> None:
 
 
 def test_alerts_from_the_command_line(tmp_path: Path) -> None:
-    from tests.conftest import Clock
-    from tests.integration.test_alerts import T0, YAML, write_series
+    from tests.helpers import ALERTS_T0 as T0
+    from tests.helpers import ALERTS_YAML as YAML
+    from tests.helpers import Clock, write_series
     from watchkeeper import open as open_workspace
     from watchkeeper.config import parse_config
 
@@ -197,16 +198,11 @@ def test_alerts_from_the_command_line(tmp_path: Path) -> None:
 
 
 def test_triage_and_report_from_the_command_line(tmp_path: Path) -> None:
-    from tests.integration.test_triage import simulate
+    from tests.helpers import TRIAGE_YAML, simulate
 
     ws, _ = simulate(tmp_path, "version")
     ws.close()
-    (tmp_path / "watchkeeper.yaml").write_text(
-        (Path(__file__).parent / "test_triage.py")
-        .read_text()
-        .split('YAML = """\\\n')[1]
-        .split('"""')[0]
-    )
+    (tmp_path / "watchkeeper.yaml").write_text(TRIAGE_YAML)
     done = run(tmp_path, "triage", "--model", "fraud")
     assert done.returncode == 0, done.stderr
     assert (

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import watchkeeper
-from tests.conftest import Clock, event
+from tests.helpers import MODEL_YAML, Clock, event
 from watchkeeper.ingest.readers import rows_to_table
 from watchkeeper.ingest.validate import REASONS
 from watchkeeper.store.tables import INGESTIONS, QUARANTINE, TOUCHED
@@ -371,7 +371,6 @@ def test_a_group_commit_tells_each_request_what_it_would_have_been_told_alone(
 ) -> None:
     """Requests merged into one batch (same columns, no shared ids) and requests that are
     not (a retry of an id, other columns) get the results they would get one at a time."""
-    from tests.conftest import MODEL_YAML
     from watchkeeper.config import parse_config
     from watchkeeper.ingest.pipeline import Job, ingest_group
     from watchkeeper.ingest.readers import open_source

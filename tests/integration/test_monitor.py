@@ -3,7 +3,7 @@ equal full recomputation, re-runs replace rows, result size independent of row c
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,57 +12,13 @@ import pyarrow as pa
 import pytest
 
 import watchkeeper
-from tests.conftest import Clock
+from tests.helpers import MONITOR_T0 as T0
+from tests.helpers import MONITOR_YAML as YAML
+from tests.helpers import Clock
+from tests.helpers import monitor_rows as rows
 from watchkeeper.config import parse_config
 from watchkeeper.errors import NoReferenceError
 from watchkeeper.store.tables import WINDOW_PROFILES
-
-YAML = """\
-engine: {path: store.duckdb}
-models:
-  - name: m
-    task: binary_classification
-    columns:
-      event_id: id
-      timestamp: ts
-      features:
-        - {name: x, kind: numeric}
-        - {name: c, kind: categorical}
-      score: score
-      segments: [region]
-      status: status
-    monitoring:
-      window: 6h
-      min_rows: 50
-"""
-T0 = datetime(2026, 4, 1, tzinfo=UTC)
-
-
-def rows(
-    n: int,
-    start: datetime,
-    hours: float,
-    seed: int,
-    shift_b: float = 0.0,
-    prefix: str = "e",
-) -> pa.Table:
-    rng = np.random.default_rng(seed)
-    region = rng.choice(["a", "b"], n)
-    x = rng.normal(0, 1, n) + np.where(region == "b", shift_b, 0.0)
-    secs = np.sort(rng.uniform(0, hours * 3600, n))
-    ts = [start + timedelta(seconds=float(s)) for s in secs]
-    return pa.table(
-        {
-            "id": [f"{prefix}{seed}-{i}" for i in range(n)],
-            "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
-            "x": x,
-            "c": rng.choice(["p", "q", "r"], n, p=[0.5, 0.3, 0.2]),
-            "score": rng.uniform(0, 1, n),
-            "region": region,
-            "status": np.where(rng.uniform(size=n) < 0.02, "error", "ok"),
-            "label": (rng.uniform(size=n) < 0.3).astype(int),
-        }
-    )
 
 
 def open_ws(tmp_path: Path, clock: Clock) -> watchkeeper.Workspace:

@@ -13,8 +13,9 @@ import pytest
 from sklearn import metrics as skm
 
 import watchkeeper
-from tests.conftest import Clock
-from tests.integration.test_monitor import T0, rows
+from tests.helpers import MONITOR_T0 as T0
+from tests.helpers import Clock
+from tests.helpers import monitor_rows as rows
 from watchkeeper.config import parse_config
 from watchkeeper.tasks import regression as loss_estimation
 

@@ -15,8 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import watchkeeper
-from tests.conftest import Clock, need
-from tests.integration.test_monitor import T0, YAML, rows
+from tests.helpers import MONITOR_T0 as T0
+from tests.helpers import MONITOR_YAML as YAML
+from tests.helpers import Clock, need
+from tests.helpers import monitor_rows as rows
 from watchkeeper.config import parse_config
 
 pytestmark = [

@@ -18,36 +18,15 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-import watchkeeper
-from tests.conftest import MODEL_YAML, NOW, Clock, event
-from watchkeeper.config import Config, parse_config
+from tests.helpers import MODEL_YAML, NOW, SERVER, Clock, event, with_reference
+from watchkeeper.config import parse_config
 from watchkeeper.server import create_app
 from watchkeeper.server.auth import new_key
-
-SERVER = """
-server:
-  schedule_every: null
-"""
 
 
 @pytest.fixture
 def clock() -> Clock:
     return Clock(NOW)
-
-
-def with_reference(config: Config) -> Config:
-    """Store a reference for the fraud model (a run needs one)."""
-    rows = [
-        {
-            k: v
-            for k, v in event(i, score=(i % 10) / 10, is_fraud=i % 3 == 0).items()
-            if k not in ("id", "ts")
-        }
-        for i in range(500)
-    ]
-    with watchkeeper.open(config) as ws:
-        ws.set_reference("fraud", rows)
-    return config
 
 
 @pytest.fixture

@@ -5,45 +5,35 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+import urllib.request
 from pathlib import Path
+from typing import Any
 
-import uvicorn
+import pytest
 
 import watchkeeper
-from tests.conftest import MODEL_YAML, NOW, Clock, event
-from tests.integration.test_alert_delivery import free_port
+from tests.helpers import MODEL_YAML, NOW, Clock, event, free_port, serving
 from watchkeeper.client import DirectLogger, Logger
 from watchkeeper.config import Config, parse_config
-from watchkeeper.server import create_app
-
-
-@contextmanager
-def serving(config: Config, port: int) -> Iterator[None]:
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(config, clock=Clock(NOW)), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def config(tmp_path: Path) -> Config:
     return parse_config(MODEL_YAML + "server:\n  schedule_every: null\n", base_dir=tmp_path)
 
 
-def test_the_logger_waits_out_a_server_that_is_down(tmp_path: Path) -> None:
+def test_the_logger_waits_out_a_server_that_is_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = config(tmp_path)
     port = free_port()
+    senders: list[str] = []  # the thread that made each request
+    urlopen = urllib.request.urlopen
+
+    def recorded(request: Any, timeout: float) -> Any:
+        senders.append(threading.current_thread().name)
+        return urlopen(request, timeout=timeout)
+
+    monkeypatch.setattr(urllib.request, "urlopen", recorded)
     logger = Logger(
         f"http://127.0.0.1:{port}",
         "fraud",
@@ -52,13 +42,18 @@ def test_the_logger_waits_out_a_server_that_is_down(tmp_path: Path) -> None:
         max_backoff=0.2,
         names={"event_id": "id", "label": "is_fraud"},  # this config's column names
     )
-    started = time.perf_counter()
     for i in range(100):
         assert logger.log_prediction(event(i))
-    assert time.perf_counter() - started < 0.1  # the request path only appends
+        assert logger.stats.queued == i + 1  # queued by the time the call returns
+    # The request path only appends: nothing sent or dropped, and no request made from the
+    # caller's thread (the background sender makes them all).
+    assert logger.stats.sent == 0 and logger.stats.dropped == 0
+    assert threading.current_thread().name not in senders
+    assert set(senders) <= {"watchkeeper-logger"}
     assert logger.log_label("e1", 1) and logger.log_outcome("e1", "chargeback", 1.0)
     time.sleep(0.5)  # nobody listening: batches are kept and retried
     assert logger.stats.sent == 0 and logger.stats.retries > 0
+    assert senders and set(senders) == {"watchkeeper-logger"}
     with serving(cfg, port):
         assert logger.flush(timeout=30)
         logger.close()

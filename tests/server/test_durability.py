@@ -17,8 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from tests.conftest import MODEL_YAML, event
-from tests.integration.test_alert_delivery import free_port
+from tests.helpers import MODEL_YAML, event, free_port
 
 
 def start(folder: Path, port: int) -> subprocess.Popen[bytes]:

@@ -12,8 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
-from tests.conftest import MODEL_YAML, NOW, Clock
-from tests.server.test_api import SERVER, with_reference
+from tests.helpers import MODEL_YAML, NOW, SERVER, Clock, with_reference
 from watchkeeper.config import parse_config
 from watchkeeper.server import create_app
 

@@ -15,10 +15,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import MODEL_YAML, NOW, Clock, event, need
-from tests.integration.test_alert_delivery import free_port
-from tests.server.test_api import with_reference
-from tests.server.test_client import serving
+from tests.helpers import MODEL_YAML, NOW, Clock, event, free_port, need, serving, with_reference
 from watchkeeper.config import EXAMPLE_CONFIG, parse_config
 from watchkeeper.server import create_app
 from watchkeeper.server.exports import dashboard_queries, rules_yaml

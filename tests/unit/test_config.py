@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MODEL_YAML
+from tests.helpers import MODEL_YAML
 from watchkeeper.config import EXAMPLE_CONFIG, load_config, parse_config
 from watchkeeper.errors import ConfigError, UnknownModelError
 

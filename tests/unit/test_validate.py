@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tests.conftest import MODEL_YAML, event
+from tests.helpers import MODEL_YAML, event
 from watchkeeper.config import parse_config
 from watchkeeper.ingest.readers import rows_to_table
 from watchkeeper.ingest.validate import validate

@@ -9,7 +9,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import MODEL_YAML
+from tests.helpers import MODEL_YAML
 from watchkeeper.config import parse_config
 from watchkeeper.ingest.readers import rows_to_table
 from watchkeeper.ingest.validate import validate

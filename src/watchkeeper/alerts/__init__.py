@@ -1,5 +1,6 @@
 """Alerts: rules over the metrics table, a pure evaluation, noise control and delivery."""
 
+from watchkeeper.alerts.episodes import VERDICTS, acknowledge, close, episode, episodes
 from watchkeeper.alerts.evaluate import (
     AlertEvent,
     AlertState,
@@ -9,26 +10,10 @@ from watchkeeper.alerts.evaluate import (
     evaluate,
     fingerprint,
 )
+from watchkeeper.alerts.noise import active_silences, add_silence, expire_silence, reconcile
 from watchkeeper.alerts.notify import Delivery, deliver, http_send
-from watchkeeper.alerts.service import (
-    VERDICTS,
-    Evaluated,
-    ReplayedAlert,
-    RuleReview,
-    acknowledge,
-    active_silences,
-    add_silence,
-    close,
-    edited,
-    episode,
-    episodes,
-    evaluate_model,
-    expire_silence,
-    reconcile,
-    replay,
-    review,
-    rule_named,
-)
+from watchkeeper.alerts.review import ReplayedAlert, RuleReview, edited, replay, review, rule_named
+from watchkeeper.alerts.service import Evaluated, evaluate_model
 
 __all__ = [
     "VERDICTS",

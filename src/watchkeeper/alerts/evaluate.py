@@ -21,7 +21,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from watchkeeper.catalogue import CATALOGUE
 from watchkeeper.config import SEVERITIES, ConditionConfig, RuleConfig
+from watchkeeper.rows import MetricRow
 from watchkeeper.stats import baseline
 from watchkeeper.windows import format_duration
 
@@ -42,18 +44,8 @@ class SeriesKey:
         return ALL if self.segment_column == ALL else f"{self.segment_column}={self.segment_value}"
 
 
-@dataclass(frozen=True)
-class Point:
-    """One window's value of a series (a row of the metrics table)."""
-
-    window_start: datetime
-    window_end: datetime
-    value: float | None
-    lower: float | None = None
-    upper: float | None = None
-    sample_size: int = 0
-    status: str = "ok"
-    provisional: bool = False
+# One window's value of a series: a row of the metrics table.
+Point = MetricRow
 
 
 Series = Mapping[SeriesKey, Sequence[Point]]  # each sorted by window_start
@@ -466,7 +458,8 @@ def _index(points: Sequence[Point], start: datetime) -> int | None:
 
 def _unestimated(metric: str) -> str:
     """An estimated metric is compared with the realized value on the reference."""
-    return metric.removeprefix("estimated_")
+    entry = CATALOGUE.get(metric)
+    return entry.estimates if entry is not None and entry.estimates else metric
 
 
 def _name(key: SeriesKey, versioned: bool = False) -> str:

@@ -36,6 +36,7 @@ from watchkeeper.monitor.backtest import load as load_backtest
 from watchkeeper.reference import ReferenceProfile, column_roles
 from watchkeeper.reference import fit as fit_reference
 from watchkeeper.reference.values import reference_values
+from watchkeeper.report import build as build_report
 from watchkeeper.schema import BATCH, INGESTED_AT, Kind, spec_for
 from watchkeeper.store import Store
 from watchkeeper.store.engine import arrow_schema
@@ -468,9 +469,7 @@ class Workspace:
         until: datetime | str | None = None,
     ) -> str:
         """The stakeholder report: one self-contained HTML page, plain language first."""
-        from watchkeeper.report import build
-
-        return build(
+        return build_report(
             self,
             model,
             parse_time(since) if since is not None else None,

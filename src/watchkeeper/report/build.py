@@ -1,0 +1,480 @@
+"""The stakeholder report: one self-contained HTML file for people who are not engineers.
+
+A plain-language summary comes first (is the model healthy, what changed, what it means in
+business terms, what the team will do), then two charts (training against live data for the
+feature that moved most; performance or the business KPI over time, with the change
+marked), then the detail engineers want. Charts are inline SVG: the file needs no network,
+no script, and stays small. Every string that came from data is escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from watchkeeper.catalogue import CATALOGUE
+from watchkeeper.config import Config, ModelConfig
+from watchkeeper.errors import TriageError
+from watchkeeper.profiles.types import ColumnProfile
+from watchkeeper.reference.profile import ReferenceProfile
+from watchkeeper.report.charts import bar_chart, display_bins, line_chart
+from watchkeeper.report.html import PAGE, esc, fmt, table, tr
+from watchkeeper.rows import MetricRow
+from watchkeeper.store.metrics import MetricsTable
+from watchkeeper.triage.model import Triage, default_metric
+
+MAX_WINDOWS = 90  # windows shown when no period is given
+
+
+class Library(Protocol):
+    """What the report asks of the library (the workspace is one)."""
+
+    config: Config
+    metrics_table: MetricsTable
+    clock: Callable[[], datetime]
+
+    def alerts(
+        self, model: str | None = None, *, state: str | None = None, since: Any = None
+    ) -> list[dict[str, Any]]: ...
+
+    def triage(self, model: str, *, at: Any = None) -> Triage: ...
+
+    def series(
+        self,
+        model: str,
+        metric: str,
+        column: str = "",
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[tuple[datetime, float, bool]]: ...
+
+    def reference_profile(
+        self, model: str, version: str | None = None
+    ) -> ReferenceProfile | None: ...
+
+
+@dataclass
+class Period:
+    since: datetime
+    until: datetime
+    size: timedelta
+
+
+def build(
+    ws: Library,
+    model_name: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> str:
+    """The report's HTML."""
+    model: ModelConfig = ws.config.model(model_name)
+    size = model.monitoring.window
+    reader = ws.metrics_table
+    newest = reader.newest(model.name, size=size)
+    if newest is None:
+        raise TriageError(f"{model.name} has no metrics yet: run it before reporting")
+    end = min(until, newest) if until else newest
+    start = since or end - size * (MAX_WINDOWS - 1)
+    oldest = reader.oldest(model.name, size, start)
+    period = Period(max(start, oldest) if oldest is not None else start, end, size)
+    rows = reader.select(model.name, size=size, since=start, through=end)
+    return Report(ws, model, period, rows).render()
+
+
+class Report:
+    def __init__(self, ws: Library, model: ModelConfig, period: Period, rows: list[MetricRow]):
+        self.ws = ws
+        self.model = model
+        self.period = period
+        self.rows = rows
+        self.latest = period.until
+        self.alerts = [
+            a
+            for a in ws.alerts(model.name)
+            if a["started_at"] is not None
+            and period.since <= a["window_start"] <= period.until + period.size
+        ]
+        self.metric = default_metric(model)
+        entry = CATALOGUE.get(self.metric)
+        self._lower_is_better = entry is not None and entry.lower_is_better
+        try:
+            self.triage: Triage | None = ws.triage(model.name, at=self.latest)
+        except TriageError:  # no performance yet: the report goes on without it
+            self.triage = None
+
+    # -- data --------------------------------------------------------------------------------
+
+    def series(self, metric: str, column: str = "") -> list[tuple[datetime, float]]:
+        """A whole-traffic series over the report's period (versions mixed by the engine)."""
+        found = self.ws.series(
+            self.model.name, metric, column, since=self.period.since, until=self.period.until
+        )
+        return [(s, v) for s, v, _ in found]
+
+    def at(self, metric: str, when: datetime, seg: tuple[str, str] = ("*", "*")) -> list[MetricRow]:
+        return [
+            r
+            for r in self.rows
+            if r.metric == metric
+            and r.window_start == when
+            and (r.segment_column, r.segment_value) == seg
+        ]
+
+    def headline_series(
+        self,
+    ) -> tuple[str, list[tuple[datetime, float]], list[tuple[datetime, float]]]:
+        realized = self.series(self.metric)
+        estimated = self.series(f"estimated_{self.metric}")
+        if realized or estimated:
+            return self.metric, realized, estimated
+        for outcome in self.model.outcomes:
+            found = self.series("outcome_rate", outcome.name)
+            if found:
+                return f"outcome rate: {outcome.name}", found, []
+        return "events", self.series("row_count"), []
+
+    def drifted(self) -> list[MetricRow]:
+        features = {f.name for f in self.model.columns.features}
+        found = [r for r in self.at("drift", self.latest) if r.column in features]
+        return sorted(found, key=lambda r: (r.status != "drifted", -(r.value or 0)))
+
+    def business(self) -> dict[str, Any]:
+        """Counts of decisions in the newest window and usually (from the cost rows)."""
+        out: dict[str, Any] = {}
+        costs = self.series("cost")
+        if not costs:
+            return out
+        # The decisions of every version serving a window add up.
+        by_window: dict[datetime, dict[str, int]] = {}
+        for r in self.rows:
+            found = _counts(r.detail) if r.metric == "cost" else None
+            if found is not None and r.segment_column == "*":
+                total = by_window.setdefault(r.window_start, {"tp": 0, "fp": 0, "fn": 0})
+                for k, v in found.items():
+                    total[k] += v
+        counts = by_window.get(costs[-1][0])
+        known = [c for s, c in by_window.items() if s < costs[-1][0]]
+        if counts:
+            out["now"] = counts
+            out["cost_now"] = costs[-1][1]
+        if known:
+            out["usual"] = {k: statistics.median(p[k] for p in known) for k in ("tp", "fp", "fn")}
+            out["cost_usual"] = (
+                statistics.median(v for _, v in costs[:-1]) if len(costs) > 1 else None
+            )
+        return out
+
+    # -- the page ----------------------------------------------------------------------------------
+
+    def render(self) -> str:
+        parts = [
+            self.summary(),
+            self.charts(),
+            "<h2>For engineers</h2>",
+            self.drift_table(),
+            self.quality_table(),
+            self.segments_table(),
+            self.fairness_table(),
+            self.alerts_table(),
+            self.triage_steps(),
+        ]
+        title = f"{self.model.name}: model health report"
+        span = (
+            f"{self.period.since:%Y-%m-%d} to {self.period.until + self.period.size:%Y-%m-%d %H:%M}"
+        )
+        return PAGE.format(
+            title=esc(title),
+            span=esc(span),
+            generated=esc(f"{self.ws.clock():%Y-%m-%d %H:%M} UTC"),
+            body="\n".join(parts),
+        )
+
+    def status(self) -> tuple[str, str]:
+        firing = [a for a in self.alerts if a["state"] == "firing"]
+        if any(a["severity"] == "page" for a in firing):
+            return "bad", "Needs action now"
+        top = self.triage.top if self.triage else None
+        if firing or (top is not None and top.cause != "not_real" and top.confidence >= 0.5):
+            return "warn", "Needs attention"
+        return "good", "Healthy"
+
+    def summary(self) -> str:
+        kind, verdict = self.status()
+        name, realized, estimated = self.headline_series()
+        lines = []
+        main = realized or estimated
+        if main:
+            now = main[-1][1]
+            usual = statistics.median(v for _, v in main[:-1]) if len(main) > 1 else now
+            what = name.replace("_", " ")
+            if not realized:
+                what = f"estimated {what} (labels have not arrived yet)"
+            better = "lower" if self._lower_is_better else "higher"
+            lines.append(
+                f"The model's {esc(what)} is {fmt(now)} in the latest period, against a usual "
+                f"{fmt(usual)} ({better} is better)."
+            )
+        drifted = [r for r in self.drifted() if r.status == "drifted"]
+        if drifted:
+            names = ", ".join(esc(r.column) for r in drifted[:3])
+            lines.append(
+                f"The data the model sees has changed since it was trained: {names} "
+                f"{'differs' if len(drifted) == 1 else 'differ'} from the training data."
+            )
+        else:
+            lines.append("The data the model sees looks like the data it was trained on.")
+        money = self.business_text()
+        if money:
+            lines.append(money)
+        pages = [a for a in self.alerts if a["severity"] == "page"]
+        tickets = [a for a in self.alerts if a["severity"] == "ticket"]
+        if self.alerts:
+            lines.append(
+                f"In this period {len(pages)} urgent alert(s) and {len(tickets)} ticket(s) "
+                "were raised; "
+                f"{sum(a['state'] == 'firing' for a in self.alerts)} still open."
+            )
+        next_step = "Keep watching; nothing needs doing."
+        if self.triage is not None and (kind != "good" or self.triage.top.cause != "not_real"):
+            top = self.triage.top
+            next_step = (
+                f"Most likely cause: {esc(top.title)} ({esc(top.level)} confidence). "
+                f"Next step: {esc(top.action)}."
+            )
+        items = "".join(f"<li>{line}</li>" for line in lines)
+        return (
+            f'<section class="summary {kind}"><h2>{esc(verdict)}</h2><ul>{items}</ul>'
+            f'<p class="next"><strong>What the team will do:</strong> {next_step}</p></section>'
+        )
+
+    def business_text(self) -> str:
+        b = self.business()
+        costs = self.model.costs
+        if not b.get("now") or costs is None:
+            return ""
+        now, usual = b["now"], b.get("usual")
+        parts = [
+            f"{now['fp']:,} legitimate cases sent to review",
+            f"{now['fn']:,} cases missed",
+        ]
+        text = "In business terms, the latest period had " + " and ".join(parts)
+        if usual:
+            text += f" (usually {usual['fp']:,.0f} and {usual['fn']:,.0f})"
+        cost_now, cost_usual = b.get("cost_now"), b.get("cost_usual")
+        if cost_now is not None:
+            text += f", costing {cost_now:,.0f}"
+            if cost_usual:
+                text += f" against a usual {cost_usual:,.0f}"
+        return esc(text) + "."
+
+    # -- charts ----------------------------------------------------------------------------
+
+    def charts(self) -> str:
+        return (
+            '<section class="charts">'
+            + self.distribution_chart()
+            + self.trend_chart()
+            + "</section>"
+        )
+
+    def distribution_chart(self) -> str:
+        drifted = self.drifted()
+        if not drifted:
+            return "<figure><figcaption>No feature drift measured yet.</figcaption></figure>"
+        row = drifted[0]
+        column, version = row.column, row.model_version
+        ref = self.ws.reference_profile(
+            self.model.name, version if version != "*" else None
+        ) or self.ws.reference_profile(self.model.name)
+        found = self.ws.metrics_table.profiles(self.model.name, self.latest, column)
+        binning = ref.binning(column) if ref is not None else None
+        if ref is None or binning is None or not found or column not in ref.overall.columns:
+            return ""
+        live = None
+        for _, profile in found:
+            p = ColumnProfile.from_json(json.loads(profile))
+            live = p if live is None else live.merge(p)
+        assert live is not None
+        reference = ref.overall.columns[column]
+        labels, ref_counts, live_counts = display_bins(binning, reference.bins, live.bins)
+        title = f"{column}: training data against the latest period"
+        return (
+            "<figure>"
+            + bar_chart(labels, ref_counts, live_counts, title)
+            + (
+                f"<figcaption>{esc(title)} (share of events per range). It moved more than any "
+                f"other input (distance {fmt(row.value)}).</figcaption></figure>"
+            )
+        )
+
+    def trend_chart(self) -> str:
+        name, realized, estimated = self.headline_series()
+        if not realized and not estimated:
+            return ""
+        marker = None
+        if self.triage is not None and self.triage.top.cause != "not_real":
+            marker = _change_start(realized or estimated, self._lower_is_better)
+        firing = sorted(a["window_start"] for a in self.alerts)
+        if firing:
+            marker = firing[0] if marker is None else min(marker, firing[0])
+        title = f"{name.replace('_', ' ')} over time"
+        svg = line_chart(
+            [("measured from labels", realized), ("estimated before labels", estimated)],
+            title,
+            marker,
+        )
+        note = (
+            f" The dashed line marks where the change began ({marker:%Y-%m-%d})." if marker else ""
+        )
+        return f"<figure>{svg}<figcaption>{esc(title)}.{esc(note)}</figcaption></figure>"
+
+    # -- tables ----------------------------------------------------------------------------
+
+    def drift_table(self) -> str:
+        rows = self.drifted()
+        body = "".join(
+            tr(
+                esc(r.column),
+                fmt(r.value),
+                fmt(r.p_value, 2),
+                fmt(r.threshold),
+                f"<span class='{esc(r.status)}'>{esc(r.status)}</span>",
+            )
+            for r in rows
+        )
+        return table(
+            "Drift in the latest period",
+            ["feature", "distance", "p-value", "threshold", "status"],
+            body,
+        )
+
+    def quality_table(self) -> str:
+        body = ""
+        for check in ("missing_rate", "out_of_range_rate", "unseen_rate"):
+            for r in self.at(check, self.latest):
+                if (r.value or 0) > 0:
+                    what = check.removesuffix("_rate").replace("_", " ")
+                    share = f"{fmt((r.value or 0) * 100, 3)}%"
+                    body += tr(esc(r.column), esc(what), share, f"{int(r.sample_size or 0):,}")
+        return table(
+            "Data quality in the latest period",
+            ["column", "check", "share", "events"],
+            body or "<tr><td colspan=4>no problems found</td></tr>",
+        )
+
+    def segments_table(self) -> str:
+        body = ""
+        metric = self.metric if self.series(self.metric) else f"estimated_{self.metric}"
+        for r in sorted(
+            (
+                r
+                for r in self.rows
+                if r.metric == metric and r.window_start == self.latest and r.segment_column != "*"
+            ),
+            key=lambda r: (r.segment_column, r.segment_value),
+        ):
+            body += (
+                f"<tr><td>{esc(r.segment_column)}={esc(r.segment_value)}</td><td>{fmt(r.value)}</td>"
+                f"<td>{fmt(r.lower)} – {fmt(r.upper)}</td>"
+                f"<td>{int(r.sample_size or 0):,}</td></tr>"
+            )
+        return table(
+            f"{metric.replace('_', ' ')} by segment (with 95% intervals)",
+            ["segment", "value", "interval", "events"],
+            body or "<tr><td colspan=4>no segments</td></tr>",
+        )
+
+    def fairness_table(self) -> str:
+        body = ""
+        for r in self.rows:
+            if r.window_start == self.latest and r.metric in (
+                "demographic_parity_difference",
+                "equalized_odds_difference",
+            ):
+                body += tr(
+                    esc(r.segment_column),
+                    esc(r.metric.replace("_", " ")),
+                    fmt(r.value),
+                    fmt(r.p_value, 2),
+                    f"{int(r.sample_size or 0):,}",
+                )
+        if not body:
+            return ""
+        return table(
+            "Fairness between protected groups",
+            ["attribute", "disparity", "value", "p-value", "events"],
+            body,
+        )
+
+    def alerts_table(self) -> str:
+        body = "".join(
+            tr(
+                f"{a['started_at']:%Y-%m-%d %H:%M}",
+                esc(a["severity"]),
+                esc(a["owner"]),
+                esc(a["state"]),
+                esc(a["verdict"] or ""),
+                esc(a["summary"]),
+            )
+            for a in self.alerts
+        )
+        return table(
+            "Alerts in this period",
+            ["fired", "severity", "owner", "state", "verdict", "summary"],
+            body or "<tr><td colspan=6>none</td></tr>",
+        )
+
+    def triage_steps(self) -> str:
+        if self.triage is None:
+            return ""
+        steps = "".join(
+            f"<li><strong>{esc(s.title)}</strong>: {esc(s.question)}<ul>"
+            + "".join(f"<li>{esc(f)}</li>" for f in s.findings or ["nothing unusual"])
+            + "</ul></li>"
+            for s in self.triage.steps
+        )
+        hypotheses = "".join(
+            f"<li>{esc(h.title)}: {esc(h.level)} ({h.confidence:.0%}); {esc(h.action)}</li>"
+            for h in self.triage.hypotheses
+        )
+        return (
+            f"<section><h3>Triage of {esc(self.triage.metric.replace('_', ' '))}</h3>"
+            f"<ol>{steps}</ol><h4>Hypotheses</h4><ol>{hypotheses}</ol></section>"
+        )
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _counts(detail: str | None) -> dict[str, int] | None:
+    found = re.match(r"(\d+) TP, (\d+) FP, (\d+) FN", detail or "")
+    if not found:
+        return None
+    tp, fp, fn = (int(x) for x in found.groups())
+    return {"tp": tp, "fp": fp, "fn": fn}
+
+
+def _change_start(points: list[tuple[datetime, float]], bad_up: bool) -> datetime | None:
+    """The first of the trailing windows that are worse than the median of those before."""
+    if len(points) < 4:
+        return None
+    values = [v for _, v in points]
+    start = None
+    for i in range(len(points) - 1, 1, -1):
+        usual = statistics.median(values[: max(i - 1, 1)])
+        spread = statistics.pstdev(values[:i]) or 1e-9
+        worse = (values[i] - usual) if bad_up else (usual - values[i])
+        if worse > 2 * spread:
+            start = points[i][0]
+        else:
+            break
+    return start
+
+
+__all__ = ["Library", "Period", "Report", "build"]

@@ -1,0 +1,205 @@
+"""One investigation's state: the metric under triage, the votes each cause has gathered
+(with their reasons and actions), the first step (is it real?) and the ranking."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from watchkeeper.catalogue import CATALOGUE
+from watchkeeper.config import ModelConfig
+from watchkeeper.triage.evidence import BASELINE_WINDOWS, Metrics, _num
+from watchkeeper.triage.model import CAUSES, TITLES, Hypothesis, Step
+
+
+def lower_is_better(metric: str) -> bool:
+    """The catalogue's direction of a metric (an estimate's is its realized metric's)."""
+    entry = CATALOGUE.get(metric)
+    return entry is not None and entry.lower_is_better
+
+
+def needs_labels(metric: str) -> bool:
+    entry = CATALOGUE.get(metric)
+    return entry is not None and entry.needs_labels
+
+
+class Investigation:
+    def __init__(
+        self,
+        model: ModelConfig,
+        m: Metrics,
+        metric: str,
+        column: str,
+        w: datetime,
+        size: timedelta,
+        alert: dict[str, Any] | None,
+    ) -> None:
+        self.model = model
+        self.m = m
+        self.metric = metric
+        self.column = column
+        self.immature = False  # the drop is measured on labels still arriving
+        self.w = w
+        self.size = size
+        self.alert = alert
+        self.points: dict[str, float] = defaultdict(float)
+        self.reasons: dict[str, list[str]] = defaultdict(list)
+        self.actions: dict[str, str] = {}
+        self.bad_up = lower_is_better(metric)
+
+    def vote(self, cause: str, points: float, reason: str, action: str | None = None) -> None:
+        self.points[cause] += points
+        self.reasons[cause].append(reason)
+        if action and (cause not in self.actions or points >= 2):
+            self.actions[cause] = action
+
+    def worse(self, now: float, usual: float) -> float:
+        """How much worse ``now`` is than ``usual`` (positive: worse), for this metric."""
+        return (now - usual) if self.bad_up else (usual - now)
+
+    def is_it_real(self, value: float | None, usual: float | None) -> Step:
+        s = Step(
+            1, "Is it real", "is the change beyond noise, on enough traffic and mature labels?"
+        )
+        m, w = self.m, self.w
+        row = m.row(self.metric, w, self.column)
+        past = m.history(self.metric, w, self.column)
+        if value is not None and usual is not None:
+            spread = statistics.pstdev(past) if len(past) > 1 else 0.0
+            change = self.worse(value, usual)
+            s.findings.append(
+                f"{self.metric.replace('_', ' ')} is {value:.3g} against a usual {usual:.3g} "
+                f"(median of {len(past)} windows, spread {spread:.2g})"
+            )
+            s.evidence.append(
+                {"metric": self.metric, "value": value, "usual": usual, "spread": spread}
+            )
+            lower, upper = (row.lower, row.upper) if row else (None, None)
+            if lower is not None and upper is not None and lower <= usual <= upper:
+                self.vote(
+                    "not_real",
+                    2,
+                    f"the usual {usual:.3g} is inside this "
+                    f"window's interval [{lower:.3g}, {upper:.3g}]",
+                    "observe: the change is within sampling noise",
+                )
+                s.findings.append("its interval includes the usual level: it may be noise")
+            if change <= 0:
+                self.vote(
+                    "not_real",
+                    3,
+                    "the metric is not worse than usual",
+                    "observe: nothing has dropped",
+                )
+                s.findings.append("it is not worse than usual")
+            elif spread > 0 and change < 2 * spread:
+                self.vote("not_real", 1, "the change is within twice the usual spread")
+        rows = m.value("row_count", w)
+        usual_rows = m.usual("row_count", w)
+        if rows is not None and usual_rows:
+            ratio = rows / usual_rows
+            s.findings.append(
+                f"traffic: {rows:,.0f} events against a usual {usual_rows:,.0f} ({ratio:.0%})"
+            )
+            s.evidence.append({"metric": "row_count", "value": rows, "usual": usual_rows})
+            if ratio < 0.5:
+                self.vote(
+                    "infrastructure",
+                    2,
+                    f"traffic fell to {ratio:.0%} of usual",
+                    "check the serving path: traffic is missing",
+                )
+        coverage = m.row("label_coverage", w)
+        if coverage is not None and needs_labels(self.metric):
+            now_cov = _num(coverage.value) or 0.0
+            usual_cov = m.usual("label_coverage", w) or 0.0
+            s.findings.append(
+                f"labels: {now_cov:.0%} of this window's events have one (usually {usual_cov:.0%})"
+                + ("; the window is provisional" if coverage.provisional else "")
+            )
+            s.evidence.append(
+                {
+                    "metric": "label_coverage",
+                    "value": now_cov,
+                    "usual": usual_cov,
+                    "provisional": coverage.provisional,
+                }
+            )
+            if coverage.provisional and now_cov < 0.6 * usual_cov:
+                detail = coverage.detail or ""
+                self.vote(
+                    "not_real",
+                    4,
+                    f"only {now_cov:.0%} of events are labelled yet (usually "
+                    f"{usual_cov:.0%}): early labels are rarely a fair sample",
+                    "wait for the labels to mature before acting"
+                    + (f" ({detail.split('; ')[-1]})" if "final by" in detail else ""),
+                )
+                s.findings.append("the drop is measured on immature labels: possibly an artefact")
+                self.immature = True
+                estimate = m.value(f"estimated_{self.metric}", w)
+                usual_estimate = m.usual(f"estimated_{self.metric}", w)
+                if (
+                    estimate is not None
+                    and usual_estimate is not None
+                    and abs(estimate - usual_estimate) < 0.02
+                ):
+                    self.vote(
+                        "not_real",
+                        2,
+                        "the estimate from the scores held "
+                        f"({estimate:.3g} vs {usual_estimate:.3g})",
+                    )
+                    s.findings.append(f"the estimate without labels held at {estimate:.3g}")
+        gaps = self._missing_windows()
+        if gaps:
+            s.findings.append(f"{gaps} window(s) without data in the recent past")
+            self.vote("infrastructure", 1, f"{gaps} recent window(s) had no events")
+        return s
+
+    def _missing_windows(self) -> int:
+        counts = self.m.series("row_count")
+        starts = sorted(s for s in counts if s <= self.w)[-BASELINE_WINDOWS - 1 :]
+        if len(starts) < 2:
+            return 0
+        expected = int((starts[-1] - starts[0]) / self.size) + 1
+        return max(expected - len(starts), 0)
+
+    def _previous(self) -> list[datetime]:
+        counts = self.m.series("row_count")
+        return sorted(s for s in counts if s < self.w)[-BASELINE_WINDOWS:]
+
+    def rank(self) -> list[Hypothesis]:
+        defaults = {
+            "data": "check the pipelines feeding the model",
+            "model": "compare with the previous model version",
+            "infrastructure": "check the serving path",
+            "business": "observe; retrain on recent data if it persists",
+            "not_real": "observe",
+        }
+        total = sum(self.points.values())
+        out = []
+        for cause in CAUSES:
+            points = self.points.get(cause, 0.0)
+            out.append(
+                Hypothesis(
+                    cause,
+                    TITLES[cause],
+                    points,
+                    points / total if total else 0.0,
+                    self.reasons.get(cause, []),
+                    self.actions.get(cause, defaults[cause]),
+                )
+            )
+        out.sort(key=lambda h: (-h.score, CAUSES.index(h.cause)))
+        if total == 0:
+            out.sort(key=lambda h: h.cause != "not_real")
+            out[0] = Hypothesis(
+                "not_real", TITLES["not_real"], 0.0, 0.0, ["no signal points anywhere"], "observe"
+            )
+        return out
+
+
+__all__ = ["Investigation", "lower_is_better", "needs_labels"]

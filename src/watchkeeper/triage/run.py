@@ -1,0 +1,91 @@
+"""``triage(store, model, ...)``: pick the window and the metric, then run the steps."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from watchkeeper.config import ModelConfig
+from watchkeeper.errors import TriageError
+from watchkeeper.store import Store
+from watchkeeper.store.metrics import MetricsTable
+from watchkeeper.triage import steps
+from watchkeeper.triage.evidence import BASELINE_WINDOWS, CORRELATION_WINDOWS, load
+from watchkeeper.triage.investigation import Investigation
+from watchkeeper.triage.model import Triage, default_metric
+
+
+def triage(
+    store: Store,
+    model: ModelConfig,
+    *,
+    metric: str | None = None,
+    at: datetime | None = None,
+    window: timedelta | None = None,
+    alert: dict[str, Any] | None = None,
+) -> Triage:
+    """Investigate ``metric`` (default: the task's headline metric, or the alert's) at the
+    window containing ``at`` (default: the alert's window, else the newest window)."""
+    size = window or model.monitoring.window
+    column = ""
+    if alert is not None:
+        labels = json.loads(alert["labels"])
+        # A rule on one series names its metric; a combined rule's drop is the model's
+        # headline metric (its conditions are the evidence, not the thing that fell).
+        metric = metric or labels.get("metric")
+        column = labels.get("column") or ""
+        at = at or alert["window_start"]
+        size = timedelta(seconds=int(alert["window_size_s"] or size.total_seconds()))
+    wanted = metric or default_metric(model)
+    horizon = size * (CORRELATION_WINDOWS + BASELINE_WINDOWS + 2)
+    end = at
+    if end is None:
+        end = MetricsTable(store).newest(model.name, [wanted, f"estimated_{wanted}"])
+        if end is None:
+            raise TriageError(f"{model.name} has no {wanted!r} metric yet; run it first")
+    m = load(store, model, end - horizon, end + size, size)
+    # The metric's column: the alert's, else none, else the one it has (latency_ms).
+    columns = m.columns(wanted) or m.columns(f"estimated_{wanted}")
+    column = column or ("" if "" in columns or not columns else columns[0])
+    starts = sorted(s for s in m.series(wanted, column) if s <= end)
+    if not starts and m.series(f"estimated_{wanted}", column):
+        wanted = f"estimated_{wanted}"  # no labels yet: the estimate is what there is
+        starts = sorted(s for s in m.series(wanted, column) if s <= end)
+    if not starts and alert is not None and metric is not None:
+        # The alert is on a segment's series (a gap, a slice): what matters is whether the
+        # model's headline metric fell, and where.
+        return triage(store, model, at=end, window=size)
+    if not starts:
+        raise TriageError(
+            f"{model.name} has no {wanted!r} values at or before {end:%Y-%m-%d %H:%M}"
+        )
+    return investigate(Investigation(model, m, wanted, column, starts[-1], size, alert))
+
+
+def investigate(inv: Investigation) -> Triage:
+    """The six steps, then the ranking."""
+    value = inv.m.value(inv.metric, inv.w, inv.column)
+    usual = inv.m.usual(inv.metric, inv.w, inv.column)
+    found = [
+        inv.is_it_real(value, usual),
+        steps.data(inv),
+        steps.model(inv),
+        steps.infrastructure(inv),
+        steps.where(inv),
+        steps.business(inv),
+    ]
+    return Triage(
+        inv.model.name,
+        inv.metric,
+        inv.w,
+        inv.w + inv.size,
+        value,
+        usual,
+        found,
+        inv.rank(),
+        inv.alert["alert_id"] if inv.alert else None,
+    )
+
+
+__all__ = ["investigate", "triage"]

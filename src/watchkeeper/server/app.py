@@ -32,6 +32,7 @@ from watchkeeper.errors import WatchkeeperError
 from watchkeeper.ingest.readers import open_bytes
 from watchkeeper.server.auth import Denied, check, load_keys, presented_key
 from watchkeeper.server.exporter import StoreCollector
+from watchkeeper.server.http import ApiError
 from watchkeeper.server.scheduler import Scheduler
 from watchkeeper.server.writer import Writer
 from watchkeeper.store import Store
@@ -49,14 +50,6 @@ CONTENT_TYPES = {
     "application/vnd.apache.parquet": "parquet",
     "application/x-parquet": "parquet",
 }
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, where: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.where = where
 
 
 # -- response models (they make the OpenAPI spec) -------------------------------------------
@@ -207,7 +200,7 @@ class Service:
         self.run_lock = threading.Lock()
         self.schedule = schedule and config.server.schedule_every is not None
         self.registry = CollectorRegistry()
-        self.registry.register(StoreCollector(config, self.read_store, self.health))
+        self.registry.register(StoreCollector(config, self.read, self.health))
 
     def start(self) -> None:
         """Open the store three times (reader, writer, scheduler) and start the threads."""

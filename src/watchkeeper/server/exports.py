@@ -9,51 +9,59 @@ from typing import Any
 
 import yaml
 
+from watchkeeper.catalogue import CATALOGUE, GRAFANA_UNITS, PROMETHEUS
 from watchkeeper.config import ConditionConfig, Config, RuleConfig
-from watchkeeper.server.exporter import FAIRNESS, PERFORMANCE_KEYS, QUALITY
 from watchkeeper.windows import format_duration
 
-# The queries of the dashboard: (panel title, unit, PromQL with $model).
+# The queries of the dashboard: (panel title, the metric whose unit the panel has, PromQL with
+# $model). Units come from the catalogue.
 PANELS: list[tuple[str, str, str]] = [
     (
         "Performance (realized and estimated)",
-        "percentunit",
+        "roc_auc",
         'watchkeeper_model_performance{model="$model", segment="*"}',
     ),
-    ("Drift by feature", "none", 'watchkeeper_drift_score{model="$model", segment="*"}'),
+    ("Drift by feature", "drift", 'watchkeeper_drift_score{model="$model", segment="*"}'),
     (
         "Missing values",
-        "percentunit",
+        "missing_rate",
         'watchkeeper_data_quality_ratio{model="$model", segment="*", check="missing"}',
     ),
-    ("Label coverage", "percentunit", 'watchkeeper_label_coverage_ratio{model="$model"}'),
+    ("Label coverage", "label_coverage", 'watchkeeper_label_coverage_ratio{model="$model"}'),
     (
         "Latency p99 (served model)",
-        "s",
+        "seconds",
         "histogram_quantile(0.99, sum by (le) "
         '(watchkeeper_served_latency_seconds_bucket{model="$model"}))',
     ),
-    ("Error rate (served model)", "percentunit", 'watchkeeper_served_error_ratio{model="$model"}'),
-    ("Events per window", "none", 'watchkeeper_served_events{model="$model"}'),
+    ("Error rate (served model)", "error_rate", 'watchkeeper_served_error_ratio{model="$model"}'),
+    ("Events per window", "row_count", 'watchkeeper_served_events{model="$model"}'),
     (
         "Alerts firing",
-        "none",
+        "count",
         'sum by (alertname, severity) (watchkeeper_alerts{model="$model", alertstate="firing"})',
     ),
     (
         "Rows quarantined (rate)",
-        "none",
+        "count",
         'sum by (reason) (rate(watchkeeper_quarantined_rows_total{model="$model"}[5m]))',
     ),
-    ("watchkeeper up", "none", "watchkeeper_up"),
+    ("watchkeeper up", "count", "watchkeeper_up"),
 ]
+
+
+def _unit(metric_or_unit: str) -> str:
+    """Grafana's unit for a panel: a catalogued metric's unit, or one of ours by name."""
+    entry = CATALOGUE.get(metric_or_unit)
+    unit = entry.unit if entry is not None else metric_or_unit
+    return GRAFANA_UNITS.get(unit, "none")
 
 
 def grafana_dashboard(config: Config, datasource: str = "Prometheus") -> dict[str, Any]:
     """A Grafana dashboard (JSON model) with one panel per query of ``PANELS`` and a
     ``model`` variable."""
     panels = []
-    for i, (title, unit, expr) in enumerate(PANELS):
+    for i, (title, metric, expr) in enumerate(PANELS):
         panels.append(
             {
                 "id": i + 1,
@@ -61,7 +69,7 @@ def grafana_dashboard(config: Config, datasource: str = "Prometheus") -> dict[st
                 "title": title,
                 "datasource": {"type": "prometheus", "uid": "${datasource}"},
                 "gridPos": {"h": 8, "w": 12, "x": 12 * (i % 2), "y": 8 * (i // 2)},
-                "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+                "fieldConfig": {"defaults": {"unit": _unit(metric)}, "overrides": []},
                 "targets": [{"refId": "A", "expr": expr, "legendFormat": "__auto"}],
             }
         )
@@ -102,49 +110,37 @@ def dashboard_queries(model: str) -> list[str]:
 
 
 def _selector(metric: str, column: str | tuple[str, ...], segment: str) -> str | None:
-    """The Prometheus series of a watchkeeper metric (None where it is not exported)."""
-    labels = ['model=~"{models}"']
-    if segment == "*":
-        labels.append('segment="*"')
-    elif segment != "any":
-        labels.append(f'segment=~"{segment.replace("*", ".*")}"')
-    columns = (column,) if isinstance(column, str) else column
-    column_re = "|".join(c.replace("*", ".*").replace("?", ".") for c in columns)
-    if metric == "drift":
-        name = "watchkeeper_drift_score"
-        labels.append(f'column=~"{column_re}"')
-    elif metric in QUALITY:
-        name = "watchkeeper_data_quality_ratio"
-        labels += [f'column=~"{column_re}"', f'check="{QUALITY[metric]}"']
-    elif metric in PERFORMANCE_KEYS:
-        name = "watchkeeper_model_performance"
-        labels += [f'metric="{metric}"', 'kind="realized"']
-    elif metric.startswith("estimated_") and metric.removeprefix("estimated_") in PERFORMANCE_KEYS:
-        name = "watchkeeper_model_performance"
-        labels += [f'metric="{metric.removeprefix("estimated_")}"', 'kind="estimated"']
-    elif metric in FAIRNESS:
-        name = "watchkeeper_fairness_disparity"
-        labels.append(f'metric="{metric}"')
-    elif metric == "segment_gap":
-        name = "watchkeeper_segment_gap"
-    elif metric == "error_rate":
-        name, labels = "watchkeeper_served_error_ratio", labels[:1]
-    elif metric == "label_coverage":
-        name, labels = "watchkeeper_label_coverage_ratio", labels[:1]
-    elif metric == "row_count":
-        name, labels = "watchkeeper_served_events", labels[:1]
-    elif metric == "volume_ratio":
-        name, labels = "watchkeeper_served_volume_ratio", labels[:1]
-    elif metric == "outcome_rate":
-        name, labels = "watchkeeper_outcome_rate", [labels[0], f'outcome=~"{column_re}"']
-    elif metric in ("latency_p50", "latency_p90", "latency_p99"):
+    """The Prometheus series of a watchkeeper metric (None where it is not exported), by
+    the catalogue's export of it."""
+    if metric in ("latency_p50", "latency_p90", "latency_p99"):
         # From the served-latency histogram, in milliseconds as watchkeeper states them.
         q = int(metric.removeprefix("latency_p")) / 100
         bucket = 'watchkeeper_served_latency_seconds_bucket{model=~"{models}"}'
         return f"(1000 * histogram_quantile({q:g}, sum by (le, model) ({bucket})))"
-    else:
+    entry = CATALOGUE.get(metric)
+    if entry is None or not entry.exports:
         return None
-    return f"{name}{{{', '.join(x for x in labels if x)}}}"
+    export = entry.exports[0]
+    columns = (column,) if isinstance(column, str) else column
+    column_re = "|".join(c.replace("*", ".*").replace("?", ".") for c in columns)
+    labels = ['model=~"{models}"']
+    for name in PROMETHEUS[export.family].labels[1:]:
+        source = export.labels[name]
+        if source == "{segment}":
+            if segment == "*":
+                labels.append(f'{name}="*"')
+            elif segment != "any":
+                labels.append(f'{name}=~"{segment.replace("*", ".*")}"')
+        elif source == "{column}":
+            if column_re != ".*":
+                labels.append(f'{name}=~"{column_re}"')
+        elif source == "{metric}":
+            labels.append(f'{name}="{metric}"')
+        elif source == "{base}":
+            labels.append(f'{name}="{entry.estimates or metric}"')
+        else:
+            labels.append(f'{name}="{source}"')
+    return f"{export.family}{{{', '.join(labels)}}}"
 
 
 def _condition(c: ConditionConfig, models: str, window_seconds: float) -> str | None:
@@ -154,8 +150,9 @@ def _condition(c: ConditionConfig, models: str, window_seconds: float) -> str | 
         if c.metric == "drift" and c.status == ("drifted",):
             base = _selector("drift", c.column, c.segment)
             assert base is not None
+            detected = CATALOGUE["drift"].exports[1].family
             return (
-                base.replace("watchkeeper_drift_score", "watchkeeper_drift_detected").replace(
+                base.replace(CATALOGUE["drift"].exports[0].family, detected).replace(
                     "{models}", models
                 )
                 + " == 1"
@@ -168,8 +165,14 @@ def _condition(c: ConditionConfig, models: str, window_seconds: float) -> str | 
     if c.against == "baseline":
         span = f"{int(c.baseline.windows * window_seconds)}s"
         # A subquery, so it works over expressions too; a seasonal baseline becomes a plain
-        # rolling one here (PromQL has no same-hour-of-earlier-days window).
-        centre = f"avg_over_time(({series})[{span}:])"
+        # rolling one here (PromQL has no same-hour-of-earlier-days window). The centre is
+        # the rule's (the median for median_mad, as watchkeeper's usual level is); the
+        # spread is the standard deviation (PromQL has no median absolute deviation).
+        centre = (
+            f"quantile_over_time(0.5, ({series})[{span}:])"
+            if c.baseline.method == "median_mad"
+            else f"avg_over_time(({series})[{span}:])"
+        )
         spread = f"stddev_over_time(({series})[{span}:])"
         k = c.baseline.k
         parts = []

@@ -1,0 +1,96 @@
+"""Drift: the columns of a window ranked by drift, and a column's distribution in the
+reference and in the window."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from watchkeeper.config import ModelConfig
+from watchkeeper.profiles.types import ColumnProfile
+from watchkeeper.report.charts import display_bins
+from watchkeeper.report.html import esc, fmt
+from watchkeeper.rows import MetricRow
+from watchkeeper.server.pages.base import PageBase
+from watchkeeper.server.pages.html import chart, page, table
+
+
+class DriftPage(PageBase):
+    def drift_page(self, name: str, window: str | None, feature: str | None) -> str:
+        model = self.ws.config.model(name)
+        rows = self.rows(model, ["drift"])
+        starts = sorted({r.window_start for r in rows}, reverse=True)
+        if not starts:
+            return page(
+                f"{name}: drift",
+                self.model_tabs(name) + "<p>No drift measured yet.</p>",
+                self.models,
+            )
+        chosen = next((s for s in starts if s.isoformat() == window), starts[0])
+        at = sorted(
+            (r for r in rows if r.window_start == chosen),
+            key=lambda r: (r.status != "drifted", -(r.value or 0)),
+        )
+        feature = feature or (at[0].column if at else None)
+        ranked = table(
+            ["column", "distance", "p-value", "threshold", "status"],
+            [
+                [
+                    f'<a href="?window={esc(chosen.isoformat())}&amp;feature='
+                    f'{esc(r.column)}">{esc(r.column)}</a>',
+                    fmt(r.value),
+                    fmt(r.p_value, 2),
+                    fmt(r.threshold),
+                    f'<span class="{esc(r.status)}">{esc(r.status)}</span>',
+                ]
+                for r in at
+            ],
+            "drift",
+        )
+        options = "".join(
+            f'<option value="{esc(s.isoformat())}"{" selected" if s == chosen else ""}>'
+            f"{s:%Y-%m-%d %H:%M}</option>"
+            for s in starts[:500]
+        )
+        body = (
+            self.model_tabs(name)
+            + f'<form class="pick" method="get"><label>window <select name="window" '
+            f'onchange="this.form.submit()">{options}</select></label></form>' + ranked
+        )
+        if feature:
+            body += self.distribution(model, chosen, feature, at)
+        return page(f"{name}: drift", body, self.models)
+
+    def distribution(
+        self, model: ModelConfig, at: datetime, feature: str, rows: list[MetricRow]
+    ) -> str:
+        version = next((r.model_version for r in rows if r.column == feature), model.version)
+        # A version without its own reference is compared with the configured version's.
+        ref = self.ws.reference_profile(
+            model.name, version if version != "*" else None
+        ) or self.ws.reference_profile(model.name)
+        binning = ref.binning(feature) if ref is not None else None
+        found = self.ws.metrics_table.profiles(model.name, at, feature)
+        if ref is None or binning is None or not found or feature not in ref.overall.columns:
+            return f"<p>No distribution stored for {esc(feature)}.</p>"
+        live = None
+        for _, profile in found:
+            p = ColumnProfile.from_json(json.loads(profile))
+            live = p if live is None else live.merge(p)
+        assert live is not None
+        labels, reference, latest = display_bins(
+            binning, ref.overall.columns[feature].bins, live.bins
+        )
+        data = {
+            "labels": labels,
+            "series": [
+                {"name": "reference", "values": reference},
+                {"name": f"{at:%Y-%m-%d %H:%M}", "values": latest},
+            ],
+        }
+        return f"<h2>{esc(feature)}: reference and live</h2>" + chart("distribution", "bars", data)
+
+    # -- segments and fairness ---------------------------------------------------------------
+
+
+__all__ = ["DriftPage"]

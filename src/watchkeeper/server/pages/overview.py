@@ -1,0 +1,115 @@
+"""The overview: every model's health, performance and business lanes, and its open alerts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from watchkeeper.config import ModelConfig
+from watchkeeper.report.html import esc, fmt
+from watchkeeper.rows import MetricRow
+from watchkeeper.server.pages.base import PageBase
+from watchkeeper.server.pages.html import page
+from watchkeeper.triage import default_metric
+
+LANES = {
+    "health": ("data", "infrastructure"),
+    "performance": ("model",),
+    "business": ("business",),
+}
+
+
+class OverviewPage(PageBase):
+    def overview(self) -> str:
+        open_alerts = self.ws.alerts(state="firing")
+        cards = []
+        for model in self.ws.config.models:
+            newest = self.newest(model)
+            since = newest - model.monitoring.window * 2 if newest else None
+            headline = default_metric(model)
+            wanted = [
+                "row_count",
+                "error_rate",
+                "latency_p99",
+                "missing_rate",
+                headline,
+                f"estimated_{headline}",
+                "label_coverage",
+                "outcome_rate",
+                "net_value",
+            ]
+            rows = self.rows(model, wanted, since)
+            mine = [a for a in open_alerts if a["model"] == model.name]
+            lanes = []
+            for lane, owners in LANES.items():
+                lane_alerts = [a for a in mine if a["owner"] in owners]
+                if lane == "performance":
+                    lane_alerts += [a for a in mine if a["owner"] not in sum(LANES.values(), ())]
+                colour = (
+                    "red"
+                    if any(a["severity"] == "page" for a in lane_alerts)
+                    else "amber"
+                    if lane_alerts
+                    else "green"
+                )
+                facts = self.lane_facts(model, lane, rows)
+                by_rule: dict[str, list[dict[str, Any]]] = {}
+                for a in lane_alerts:
+                    by_rule.setdefault(a["rule"], []).append(a)
+                listed = "".join(
+                    f'<li data-open="{len(found)}"><a href="/models/{esc(model.name)}/alerts/'
+                    f'{esc(found[-1]["alert_id"])}">{esc(found[-1]["severity"])}: '
+                    f"{esc(rule)}</a> ({len(found)} open) "
+                    f"<small>{esc(found[-1]['summary'])}</small></li>"
+                    for rule, found in sorted(
+                        by_rule.items(), key=lambda kv: (kv[1][-1]["severity"] != "page", kv[0])
+                    )
+                )
+                lanes.append(
+                    f'<div class="lane {colour}" data-lane="{lane}"><h3>{lane}</h3>'
+                    f"<p>{facts}</p><ul>{listed}</ul></div>"
+                )
+            cards.append(
+                f'<section class="model-card" data-model="{esc(model.name)}"><h2>'
+                f'<a href="/models/{esc(model.name)}">{esc(model.name)}</a> '
+                f"<small>{esc(model.task.replace('_', ' '))}, owner {esc(model.owner)}</small></h2>"
+                f'<div class="lanes">{"".join(lanes)}</div></section>'
+            )
+        return page("Models", "".join(cards) or "<p>No models configured.</p>", self.models)
+
+    def lane_facts(self, model: ModelConfig, lane: str, rows: list[MetricRow]) -> str:
+        def value(metric: str, column: str = "") -> float | None:
+            r = self.latest(rows, metric, column)
+            return None if r is None else r.value
+
+        if lane == "health":
+            rows_now = value("row_count")
+            parts = [f"{int(rows_now):,} events" if rows_now is not None else "no events"]
+            if (e := value("error_rate")) is not None:
+                parts.append(f"{e:.1%} errors")
+            if model.columns.latency and (lat := value("latency_p99", model.columns.latency)):
+                parts.append(f"p99 {lat:,.0f} ms")
+            missing = [r.value or 0 for r in rows if r.metric == "missing_rate"]
+            if missing:
+                parts.append(f"worst missing rate {max(missing):.1%}")
+            return esc(", ".join(parts))
+        if lane == "performance":
+            headline = default_metric(model)
+            realized = value(headline)
+            if realized is not None:
+                return esc(f"{headline.replace('_', ' ')} {fmt(realized)} (from labels)")
+            estimate = value(f"estimated_{headline}")
+            coverage = value("label_coverage")
+            cov = f", labels for {coverage:.0%} of events" if coverage is not None else ""
+            return esc(f"{headline.replace('_', ' ')} {fmt(estimate)} (estimated{cov})")
+        parts = []
+        for r in rows:
+            if r.metric == "outcome_rate" and r is self.latest(rows, "outcome_rate", r.column):
+                parts.append(f"{r.column} {(r.value or 0):.2%}")
+        if (net := value("net_value")) is not None:
+            parts.append(f"net value {net:,.0f}")
+        return esc(", ".join(parts) or "no business outcomes configured")
+
+    # -- a model's series ------------------------------------------------------------------------
+
+
+__all__ = ["LANES", "OverviewPage"]

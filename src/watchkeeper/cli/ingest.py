@@ -1,0 +1,99 @@
+"""Getting data in: `init`, `ingest`, `reference set` and `reference fit`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from watchkeeper.cli.main import FILE, JSON, MODEL, out, progress, workspace
+from watchkeeper.config import CONFIG_FILENAME, EXAMPLE_CONFIG
+from watchkeeper.ingest import IngestResult
+from watchkeeper.schema import Kind
+
+__all__ = ["COMMANDS", "ingest_cmd", "init", "reference"]
+
+
+@click.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing config.")
+@click.pass_context
+def init(ctx: click.Context, force: bool) -> None:
+    """Write a commented example watchkeeper.yaml into the current folder."""
+    target = ctx.obj["config"] or Path(CONFIG_FILENAME)
+    if target.exists() and not force:
+        raise click.UsageError(f"{target} exists; use --force to overwrite it")
+    target.write_text(EXAMPLE_CONFIG, encoding="utf-8")
+    out.print(f"wrote {target}: edit the model and its columns, then run `watchkeeper ingest`")
+
+
+def _ingest(
+    ctx: click.Context, kind: Kind, model: str, path: Path, version: str | None, as_json: bool
+) -> None:
+    with workspace(ctx) as ws, progress(f"{kind} ← {path.name}") as advance:
+        result = ws.ingest(kind, model, path, version=version, progress=advance)
+    _print_result(result, as_json)
+
+
+def _print_result(result: IngestResult, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+    else:
+        out.print(result.summary(), highlight=False)
+
+
+@click.command("ingest")
+@click.argument("kind", type=click.Choice(["events", "labels", "outcomes"]))
+@MODEL
+@FILE
+@click.option("--version", help="Model version for events that carry none.")
+@JSON
+@click.pass_context
+def ingest_cmd(
+    ctx: click.Context, kind: Kind, model: str, file: Path, version: str | None, as_json: bool
+) -> None:
+    """Validate and store events, labels or outcomes from a Parquet, CSV or JSON Lines file.
+
+    Bad rows go to quarantine with their reason; rows already stored are skipped.
+    """
+    _ingest(ctx, kind, model, file, version, as_json)
+
+
+@click.group()
+def reference() -> None:
+    """The reference data a model version is judged against."""
+
+
+@reference.command("set")
+@MODEL
+@FILE
+@click.option("--version", help="Model version (default: the model's version in the config).")
+@JSON
+@click.pass_context
+def reference_set(
+    ctx: click.Context, model: str, file: Path, version: str | None, as_json: bool
+) -> None:
+    """Store the reference (training or validation) data for a model version."""
+    _ingest(ctx, "reference", model, file, version, as_json)
+
+
+@reference.command("fit")
+@MODEL
+@click.option("--version", help="Model version (default: the model's version in the config).")
+@click.pass_context
+def reference_fit(ctx: click.Context, model: str, version: str | None) -> None:
+    """Refit the reference profile (bins, vocabularies) from the stored reference.
+
+    `reference set` fits it already; refit after changing the config's columns.
+    """
+    with workspace(ctx) as ws:
+        profile = ws.fit_reference(model, version)
+    numeric = sum(b.kind == "numeric" for b in profile.binnings)
+    out.print(
+        f"fitted the reference of {model} version {profile.version}: "
+        f"{profile.overall.rows:,} rows, {numeric} numeric and "
+        f"{len(profile.binnings) - numeric} categorical columns, {len(profile.segments)} segments"
+    )
+
+
+COMMANDS: tuple[click.Command, ...] = (init, ingest_cmd, reference)

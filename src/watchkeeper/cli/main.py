@@ -1,0 +1,141 @@
+"""The group every command hangs on, and what the commands share.
+
+Exit codes: 0 success, 1 a watchkeeper error (one line on stderr), 2 a usage or
+configuration mistake.
+
+This module knows no command: `watchkeeper.cli.commands` attaches them, so the imports run
+one way (commands -> main).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from watchkeeper.config import CONFIG_FILENAME
+from watchkeeper.errors import WatchkeeperError
+from watchkeeper.windows import parse_duration
+from watchkeeper.workspace import Workspace, find_config
+
+__all__ = [
+    "FILE",
+    "JSON",
+    "MODEL",
+    "err",
+    "evaluate_and_deliver",
+    "json_value",
+    "main",
+    "out",
+    "progress",
+    "valid_duration",
+    "workspace",
+]
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+if not out.is_terminal:  # a pipe or a file: do not fold tables at 80 columns
+    out.width = 200
+
+
+class _Group(click.Group):
+    """Turns watchkeeper's errors into one clear line and an exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WatchkeeperError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=_Group)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Config file (default: $WATCHKEEPER_CONFIG or ./{CONFIG_FILENAME}).",
+)
+@click.version_option(package_name="watchkeeper")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None) -> None:
+    """watchkeeper: monitor machine-learning models in production."""
+    ctx.obj = {"config": config_path}
+
+
+@contextmanager
+def workspace(ctx: click.Context) -> Iterator[Workspace]:
+    """The workspace of the config given with --config (or found the usual way)."""
+    with Workspace.open(find_config(ctx.obj["config"])) as ws:
+        yield ws
+
+
+@contextmanager
+def progress(label: str) -> Iterator[Callable[[int, int | None], None] | None]:
+    """A progress bar on a terminal (rows done of the total, where the input knows it)."""
+    if not err.is_terminal:
+        yield None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def advance(rows: int, total: int | None) -> None:
+            bar.update(task, advance=rows, total=total)
+
+        yield advance
+
+
+FILE = click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+MODEL = click.option("--model", "-m", required=True, help="Model name, as in the config.")
+JSON = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+
+
+def valid_duration(text: str | None) -> str | None:
+    """``text`` unchanged if it is a duration (1h, 1d), else a usage error on --window."""
+    if text is None:
+        return None
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--window") from None
+    return text
+
+
+def json_value(value: Any) -> Any:
+    """``json.dumps``'s default for what stored rows hold besides JSON's own types."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def evaluate_and_deliver(ws: Workspace, model: str | None) -> None:
+    """Evaluate the alert rules, print what changed, send the notifications (`run` does it
+    after computing, `alerts evaluate` on its own)."""
+    found = ws.evaluate_alerts(model)
+    for e in found.events:
+        muted = found.muted.get(e.alert_id)
+        note = f" (muted: {muted})" if muted and e.kind != "resolved" else ""
+        out.print(f"{e.kind:9} {e.severity:6} {e.summary}{note}", highlight=False)
+    if not found.events:
+        firing = ws.alerts(model, state="firing")
+        out.print(f"alerts: no change; {len(firing)} firing", highlight=False)
+    sent = ws.deliver_notifications()
+    if sent.delivered or sent.failed:
+        out.print(
+            f"notifications: {sent.delivered} delivered, {sent.failed} failed (retried later)"
+            + (f", {sent.gave_up} given up" if sent.gave_up else ""),
+            highlight=False,
+        )

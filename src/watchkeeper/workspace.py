@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import logging
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -25,28 +26,27 @@ import pyarrow as pa
 
 from watchkeeper import alerts as alerting
 from watchkeeper.config import CONFIG_FILENAME, Config, ModelConfig, load_config
-from watchkeeper.errors import NoReferenceError, UnknownAlertError
+from watchkeeper.errors import UnknownAlertError
 from watchkeeper.ingest import IngestResult, ingest, open_source
 from watchkeeper.ingest.pipeline import Progress
-from watchkeeper.monitor import RunResult
+from watchkeeper.monitor import Cycle, RunResult
 from watchkeeper.monitor import run as run_monitor
 from watchkeeper.monitor.aggregates import slice_columns
 from watchkeeper.monitor.backtest import Backtest
 from watchkeeper.monitor.backtest import load as load_backtest
-from watchkeeper.reference import ReferenceProfile, column_roles
-from watchkeeper.reference import fit as fit_reference
+from watchkeeper.reference import ReferenceProfile, stored
 from watchkeeper.reference.values import reference_values
 from watchkeeper.report import build as build_report
 from watchkeeper.schema import BATCH, INGESTED_AT, Kind, spec_for
 from watchkeeper.store import Store
-from watchkeeper.store.engine import arrow_schema
 from watchkeeper.store.metrics import MetricsTable
-from watchkeeper.store.tables import QUARANTINE, REFERENCE_PROFILES, REFERENCE_SETS, SHARED
+from watchkeeper.store.tables import QUARANTINE
 from watchkeeper.triage import Triage
 from watchkeeper.triage import triage as run_triage
 from watchkeeper.windows import parse_duration, parse_time
 
 Clock = Callable[[], datetime]
+log = logging.getLogger("watchkeeper")
 
 
 def _wall_clock() -> datetime:
@@ -164,61 +164,17 @@ class Workspace:
         return self.ingest("reference", model, data, version=version, **kwargs)
 
     def fit_reference(self, model: str, version: str | None = None) -> ReferenceProfile:
-        """(Re)fit and store the reference profile of a model version from its reference."""
+        """(Re)fit and store the reference profile of a model version from its reference
+        (and its estimator of performance without labels, where the task has one)."""
         cfg = self.config.model(model)
-        wanted = version or cfg.version
-        reference_id = self._reference_id(model, wanted)
-        if reference_id is None:
-            raise NoReferenceError(model)
-        table = self.reference(model, wanted)
-        profile = fit_reference(
-            table,
-            column_roles(cfg),
-            self.store,
-            model=model,
-            version=wanted,
-            reference_id=reference_id,
-            segments=slice_columns(cfg),
-            max_segment_values=cfg.monitoring.max_segment_values,
+        return stored.fit_reference(
+            self.store, cfg, version or cfg.version, slice_columns(cfg), self.clock()
         )
-        rows = profile.to_rows()
-        now = self.clock()
-        with self.store.transaction():
-            self.store.insert(
-                REFERENCE_PROFILES,
-                pa.table(
-                    {
-                        "model": [model] * len(rows),
-                        "model_version": [wanted] * len(rows),
-                        "reference_id": [reference_id] * len(rows),
-                        "column": [c for c, _ in rows],
-                        "profile": [p for _, p in rows],
-                        "fitted_at": [now] * len(rows),
-                    },
-                    schema=arrow_schema(SHARED[REFERENCE_PROFILES]),
-                ),
-            )
-        return profile
 
     def reference_profile(self, model: str, version: str | None = None) -> ReferenceProfile | None:
         """The reference profile fitted last for a model version, if any."""
         cfg = self.config.model(model)
-        wanted = version or cfg.version
-        t = self.store.table(REFERENCE_PROFILES)
-        mine = t.filter((t.model == model) & (t.model_version == wanted))
-        last = self.store.execute(mine.order_by(ibis.desc(mine.fitted_at)).limit(1))
-        if last.num_rows == 0:
-            return None
-        fitted_at = last["fitted_at"][0].as_py()
-        rows = self.store.execute(
-            mine.filter(mine.fitted_at == fitted_at).select("column", "profile")
-        )
-        return ReferenceProfile.from_rows(
-            model,
-            wanted,
-            last["reference_id"][0].as_py(),
-            list(zip(rows["column"].to_pylist(), rows["profile"].to_pylist(), strict=True)),
-        )
+        return stored.load_profile(self.store, model, version or cfg.version)
 
     # -- monitoring ---------------------------------------------------------------------
 
@@ -326,7 +282,11 @@ class Workspace:
         """Evaluate the alert rules over the windows closed since the last evaluation (for
         one model, or all), store what changed and queue its notifications. Deliver them
         with ``deliver_notifications``."""
-        names = [model] if model is not None else [m.name for m in self.config.models]
+        return self._evaluate(
+            [model] if model is not None else [m.name for m in self.config.models]
+        )
+
+    def _evaluate(self, names: list[str]) -> alerting.Evaluated:
         now = self.clock()
         events: list[alerting.AlertEvent] = []
         queued = 0
@@ -347,6 +307,57 @@ class Workspace:
         if send is None:
             return alerting.deliver(self.store, self.config.alerting, self.clock())
         return alerting.deliver(self.store, self.config.alerting, self.clock(), send)
+
+    def cycle(
+        self,
+        models: list[str] | None = None,
+        *,
+        run: bool = True,
+        strict: bool = True,
+        window: timedelta | str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        full: bool = False,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> Cycle:
+        """One monitoring cycle, the same for the CLI, the API, the scheduler and the demo:
+        run each model (its due and dirty windows, or the given range), evaluate the alert
+        rules, deliver the notifications. With ``strict`` the first failure is raised (after
+        being recorded); without, each failure is recorded and logged and the cycle goes on
+        with the other models (the scheduler's way)."""
+        names = models if models is not None else [m.name for m in self.config.models]
+        done = Cycle()
+        for name in names:
+            if not run:
+                break
+            try:
+                done.runs[name] = self.run(
+                    name, window=window, since=since, until=until, full=full, progress=progress
+                )
+            except Exception as exc:  # recorded (runs table, the cycle, the log); raised if strict
+                done.failed[name] = f"{type(exc).__name__}: {exc}"
+                log.exception("the run of %s failed", name)
+                if strict:
+                    raise
+        if self.config.alerting.rules:
+            evaluated = []
+            for name in names:
+                if name in done.failed:
+                    continue
+                try:
+                    evaluated.append(self._evaluate([name]))
+                except Exception as exc:  # recorded and logged; raised if strict
+                    done.failed[name] = f"alerts: {type(exc).__name__}: {exc}"
+                    log.exception("evaluating the alerts of %s failed", name)
+                    if strict:
+                        raise
+            done.evaluated = alerting.Evaluated(
+                [e for f in evaluated for e in f.events],
+                sum(f.notifications for f in evaluated),
+                {k: v for f in evaluated for k, v in f.muted.items()},
+            )
+            done.delivery = self.deliver_notifications()
+        return done
 
     def alerts(
         self,
@@ -502,18 +513,7 @@ class Workspace:
     def reference(self, model: str, version: str | None = None) -> ir.Table:
         """The rows of the newest reference set for a model version (default: the config's)."""
         cfg = self.config.model(model)
-        reference_id = self._reference_id(model, version or cfg.version)
-        ref = self.store.table(spec_for("reference", cfg).table)
-        if reference_id is None:
-            return ref.filter(ibis.literal(False))
-        return ref.filter(ref[BATCH] == reference_id)
-
-    def _reference_id(self, model: str, version: str) -> str | None:
-        """The newest reference set stored for a model version."""
-        sets = self.store.table(REFERENCE_SETS)
-        mine = sets.filter((sets.model == model) & (sets.model_version == version))
-        latest = self.store.execute(mine.order_by(ibis.desc(mine.set_at)).limit(1))
-        return None if latest.num_rows == 0 else str(latest["reference_id"][0].as_py())
+        return stored.reference_rows(self.store, cfg, version or cfg.version)
 
     def quarantine(
         self, model: str, *, kind: Kind | None = None, reason: str | None = None, limit: int = 100

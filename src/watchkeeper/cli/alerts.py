@@ -7,7 +7,7 @@ import json
 import click
 from rich.table import Table
 
-from watchkeeper.cli.main import evaluate_and_deliver, json_value, out, valid_duration, workspace
+from watchkeeper.cli.main import json_value, out, print_cycle, valid_duration, workspace
 
 __all__ = ["COMMANDS", "alerts"]
 
@@ -23,7 +23,7 @@ def alerts() -> None:
 def alerts_evaluate(ctx: click.Context, model: str | None) -> None:
     """Evaluate the rules over the windows closed since the last evaluation, then send."""
     with workspace(ctx) as ws:
-        evaluate_and_deliver(ws, model)
+        print_cycle(ws, ws.cycle(None if model is None else [model], run=False), model)
 
 
 @alerts.command("deliver")

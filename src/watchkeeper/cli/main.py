@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from watchkeeper.config import CONFIG_FILENAME
 from watchkeeper.errors import WatchkeeperError
+from watchkeeper.monitor import Cycle
 from watchkeeper.windows import parse_duration
 from watchkeeper.workspace import Workspace, find_config
 
@@ -29,10 +30,10 @@ __all__ = [
     "JSON",
     "MODEL",
     "err",
-    "evaluate_and_deliver",
     "json_value",
     "main",
     "out",
+    "print_cycle",
     "progress",
     "valid_duration",
     "workspace",
@@ -121,19 +122,19 @@ def json_value(value: Any) -> Any:
     return str(value)
 
 
-def evaluate_and_deliver(ws: Workspace, model: str | None) -> None:
-    """Evaluate the alert rules, print what changed, send the notifications (`run` does it
-    after computing, `alerts evaluate` on its own)."""
-    found = ws.evaluate_alerts(model)
-    for e in found.events:
-        muted = found.muted.get(e.alert_id)
-        note = f" (muted: {muted})" if muted and e.kind != "resolved" else ""
-        out.print(f"{e.kind:9} {e.severity:6} {e.summary}{note}", highlight=False)
-    if not found.events:
-        firing = ws.alerts(model, state="firing")
-        out.print(f"alerts: no change; {len(firing)} firing", highlight=False)
-    sent = ws.deliver_notifications()
-    if sent.delivered or sent.failed:
+def print_cycle(ws: Workspace, done: Cycle, model: str | None) -> None:
+    """What a cycle's evaluation changed and what it sent (`run` and `alerts evaluate`)."""
+    found = done.evaluated
+    if found is not None:
+        for e in found.events:
+            muted = found.muted.get(e.alert_id)
+            note = f" (muted: {muted})" if muted and e.kind != "resolved" else ""
+            out.print(f"{e.kind:9} {e.severity:6} {e.summary}{note}", highlight=False)
+        if not found.events:
+            firing = ws.alerts(model, state="firing")
+            out.print(f"alerts: no change; {len(firing)} firing", highlight=False)
+    sent = done.delivery
+    if sent is not None and (sent.delivered or sent.failed):
         out.print(
             f"notifications: {sent.delivered} delivered, {sent.failed} failed (retried later)"
             + (f", {sent.gave_up} given up" if sent.gave_up else ""),

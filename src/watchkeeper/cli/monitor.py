@@ -13,9 +13,9 @@ from rich.table import Table
 
 from watchkeeper.cli.main import (
     MODEL,
-    evaluate_and_deliver,
     json_value,
     out,
+    print_cycle,
     progress,
     valid_duration,
     workspace,
@@ -56,17 +56,16 @@ def run_cmd(
     """Profile the due and dirty windows, compute quality and drift, write the metrics."""
     with workspace(ctx) as ws:
         with progress(f"run {model}") as advance:
-            result = ws.run(
-                model,
+            done = ws.cycle(
+                [model],
                 window=valid_duration(window),
                 since=since,
                 until=until,
                 full=full,
                 progress=advance,
             )
-        out.print(result.summary(), highlight=False)
-        if ws.config.alerting.rules:
-            evaluate_and_deliver(ws, model)
+        out.print(done.runs[model].summary(), highlight=False)
+        print_cycle(ws, done, model)
 
 
 @click.command("metrics")

@@ -1,8 +1,8 @@
 """Monitoring runs: windows → aggregates → metric families → the metrics table."""
 
 from watchkeeper.monitor.compare import DriftReport, FeatureDrift, compare
-from watchkeeper.monitor.result import RunResult
+from watchkeeper.monitor.result import Cycle, RunResult
 from watchkeeper.monitor.run import run
 from watchkeeper.monitor.windows import dirty_windows
 
-__all__ = ["DriftReport", "FeatureDrift", "RunResult", "compare", "dirty_windows", "run"]
+__all__ = ["Cycle", "DriftReport", "FeatureDrift", "RunResult", "compare", "dirty_windows", "run"]

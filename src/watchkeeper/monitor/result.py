@@ -10,6 +10,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from watchkeeper.alerts.notify import Delivery
+from watchkeeper.alerts.service import Evaluated
 from watchkeeper.rows import ALL, DRIFTED
 from watchkeeper.windows import format_duration
 
@@ -77,4 +79,15 @@ class RunResult:
         return "\n".join([head, *self.notes])
 
 
-__all__ = ["RunResult"]
+@dataclass
+class Cycle:
+    """What one monitoring cycle did: each model's run (or why it failed), the alert
+    evaluation and the delivery of notifications."""
+
+    runs: dict[str, RunResult] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # model → the error
+    evaluated: Evaluated | None = None
+    delivery: Delivery | None = None
+
+
+__all__ = ["Cycle", "RunResult"]

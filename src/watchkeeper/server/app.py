@@ -483,11 +483,7 @@ def create_app(
         model = body.model
         model_or_404(model)
         with service.run_lock:
-            ws = service.scheduler_ws
-            result = ws.run(model)
-            if ws.config.alerting.rules:
-                ws.evaluate_alerts(model)
-                ws.deliver_notifications()
+            result = service.scheduler_ws.cycle([model]).runs[model]
         return RunResultOut(
             model=model,
             windows=len(result.windows),

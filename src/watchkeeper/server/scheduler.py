@@ -51,20 +51,14 @@ class Scheduler:
             self._stop.wait(max(self.every - (time.monotonic() - started), 0.05))
 
     def tick(self) -> None:
-        """One round over every model; a model that fails is logged and the others go on."""
+        """One cycle over every model (run, evaluate, deliver); a model that fails is logged
+        and counted, and the others go on."""
         with self.lock:
-            for model in self.ws.config.models:
-                try:
-                    self.ws.run(model.name)
-                    if self.ws.config.alerting.rules:
-                        self.ws.evaluate_alerts(model.name)
-                except Exception:
-                    self.errors += 1
-                    log.exception("scheduled run of %s failed", model.name)
             try:
-                self.ws.deliver_notifications()
-            except Exception:
+                done = self.ws.cycle(strict=False)
+                self.errors += len(done.failed)
+            except Exception:  # delivery or the store itself: logged, counted, next tick
                 self.errors += 1
-                log.exception("delivering notifications failed")
+                log.exception("the scheduled cycle failed")
             self.ticks += 1
             self.last_tick = self.ws.clock()

@@ -100,7 +100,7 @@ class Writer:
     def _commit(self, group: list[_Request]) -> None:
         try:
             results = ingest_group(self.store, [r.job() for r in group], self.clock())
-        except Exception:
+        except Exception:  # handed to the request's future: its client gets the error
             if len(group) == 1:
                 log.exception("ingestion failed")
                 group[0].future.set_exception(_last_error())

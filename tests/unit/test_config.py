@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import MODEL_YAML
+from watchkeeper.catalogue import ESTIMABLE, catalogue
 from watchkeeper.config import EXAMPLE_CONFIG, load_config, parse_config
 from watchkeeper.errors import ConfigError, UnknownModelError
+from watchkeeper.tasks.registry import TASKS
 
 
 def problems(text: str) -> list[tuple[str, int | None, str]]:
@@ -165,3 +167,112 @@ def test_monitoring_settings_are_checked() -> None:
         "'chi2' is not a distance for numeric columns; one of hellinger, jensen_shannon, psi, "
         "total_variation, wasserstein"
     )
+
+
+# -- the metrics alert conditions name ----------------------------------------------------
+
+
+def with_conditions(*conditions: str) -> str:
+    """MODEL_YAML with one rule per condition (a flow mapping), on the fraud model."""
+    rules = "".join(
+        f"    - name: r{i}\n      models: fraud\n      conditions:\n        - {c}\n"
+        for i, c in enumerate(conditions)
+    )
+    return f"{MODEL_YAML}alerting:\n  rules:\n{rules}"
+
+
+def line_of(text: str, fragment: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if fragment in line)
+
+
+def test_a_mistyped_metric_is_refused_with_its_place_line_and_nearest_keys() -> None:
+    text = with_conditions(
+        "{metric: error_rate, above: 0.1}",
+        "{metric: roc_aucc, against: reference, below: -0.05}",
+    )
+    assert problems(text) == [
+        (
+            "alerting.rules[1].conditions[0].metric",
+            line_of(text, "roc_aucc"),
+            "unknown metric 'roc_aucc'; did you mean roc_auc, pr_auc, estimated_roc_auc?",
+        )
+    ]
+    # Nothing near: the key alone.
+    assert problems(with_conditions("{metric: zzz, above: 1}"))[0][2] == "unknown metric 'zzz'"
+
+
+def test_a_metric_pattern_matching_nothing_is_refused() -> None:
+    text = with_conditions("{metric: 'foo_*', above: 1}", "{metric: 'lateny_p?', above: 1}")
+    assert problems(text) == [
+        (
+            "alerting.rules[0].conditions[0].metric",
+            line_of(text, "foo_*"),
+            "no metric matches 'foo_*'",
+        ),
+        (
+            "alerting.rules[1].conditions[0].metric",
+            line_of(text, "lateny_p?"),
+            "no metric matches 'lateny_p?'; did you mean latency_p99, latency_p90, latency_p50?",
+        ),
+    ]
+
+
+def test_every_rule_of_the_example_config_names_catalogued_metrics() -> None:
+    config = parse_config(EXAMPLE_CONFIG)
+    conditions = [c for rule in config.alerting.rules for c in rule.conditions]
+    assert len(conditions) >= 15
+    for c in conditions:
+        assert catalogue.matching(c.metric), c.metric
+
+
+def test_rules_on_a_drift_method_and_on_estimated_metrics_pass() -> None:
+    config = parse_config(
+        with_conditions(
+            "{metric: drift_psi, above: 0.2}",
+            "{metric: 'drift_*', column: amount, above: 0.2}",
+            "{metric: 'estimated_*', below: 0.7}",
+            "{metric: 'estimated_*', against: reference, below: -0.05}",
+            "{metric: estimated_accuracy, against: reference, below: -0.05}",
+            "{metric: 'latency_p9?', against: baseline, direction: above}",
+        )
+    )
+    assert [r.conditions[0].metric for r in config.alerting.rules][:3] == [
+        "drift_psi",
+        "drift_*",
+        "estimated_*",
+    ]
+
+
+def test_a_metric_the_reference_has_no_value_of_is_not_compared_with_it() -> None:
+    text = with_conditions(
+        "{metric: latency_p99, against: reference, above: 0.5}",
+        "{metric: 'drift_*', against: reference, above: 0.5}",
+        "{metric: 'latency_*', against: baseline, direction: above}",
+    )
+    assert problems(text) == [
+        (
+            "alerting.rules[0].conditions[0].against",
+            line_of(text, "latency_p99"),
+            "metric 'latency_p99' has no value on the reference; use against: baseline or value",
+        ),
+        (
+            "alerting.rules[1].conditions[0].against",
+            line_of(text, "'drift_*'"),
+            (
+                "no metric matching 'drift_*' has a value on the reference; "
+                "use against: baseline or value"
+            ),
+        ),
+    ]
+
+
+def test_every_value_a_reference_holds_may_be_compared_with() -> None:
+    """What watchkeeper.reference.values stores (missing rates, each task's performance
+    metrics, the predicted positive rate) and their estimates pass ``against: reference``."""
+    keys = {"missing_rate", "predicted_positive_rate"}
+    for task in TASKS.values():
+        keys |= set(task.metrics)
+    for estimated in ESTIMABLE.values():
+        keys |= {f"estimated_{k}" for k in estimated}
+    conditions = [f"{{metric: {k}, against: reference, below: -0.1}}" for k in sorted(keys)]
+    assert len(parse_config(with_conditions(*conditions)).alerting.rules) == len(keys)

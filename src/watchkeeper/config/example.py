@@ -1,0 +1,228 @@
+"""The commented example ``watchkeeper init`` writes (it must load without problems)."""
+
+EXAMPLE_CONFIG = """\
+# watchkeeper.yaml: what to monitor and where the data lives.
+# Durations are written as a number and a unit: 30s, 15m, 1h, 14d, 2w.
+
+engine:
+  # The default store is an embedded DuckDB file beside this config; no server needed.
+  path: watchkeeper.duckdb
+  # Or any engine Ibis speaks, by URL (give path or url, not both):
+  # url: duckdb:///var/lib/watchkeeper/store.duckdb
+
+models:
+  - name: fraud                     # lowercase letters, digits, underscores
+    task: binary_classification     # binary_classification, multiclass_classification,
+                                    # regression or ranking
+    owner: risk-ml                  # the team that answers for this model
+    version: "1"                    # used when events carry no model_version column
+    threshold: 0.5                  # decision threshold on the score (binary only)
+    columns:                        # column names in your logged events, by role
+      event_id: event_id            # unique per prediction; re-sending it changes nothing
+      timestamp: timestamp          # event time (UTC if no zone is given)
+      features:
+        - name: amount
+          kind: numeric             # numeric, categorical or boolean
+          range: [0, 50000]         # values outside are quarantined as out_of_range
+          nullable: false           # a missing value is quarantined as null_in_required
+        - name: merchant_category
+          kind: categorical         # without `values` any category is accepted
+        - name: country
+          kind: categorical
+          values: [US, GB, DE, FR, BR, IN]   # closes the set: others are unknown_category
+        - name: account_age_days
+          kind: numeric
+        - name: is_new_user
+          kind: boolean
+      score: score                  # the model's probability of the positive class
+      prediction: prediction        # optional; derived from score >= threshold if absent
+      segments: [region, device]    # slices to monitor separately
+      sensitive: [age_band]         # protected groups for fairness
+      latency: latency_ms           # milliseconds
+      status: status                # ok, error, timeout, ...
+      model_version: model_version
+      metadata: [feature_version]   # travels with every event
+    labels:
+      column: label                 # 0/1 (or true/false) in label files
+      timestamp: label_timestamp    # when the truth became known
+      expected_coverage: 0.9        # share of events that eventually get a label
+      max_delay: 30d                # after this a window's performance is final
+    outcomes:                       # business results, per event or as a time series
+      - name: confirmed_fraud
+      - name: manual_review
+    costs:
+      false_positive: 5             # cost of reviewing a legitimate transaction
+      false_negative: 120           # cost of missed fraud
+      true_positive_value: 100
+
+alerting:
+  # Where alerts link to (the dashboard of `watchkeeper serve`).
+  dashboard_url: http://127.0.0.1:8765
+  # A rule selects metrics (patterns with * and ?) and says when one is unusual: above or
+  # below a threshold, changed from the reference (against: reference), or outside a
+  # rolling baseline (against: baseline). `for`: consecutive windows (or a duration) before
+  # it fires; `keep_firing_for`: how long it stays after. Severity: info, ticket or page.
+  # Owner: data, model, infrastructure, business, or a team; receivers route on it.
+  rules:
+    # -- data -----------------------------------------------------------------------------
+    - name: schema_change
+      severity: ticket
+      owner: data
+      description: logged events gained or lost columns
+      conditions:
+        - {metric: schema_changes, status: [changed]}
+    - name: quarantine_spike
+      severity: ticket
+      owner: data
+      description: many more rows than usual were refused at ingestion
+      conditions:
+        - metric: quarantined_rows
+          against: baseline
+          direction: above
+          baseline: {windows: 24, k: 4, min_history: 6}
+    - name: missing_values
+      severity: ticket
+      owner: data
+      description: a feature is missing far more often than in training
+      conditions:
+        - {metric: missing_rate, against: reference, change: absolute, above: 0.05,
+           min_sample_size: 100}
+      for: 2
+    - name: feature_drift
+      severity: ticket
+      owner: data
+      description: a feature's distribution moved away from the training data
+      conditions:
+        - metric: drift
+          column: [amount, merchant_category, country, account_age_days, is_new_user]
+          status: [drifted]
+      for: 3                        # each drift test fires on noise 5% of the time
+      keep_firing_for: 2
+    # -- model ----------------------------------------------------------------------------
+    - name: prediction_drift
+      severity: ticket
+      owner: model
+      description: the model's scores moved away from the reference
+      conditions:
+        - {metric: drift, column: [score, prediction], status: [drifted]}
+      for: 3
+      keep_firing_for: 2
+    - name: performance_drop
+      severity: page
+      owner: model
+      description: ROC AUC fell below the reference's, beyond sampling noise
+      conditions:
+        - {metric: roc_auc, against: reference, below: -0.05, min_sample_size: 200,
+           interval_excludes: true}
+      for: 2
+    - name: estimated_performance_drop
+      severity: ticket
+      owner: model
+      description: ROC AUC estimated before labels fell below the reference's
+      conditions:
+        - {metric: estimated_roc_auc, against: reference, below: -0.05, min_sample_size: 500}
+      for: 3
+    - name: calibration
+      severity: ticket
+      owner: model
+      description: scores no longer match observed fraud rates
+      conditions:
+        - {metric: expected_calibration_error, against: reference, change: absolute,
+           above: 0.03, min_sample_size: 500}
+      for: 2
+    - name: segment_gap
+      severity: ticket
+      owner: model
+      description: the model does worse in one segment than in the rest
+      group_by: [segment]           # one alert per segment, whichever metrics are worse
+      conditions:
+        - {metric: segment_gap, segment: any, status: [worse]}
+      for: 3
+      keep_firing_for: 2
+    - name: fairness_gap
+      severity: ticket
+      owner: model
+      description: selection rates differ between protected groups
+      conditions:
+        - {metric: demographic_parity_difference, segment: any, above: 0.1,
+           min_sample_size: 500}
+      for: 3
+    # Drift alone opens a ticket; drift with a calibration slip and a falling KPI pages.
+    - name: model_degrading
+      severity: ticket
+      owner: model
+      description: several signals point at the model
+      conditions:
+        - {metric: drift, column: "*", segment: any, status: [drifted]}
+        - {metric: expected_calibration_error, against: reference, change: absolute,
+           above: 0.03}
+        - metric: outcome_rate
+          column: confirmed_fraud
+          against: baseline
+          direction: below
+          baseline: {windows: 14}
+          mature_only: true         # outcomes arrive late: judge complete windows
+      require: 2
+      escalate: {require: 3, severity: page}
+      for: 2
+    # -- infrastructure -------------------------------------------------------------------
+    - name: latency
+      severity: page
+      owner: infrastructure
+      description: the slowest predictions are much slower than usual
+      conditions:
+        - metric: latency_p99
+          against: baseline
+          direction: above
+          # the same hour of the last 14 days (traffic has a daily cycle)
+          baseline: {windows: 14, seasonal: 1d, method: trimmed_mean_std, k: 4, min_history: 7}
+      for: 2
+    - name: error_rate
+      severity: page
+      owner: infrastructure
+      description: the model service fails requests
+      conditions:
+        - {metric: error_rate, above: 0.05, min_sample_size: 100}
+      for: 2
+    - name: traffic_drop
+      severity: page
+      owner: infrastructure
+      description: far fewer predictions than usual
+      conditions:
+        - {metric: volume_ratio, below: 0.5}
+      for: 2
+    - name: traffic_surge
+      severity: ticket
+      owner: infrastructure
+      conditions:
+        - {metric: volume_ratio, above: 3}
+      for: 2
+    # -- business -------------------------------------------------------------------------
+    - name: business_kpi_drop
+      severity: ticket
+      owner: business
+      description: an outcome the model exists for fell below its usual level
+      conditions:
+        - metric: outcome_rate
+          column: "*"
+          against: baseline
+          direction: below
+          baseline: {windows: 24, method: mean_std, k: 4}
+          mature_only: true
+      for: 2
+  # A page mutes the tickets it explains; an outage mutes the data alerts it causes.
+  inhibit:
+    - {source: {severity: page}, target: {severity: ticket}, equal: [model, owner]}
+    - {source: {owner: infrastructure, severity: page}, target: {owner: data},
+       equal: [model]}
+  receivers:
+    - {name: log, type: log}
+    # - {name: oncall, type: alertmanager, url: "http://127.0.0.1:9093",
+    #    match: {severity: page}}
+    # - {name: data_team, type: slack, url: "https://hooks.slack.com/services/...",
+    #    match: {owner: data}}
+    # - {name: tickets, type: webhook, url: "https://tickets.example.com/hook"}
+"""
+
+
+__all__ = ["EXAMPLE_CONFIG"]

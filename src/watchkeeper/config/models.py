@@ -1,0 +1,357 @@
+"""The configuration's frozen models (what watchkeeper.yaml holds once it is valid), the
+duration types they use, and the names and constants other modules rely on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+from watchkeeper.errors import UnknownModelError
+from watchkeeper.windows import format_duration, parse_duration
+
+CONFIG_FILENAME = "watchkeeper.yaml"
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+
+Task = Literal["binary_classification", "multiclass_classification", "regression", "ranking"]
+FeatureKind = Literal["numeric", "categorical", "boolean"]
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EngineConfig(_Frozen):
+    """Where events are stored. Default: a DuckDB file beside the config."""
+
+    path: str | None = None
+    url: str | None = None
+    # Where the events and labels tables are, if not in the store: an Ibis connection URL.
+    events_url: str | None = None
+    # DuckDB only: how much memory its buffer pool may hold (it spills to disk past that).
+    memory_limit: str | None = Field(
+        default="256MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
+    )
+    # DuckDB only: the buffer pool during a monitoring run (joins of events and labels).
+    run_memory_limit: str | None = Field(
+        default="1GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
+    )
+    threads: int | None = Field(default=None, ge=1)
+
+
+class DriftConfig(_Frozen):
+    """How drift is decided: an effect size AND a significance test must both agree."""
+
+    effect: str | None = None  # a distance method key, e.g. wasserstein, psi, jensen_shannon
+    threshold: float | None = Field(default=None, gt=0)  # default: the method's own
+    test: str | None = None  # a test method key (ks, chi2); none: the effect alone decides
+    alpha: float = Field(default=0.05, gt=0, lt=1)  # after Benjamini-Hochberg
+
+
+class FeatureConfig(_Frozen):
+    name: str = Field(min_length=1)
+    kind: FeatureKind
+    nullable: bool = True
+    range: tuple[float, float] | None = None
+    values: tuple[str, ...] | None = None
+    drift: DriftConfig | None = None  # overrides the monitoring default for this feature
+
+
+class MonitoringConfig(_Frozen):
+    window: Duration = timedelta(hours=1)
+    min_rows: int = Field(default=100, ge=1)  # fewer rows: drift is insufficient_data
+    min_labels: int = Field(default=100, ge=1)  # fewer labelled events: performance is too
+    ranking_k: int = Field(default=10, ge=1)  # the cut-off of precision@k and NDCG@k
+    weak_slices: bool = True  # search single columns and pairs for slices that do worse
+    # The columns slices are made of (default: segments, sensitive attributes, then features,
+    # the first six); pairs of them are searched too, so the cost grows as the square.
+    slice_columns: tuple[str, ...] | None = None
+    max_segment_values: int = Field(default=20, ge=1)  # per segment column; the rest: (other)
+    baseline_windows: int = Field(default=24, ge=1)  # recent windows that set expected volume
+    numeric_drift: DriftConfig = DriftConfig(effect="wasserstein", test="ks")
+    categorical_drift: DriftConfig = DriftConfig(effect="jensen_shannon", test="chi2")
+    # Drift methods stored for every column besides those that decide; "all" for every one.
+    drift_methods: tuple[str, ...] | Literal["all"] = ("psi",)
+
+
+class ColumnsConfig(_Frozen):
+    """The columns of an event, by role. Each value is a column name in the logged data."""
+
+    event_id: str = "event_id"
+    timestamp: str = "timestamp"
+    features: tuple[FeatureConfig, ...] = ()
+    prediction: str | None = None
+    score: str | None = None
+    scores: Mapping[str, str] | None = None
+    segments: tuple[str, ...] = ()
+    sensitive: tuple[str, ...] = ()
+    latency: str | None = None
+    status: str | None = None
+    model_version: str | None = None
+    metadata: tuple[str, ...] = ()
+    query_id: str | None = None
+    item_id: str | None = None
+    position: str | None = None
+
+
+class LabelsConfig(_Frozen):
+    """How ground truth arrives: its column names and how long it may take."""
+
+    column: str = "label"
+    timestamp: str = "label_timestamp"
+    expected_coverage: float = Field(default=1.0, gt=0, le=1)
+    max_delay: Duration = timedelta(days=30)
+
+
+class OutcomeConfig(_Frozen):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+
+
+class OutcomeColumnsConfig(_Frozen):
+    name: str = "outcome"
+    value: str = "value"
+    timestamp: str = "timestamp"
+
+
+class CostConfig(_Frozen):
+    false_positive: float = 0.0
+    false_negative: float = 0.0
+    true_positive_value: float = 0.0
+
+
+class ModelConfig(_Frozen):
+    name: str = Field(pattern=NAME_PATTERN)
+    task: Task
+    owner: str = "model"
+    version: str = "1"
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    classes: tuple[str, ...] | None = None
+    columns: ColumnsConfig = ColumnsConfig()
+    labels: LabelsConfig = LabelsConfig()
+    outcomes: tuple[OutcomeConfig, ...] = ()
+    outcome_columns: OutcomeColumnsConfig = OutcomeColumnsConfig()
+    costs: CostConfig | None = None
+    monitoring: MonitoringConfig = MonitoringConfig()
+
+    @property
+    def decision_threshold(self) -> float:
+        return 0.5 if self.threshold is None else self.threshold
+
+    def feature(self, name: str) -> FeatureConfig | None:
+        return next((f for f in self.columns.features if f.name == name), None)
+
+
+Severity = Literal["info", "ticket", "page"]
+SEVERITIES: tuple[str, ...] = ("info", "ticket", "page")  # in rising order
+Windows = Annotated[int | timedelta, BeforeValidator(lambda v: _windows_or_duration(v))]
+
+
+def _windows_or_duration(value: Any) -> int | timedelta:
+    """A count of windows (an integer) or a duration (``6h``)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number of windows or a duration such as 6h")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+    if isinstance(value, timedelta):
+        return value
+    return parse_duration(str(value))
+
+
+class BaselineConfig(_Frozen):
+    """A rolling baseline: the metric's own recent values (or the same hour of previous days
+    or weeks, for seasonal traffic)."""
+
+    windows: int = Field(default=24, ge=2)  # how many past values
+    # mean ± k·std; median ± k·1.4826·MAD (robust); or the mean and std of the values
+    # without the highest and lowest tenth (robust to a past incident, steady on few values).
+    method: Literal["mean_std", "median_mad", "trimmed_mean_std"] = "median_mad"
+    k: float = Field(default=3.0, gt=0)  # how many spreads away counts as unusual
+    seasonal: Duration | None = None  # e.g. 1d: compare with the same hour of earlier days
+    min_history: int = Field(default=5, ge=2)  # fewer past values: the condition cannot hold
+
+
+class ConditionConfig(_Frozen):
+    """Which metrics (patterns with * and ?), and when one of them is unusual."""
+
+    metric: str = Field(min_length=1)
+    column: str | tuple[str, ...] = "*"  # a pattern, or a list of them
+    # "*": the whole traffic; "region=*": every region; "region=eu"; "any": every series.
+    segment: str = "*"
+    # What is compared: the value itself, its change from the reference (the same metric
+    # measured on the reference data), or its distance from a rolling baseline.
+    against: Literal["value", "reference", "baseline"] = "value"
+    change: Literal["relative", "absolute"] = "relative"  # with against: reference
+    above: float | None = None
+    below: float | None = None
+    status: tuple[str, ...] = ()  # the metric's status is one of these (e.g. drifted)
+    baseline: BaselineConfig = BaselineConfig()
+    direction: Literal["above", "below", "both"] = "both"  # with against: baseline
+    min_sample_size: int = Field(default=0, ge=0)
+    # Where the metric has an interval: it must exclude what it is compared with, so noise
+    # on a small window does not fire.
+    interval_excludes: bool = False
+    # Hysteresis: once firing, the condition holds until the value crosses this instead.
+    resolve_at: float | None = None
+    # Skip windows whose labels or outcomes are still arriving (provisional values).
+    mature_only: bool = False
+
+
+class EscalationConfig(_Frozen):
+    require: int = Field(ge=1)  # conditions holding at once
+    severity: Severity = "page"
+
+
+class RuleConfig(_Frozen):
+    name: str = Field(pattern=NAME_PATTERN)
+    models: str = "*"  # a pattern over model names
+    severity: Severity = "ticket"
+    owner: str = "model"  # data, model, infrastructure, business, or a team
+    description: str = ""
+    window: Duration | None = None  # the windows evaluated (default: each model's window)
+    conditions: tuple[ConditionConfig, ...] = Field(min_length=1)
+    require: Literal["all", "any"] | int = "all"
+    escalate: EscalationConfig | None = None
+    # What makes one alert: by default each series (one condition) or the model (several);
+    # e.g. [segment] for one alert per segment however many of its metrics are off.
+    group_by: tuple[Literal["metric", "column", "segment", "version"], ...] | None = None
+    # ``for``: the conditions must hold this many consecutive windows (or this long)
+    # before the alert fires; ``keep_firing_for``: it stays firing this long after.
+    for_: Windows = Field(default=1, alias="for")
+    keep_firing_for: Windows = 0
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @property
+    def required(self) -> int:
+        if self.require == "all":
+            return len(self.conditions)
+        if self.require == "any":
+            return 1
+        return self.require
+
+
+class InhibitConfig(_Frozen):
+    """While an alert matching ``source`` fires, alerts matching ``target`` with the same
+    values of the ``equal`` labels are muted (they are explained by it)."""
+
+    source: Mapping[str, str]
+    target: Mapping[str, str]
+    equal: tuple[str, ...] = ("model",)
+
+
+class ReceiverConfig(_Frozen):
+    name: str = Field(pattern=NAME_PATTERN)
+    type: Literal["webhook", "slack", "alertmanager", "log"]
+    url: str | None = None
+    match: Mapping[str, str] = {}  # label patterns an alert must match to be sent here
+    timeout: Duration = timedelta(seconds=10)
+
+
+class AlertingConfig(_Frozen):
+    rules: tuple[RuleConfig, ...] = ()
+    inhibit: tuple[InhibitConfig, ...] = ()
+    receivers: tuple[ReceiverConfig, ...] = ()
+    dashboard_url: str = "http://127.0.0.1:8765"  # link targets in alerts' evidence
+    max_attempts: int = Field(default=20, ge=1)  # delivery attempts before giving up
+
+
+Scope = Literal["ingest", "read", "admin"]
+
+
+class ApiKeyConfig(_Frozen):
+    """An API key: its SHA-256 (``watchkeeper keys new`` prints one), or the name of an
+    environment variable holding the key itself. The key is never stored in the clear."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    scopes: tuple[Scope, ...] = Field(min_length=1)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    env: str | None = None
+
+
+class PrometheusConfig(_Frozen):
+    """What /metrics exports: label cardinality is capped."""
+
+    max_segments: int = Field(default=10, ge=0)  # segment values per column, per model
+    max_columns: int = Field(default=50, ge=1)  # columns per metric, per model
+
+
+class ServerConfig(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=1, le=65535)
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # How often the scheduler runs every model (closed and dirty windows, alerts, delivery);
+    # null: never (runs come from the CLI or the API).
+    schedule_every: Duration | None = timedelta(minutes=1)
+    group_commit_rows: int = Field(default=200_000, ge=1)  # rows per group commit, at most
+    api_keys: tuple[ApiKeyConfig, ...] = ()
+    prometheus: PrometheusConfig = PrometheusConfig()
+
+
+class Config(_Frozen):
+    engine: EngineConfig = EngineConfig()
+    models: tuple[ModelConfig, ...] = ()
+    alerting: AlertingConfig = AlertingConfig()
+    server: ServerConfig = ServerConfig()
+    # Where the file was read from; relative engine paths resolve against its folder.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def model(self, name: str) -> ModelConfig:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise UnknownModelError(name, [m.name for m in self.models])
+
+    def engine_url(self) -> str:
+        """The Ibis connection URL; a DuckDB file beside the config by default."""
+        if self.engine.url:
+            return self.engine.url
+        path = Path(self.engine.path or "watchkeeper.duckdb")
+        if not path.is_absolute():
+            path = self.base_dir / path
+        return f"duckdb://{path.resolve()}"
+
+
+__all__ = [
+    "CONFIG_FILENAME",
+    "NAME_PATTERN",
+    "SEVERITIES",
+    "AlertingConfig",
+    "ApiKeyConfig",
+    "BaselineConfig",
+    "ColumnsConfig",
+    "ConditionConfig",
+    "Config",
+    "CostConfig",
+    "DriftConfig",
+    "Duration",
+    "EngineConfig",
+    "EscalationConfig",
+    "FeatureConfig",
+    "FeatureKind",
+    "InhibitConfig",
+    "LabelsConfig",
+    "ModelConfig",
+    "MonitoringConfig",
+    "OutcomeColumnsConfig",
+    "OutcomeConfig",
+    "PrometheusConfig",
+    "ReceiverConfig",
+    "RuleConfig",
+    "Scope",
+    "ServerConfig",
+    "Severity",
+    "Task",
+    "Windows",
+]

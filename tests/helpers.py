@@ -25,6 +25,7 @@ import pytest
 import watchkeeper
 from watchkeeper.config import Config, parse_config
 from watchkeeper.profiles.binning import Binning, coarse_grid, numeric_edges
+from watchkeeper.profiles.counts import RankingSums
 from watchkeeper.profiles.types import ColumnProfile
 from watchkeeper.store.engine import arrow_schema
 from watchkeeper.store.tables import METRICS, SHARED
@@ -92,6 +93,46 @@ def categorical_profile(values: list[Any], b: Binning) -> ColumnProfile:
         else:
             bins[k + 1] += 1
     return ColumnProfile("categorical", len(values), missing, bins)
+
+
+def ranking_sums_from_rows(
+    queries: np.ndarray[Any, Any],
+    labels: np.ndarray[Any, Any],
+    scores: np.ndarray[Any, Any],
+    k: int,
+) -> RankingSums:
+    """What the engine's ranking query sums, per query in numpy (``stats.ranking`` has no
+    ``sums_from_rows`` of its own): ranks by score within the query (1 at the top), hits in
+    the top ``k`` over ``k``, DCG@k over the ideal DCG@k (linear gains) where the query has
+    a relevant item, and the reciprocal rank of the first relevant item (0 when none)."""
+    q, y, s = np.asarray(queries), np.asarray(labels, float), np.asarray(scores, float)
+    out = RankingSums()
+    for query in np.unique(q):
+        mine = q == query
+        ranked = y[mine][np.argsort(-s[mine], kind="stable")]
+        ideal = np.sort(y[mine])[::-1]
+        discount = 1 / np.log2(np.arange(2, len(ranked) + 2))
+        hits = int((ranked[:k] > 0).sum())
+        dcg = float((ranked[:k] * discount[:k]).sum())
+        idcg = float((ideal[:k] * discount[:k]).sum())
+        relevant = np.flatnonzero(ranked > 0)
+        rr = 1.0 / (relevant[0] + 1) if len(relevant) else 0.0
+        ndcg = dcg / idcg if idcg > 0 else 0.0
+        out = out.merge(
+            RankingSums(
+                queries=1,
+                impressions=len(ranked),
+                clicks=int((ranked > 0).sum()),
+                precision_at_k=hits / k,
+                precision_sq=(hits / k) ** 2,
+                ndcg=ndcg,
+                ndcg_sq=ndcg**2,
+                ndcg_queries=int(idcg > 0),
+                reciprocal_rank=rr,
+                reciprocal_rank_sq=rr**2,
+            )
+        )
+    return out
 
 
 # -- the shared config and events (the fraud and prices models) -----------------------------------

@@ -185,9 +185,9 @@ PROMETHEUS: dict[str, PromFamily] = {
         ),
         PromFamily(
             "watchkeeper_outcome_rate",
-            "Share of the newest window's events with a business outcome",
+            "A business outcome's total value per event in the newest window",
             ("model", "outcome"),
-            "ratio",
+            "value",
         ),
     )
 }
@@ -376,7 +376,7 @@ value | business | currency | up | yes | yes | binary | - | Value of the true po
 net_value | business | currency | up | yes | yes | binary | - | Value minus cost.
 outcome_total | business | value | none | yes | no | all | outcome | Sum of a business outcome's
     values in the window.
-outcome_rate | business | ratio | none | no | no | all | outcome | A per-event outcome's total over
+outcome_rate | business | value | none | no | no | all | outcome | A per-event outcome's total over
     the window's events.
 outcome_change | business | times_usual | none | no | no | all | outcome | An outcome rate over the
     median of the recent windows'.

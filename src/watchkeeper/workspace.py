@@ -37,10 +37,10 @@ from watchkeeper.monitor.backtest import load as load_backtest
 from watchkeeper.reference import ReferenceProfile, stored
 from watchkeeper.reference.values import reference_values
 from watchkeeper.report import build as build_report
-from watchkeeper.schema import BATCH, INGESTED_AT, Kind, spec_for
+from watchkeeper.schema import BATCH, INGESTED_AT, MODEL_VERSION, Kind, spec_for
 from watchkeeper.store import Store
 from watchkeeper.store.metrics import MetricsTable
-from watchkeeper.store.tables import QUARANTINE
+from watchkeeper.store.tables import QUARANTINE, RUNS
 from watchkeeper.triage import Triage
 from watchkeeper.triage import triage as run_triage
 from watchkeeper.windows import parse_duration, parse_time
@@ -529,6 +529,21 @@ class Workspace:
         return self.store.execute(
             expr.select("kind", "reason", "detail", "row_number", "raw", "source", "wk_ingested_at")
         )
+
+    def versions(self, model: str) -> list[str]:
+        """The model versions that served the stored events."""
+        events = self.events(model)
+        found = self.events_store.execute(events.select(MODEL_VERSION).distinct())
+        return sorted(v for v in found.column(0).to_pylist() if v)
+
+    def runs(self, model: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
+        """Recent runs, newest first: when, status, windows and what they noted."""
+        if model is not None:
+            self.config.model(model)
+        t = self.store.table(RUNS)
+        expr = t if model is None else t.filter(t.model == model)
+        found = self.store.execute(expr.order_by(ibis.desc("finished_at")).limit(limit))
+        return list(found.to_pylist())
 
     def count(self, model: str, kind: Kind) -> int:
         table = self.store.table(spec_for(kind, self.config.model(model)).table)

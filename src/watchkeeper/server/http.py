@@ -1,6 +1,28 @@
-"""Errors the HTTP layer raises itself (bad requests, keys, limits), with their place."""
+"""The HTTP layer's own pieces: its errors (bad requests, keys, limits) with their place, the
+error body, reading a request body within its limits, and query values that must parse."""
 
 from __future__ import annotations
+
+import math
+import zlib
+from datetime import datetime
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from watchkeeper.errors import WatchkeeperError
+from watchkeeper.windows import parse_duration, parse_time
+
+CONTENT_TYPES = {
+    "application/json": "json",
+    "application/x-ndjson": "jsonl",
+    "application/jsonl": "jsonl",
+    "application/json-lines": "jsonl",
+    "application/vnd.apache.arrow.stream": "arrow",
+    "application/vnd.apache.parquet": "parquet",
+    "application/x-parquet": "parquet",
+}
 
 
 class ApiError(Exception):
@@ -11,4 +33,103 @@ class ApiError(Exception):
         self.where = where
 
 
-__all__ = ["ApiError"]
+def error_response(status: int, message: str, where: str = "") -> JSONResponse:
+    return JSONResponse(
+        {"error": {"status": status, "message": message, "where": where}}, status_code=status
+    )
+
+
+def body_format(content_type: str) -> str:
+    base = content_type.split(";")[0].strip().lower()
+    if base in CONTENT_TYPES:
+        return CONTENT_TYPES[base]
+    raise ApiError(
+        415,
+        f"unsupported content type {base!r}; use one of {', '.join(sorted(CONTENT_TYPES))}",
+        "content-type",
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the body is larger than the limit of {limit:,} bytes", "body")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"the body is larger than the limit of {limit:,} bytes", "body")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("gzip", "deflate"):
+        try:
+            decoder = (
+                zlib.decompressobj(16 + zlib.MAX_WBITS)
+                if encoding == "gzip"
+                else zlib.decompressobj()
+            )
+            body = decoder.decompress(body, limit + 1)
+        except zlib.error as exc:
+            raise ApiError(
+                400, f"the body is not valid {encoding}: {exc}", "content-encoding"
+            ) from None
+        if len(body) > limit or decoder.unconsumed_tail:
+            raise ApiError(413, f"the decompressed body is larger than {limit:,} bytes", "body")
+    elif encoding not in ("", "identity"):
+        raise ApiError(415, f"unsupported content encoding {encoding!r}", "content-encoding")
+    if not body:
+        raise ApiError(400, "the body is empty", "body")
+    return body
+
+
+def query_time(text: str | None, where: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except (ValueError, WatchkeeperError) as exc:
+        raise ApiError(400, str(exc), where) from None
+
+
+def query_duration(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        parse_duration(text)
+    except (ValueError, WatchkeeperError) as exc:
+        raise ApiError(400, str(exc), "window") from None
+    return text
+
+
+def finite(row: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN or infinity: such values are sent as null."""
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
+    }
+
+
+def finite_deep(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_deep(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite_deep(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+__all__ = [
+    "CONTENT_TYPES",
+    "ApiError",
+    "body_format",
+    "error_response",
+    "finite",
+    "finite_deep",
+    "query_duration",
+    "query_time",
+    "read_body",
+]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -37,7 +37,7 @@ Unit = Literal[
 ]
 TASKS = frozenset({"binary_classification", "multiclass_classification", "regression", "ranking"})
 
-# Grafana's unit for each of ours (https://grafana.com/docs/grafana/latest/panels-visualizations/).
+# Grafana's unit for each of ours.
 GRAFANA_UNITS: Mapping[str, str] = {
     "ratio": "percentunit",
     "score": "none",
@@ -91,105 +91,82 @@ class Metric:
     needs_labels: bool = False  # measured on labelled events only
     tasks: frozenset[str] = TASKS  # the model tasks it is emitted for
     estimates: str | None = None  # an estimated metric: the realized key it estimates
+    on_reference: bool = False  # the reference holds a value of it (rules compare with it)
     exports: tuple[Export, ...] = ()
 
     @property
     def lower_is_better(self) -> bool:
         return self.direction == "lower_is_better"
 
-    @property
-    def label(self) -> str:
-        """The key in words: ``latency_p99`` → ``latency p99``."""
-        return self.key.replace("_", " ")
-
-    def worse(self, now: float, usual: float) -> float:
-        """How much worse ``now`` is than ``usual`` (positive: worse; ``neither``: the size
-        of the change)."""
-        if self.direction == "lower_is_better":
-            return now - usual
-        if self.direction == "higher_is_better":
-            return usual - now
-        return abs(now - usual)
 
 
 # -- Prometheus families ------------------------------------------------------------------
 
+# name: (help, labels, unit)
+_FAMILIES: dict[str, tuple[str, tuple[str, ...], Unit]] = {
+    "watchkeeper_drift_score": (
+        "Drift of a column from the reference (the deciding effect size), newest window",
+        ("model", "column", "segment"),
+        "score",
+    ),
+    "watchkeeper_drift_detected": (
+        "1 when the column has drifted (effect and test agree), newest window",
+        ("model", "column", "segment"),
+        "score",
+    ),
+    "watchkeeper_data_quality_ratio": (
+        "Share of values failing a data-quality check, newest window",
+        ("model", "column", "segment", "check"),
+        "ratio",
+    ),
+    "watchkeeper_model_performance": (
+        "Model performance, realized from labels or estimated without them, newest window",
+        ("model", "metric", "segment", "kind"),
+        "score",
+    ),
+    "watchkeeper_segment_gap": (
+        "A segment's performance minus the rest's, newest window",
+        ("model", "metric", "segment"),
+        "difference",
+    ),
+    "watchkeeper_fairness_disparity": (
+        "Disparity between protected groups, newest window",
+        ("model", "metric", "segment"),
+        "score",
+    ),
+    "watchkeeper_label_coverage_ratio": (
+        "Share of the newest window's events with a label",
+        ("model",),
+        "ratio",
+    ),
+    "watchkeeper_label_lag_seconds": (
+        "Delay from an event to its label, newest window with labels",
+        ("model", "quantile"),
+        "seconds",
+    ),
+    "watchkeeper_served_error_ratio": (
+        "Share of the served model's requests that failed (status not ok), newest window",
+        ("model",),
+        "ratio",
+    ),
+    "watchkeeper_served_events": (
+        "Events logged by the served model in the newest window",
+        ("model",),
+        "count",
+    ),
+    "watchkeeper_served_volume_ratio": (
+        "Events in the newest window over the median of the recent windows",
+        ("model",),
+        "times_usual",
+    ),
+    "watchkeeper_outcome_rate": (
+        "A business outcome's total value per event in the newest window",
+        ("model", "outcome"),
+        "value",
+    ),
+}
 PROMETHEUS: dict[str, PromFamily] = {
-    f.name: f
-    for f in (
-        PromFamily(
-            "watchkeeper_drift_score",
-            "Drift of a column from the reference (the deciding effect size), newest window",
-            ("model", "column", "segment"),
-            "score",
-        ),
-        PromFamily(
-            "watchkeeper_drift_detected",
-            "1 when the column has drifted (effect and test agree), newest window",
-            ("model", "column", "segment"),
-            "score",
-        ),
-        PromFamily(
-            "watchkeeper_data_quality_ratio",
-            "Share of values failing a data-quality check, newest window",
-            ("model", "column", "segment", "check"),
-            "ratio",
-        ),
-        PromFamily(
-            "watchkeeper_model_performance",
-            "Model performance, realized from labels or estimated without them, newest window",
-            ("model", "metric", "segment", "kind"),
-            "score",
-        ),
-        PromFamily(
-            "watchkeeper_segment_gap",
-            "A segment's performance minus the rest's, newest window",
-            ("model", "metric", "segment"),
-            "difference",
-        ),
-        PromFamily(
-            "watchkeeper_fairness_disparity",
-            "Disparity between protected groups, newest window",
-            ("model", "metric", "segment"),
-            "score",
-        ),
-        PromFamily(
-            "watchkeeper_label_coverage_ratio",
-            "Share of the newest window's events with a label",
-            ("model",),
-            "ratio",
-        ),
-        PromFamily(
-            "watchkeeper_label_lag_seconds",
-            "Delay from an event to its label, newest window with labels",
-            ("model", "quantile"),
-            "seconds",
-        ),
-        PromFamily(
-            "watchkeeper_served_error_ratio",
-            "Share of the served model's requests that failed (status not ok), newest window",
-            ("model",),
-            "ratio",
-        ),
-        PromFamily(
-            "watchkeeper_served_events",
-            "Events logged by the served model in the newest window",
-            ("model",),
-            "count",
-        ),
-        PromFamily(
-            "watchkeeper_served_volume_ratio",
-            "Events in the newest window over the median of the recent windows",
-            ("model",),
-            "times_usual",
-        ),
-        PromFamily(
-            "watchkeeper_outcome_rate",
-            "A business outcome's total value per event in the newest window",
-            ("model", "outcome"),
-            "value",
-        ),
-    )
+    name: PromFamily(name, text, labels, unit) for name, (text, labels, unit) in _FAMILIES.items()
 }
 
 
@@ -388,6 +365,9 @@ family_error | run | count | down | no | no | all | family | A metric family fai
     its metrics are missing (the error in the detail) and the run went on.
 """
 
+# Measured on the reference besides the task's performance (reference.values).
+_ON_REFERENCE = ("missing_rate", "predicted_positive_rate")
+
 # How metrics are exported to Prometheus (the rest are not).
 _EXPORTS: Mapping[str, tuple[Export, ...]] = {
     "row_count": (Export("watchkeeper_served_events", {}, whole_traffic=True),),
@@ -453,7 +433,8 @@ def _parse(table: str) -> list[Metric]:
             part.strip() for part in line.split("|", 8)
         )
         exports = _EXPORTS.get(key, ())
-        if family == "performance" and labels == "yes" and not key.startswith("residual"):
+        performance = family == "performance" and labels == "yes"
+        if performance and not key.startswith("residual"):
             kind = {**_PERFORMANCE_EXPORT, "kind": "realized"}
             exports = (Export("watchkeeper_model_performance", kind, no_column=True),)
         out.append(
@@ -469,6 +450,8 @@ def _parse(table: str) -> list[Metric]:
                 needs_labels=labels == "yes",
                 tasks=_TASK_SETS[tasks],
                 exports=exports,
+                on_reference=key in _ON_REFERENCE
+                or (performance and column != "bin" and not key.startswith("residual")),
             )
         )
     return out
@@ -531,6 +514,7 @@ def _estimated_entries(entries: Mapping[str, Metric]) -> list[Metric]:
                 column="a class" if key == "recall" else "",
                 tasks=frozenset({task}),
                 estimates=key,
+                on_reference=realized.on_reference,
                 exports=(
                     Export(
                         "watchkeeper_model_performance",
@@ -558,15 +542,9 @@ CATALOGUE: Mapping[str, Metric] = _build()
 
 @dataclass(frozen=True)
 class Catalogue:
-    """Lookups over the entries (a namespace, so readers say ``catalogue.get(key)``)."""
+    """Lookups over the entries: ``catalogue.get(key)`` raises with the nearest keys."""
 
     entries: Mapping[str, Metric] = field(default_factory=lambda: CATALOGUE)
-
-    def __iter__(self) -> Iterator[Metric]:
-        return iter(self.entries.values())
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.entries
 
     def get(self, key: str) -> Metric:
         try:
@@ -574,18 +552,12 @@ class Catalogue:
         except KeyError:
             raise UnknownMetricError(key, nearest(key)) from None
 
-    def find(self, key: str) -> Metric | None:
-        return self.entries.get(key)
-
     def matching(self, pattern: str) -> list[Metric]:
         """The entries whose key matches a pattern with ``*`` and ``?``."""
         return [m for k, m in self.entries.items() if fnmatch.fnmatchcase(k, pattern)]
 
     def of_family(self, family: str) -> list[Metric]:
         return [m for m in self.entries.values() if m.family == family]
-
-    def exported(self) -> list[Metric]:
-        return [m for m in self.entries.values() if m.exports]
 
 
 catalogue = Catalogue()
@@ -596,15 +568,19 @@ def nearest(key: str, n: int = 3) -> list[str]:
     return difflib.get_close_matches(key, list(CATALOGUE), n=n, cutoff=0.5)
 
 
-def direction(key: str) -> Direction:
-    """A metric's direction (``neither`` for a key the catalogue lacks)."""
+def lower_is_better(key: str) -> bool:
     found = CATALOGUE.get(key)
-    return found.direction if found is not None else "neither"
+    return found is not None and found.lower_is_better
+
+
+def needs_labels(key: str) -> bool:
+    found = CATALOGUE.get(key)
+    return found is not None and found.needs_labels
 
 
 def additive(key: str) -> bool:
     found = CATALOGUE.get(key)
-    return bool(found is not None and found.additive)
+    return found is not None and found.additive
 
 
 __all__ = [
@@ -621,6 +597,7 @@ __all__ = [
     "Unit",
     "additive",
     "catalogue",
-    "direction",
+    "lower_is_better",
     "nearest",
+    "needs_labels",
 ]

@@ -8,7 +8,7 @@ import fnmatch
 from collections.abc import Iterator
 from datetime import timedelta
 
-from watchkeeper.catalogue import CATALOGUE, Metric, catalogue, nearest
+from watchkeeper.catalogue import Metric, catalogue, nearest
 from watchkeeper.config.models import (
     SEVERITIES,
     AlertingConfig,
@@ -18,11 +18,6 @@ from watchkeeper.config.models import (
     ModelConfig,
 )
 from watchkeeper.stats.drift import REGISTRY
-
-# The metrics a reference holds a value of (watchkeeper.reference.values): the missing rates
-# and, where it has labels, the task's performance metrics and the predicted positive rate.
-# An estimated metric is compared with the reference's realized one.
-_ON_REFERENCE_KEYS = frozenset({"missing_rate", "predicted_positive_rate"})
 
 
 def check_config(config: Config) -> Iterator[tuple[str, str]]:
@@ -117,10 +112,7 @@ def _check_metric(c: ConditionConfig, where: str) -> Iterator[tuple[str, str]]:
 
 def _on_reference(metric: Metric) -> bool:
     """Whether the reference can hold a value of the metric (for any model task)."""
-    realized = CATALOGUE[metric.estimates] if metric.estimates is not None else metric
-    return realized.key in _ON_REFERENCE_KEYS or (
-        realized.family == "performance" and realized.needs_labels
-    )
+    return metric.on_reference
 
 
 def _check_model(model: ModelConfig, where: str) -> Iterator[tuple[str, str]]:

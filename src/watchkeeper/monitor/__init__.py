@@ -2,7 +2,7 @@
 
 from watchkeeper.monitor.compare import DriftReport, FeatureDrift, compare
 from watchkeeper.monitor.result import Cycle, RunResult
-from watchkeeper.monitor.run import run
+from watchkeeper.monitor.runs import run
 from watchkeeper.monitor.windows import dirty_windows
 
 __all__ = ["Cycle", "DriftReport", "FeatureDrift", "RunResult", "compare", "dirty_windows", "run"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from watchkeeper.catalogue import CATALOGUE
+from watchkeeper.catalogue import lower_is_better
 from watchkeeper.config import Config, ModelConfig
 from watchkeeper.errors import TriageError
 from watchkeeper.profiles.types import ColumnProfile
@@ -101,8 +101,7 @@ class Report:
             and period.since <= a["window_start"] <= period.until + period.size
         ]
         self.metric = default_metric(model)
-        entry = CATALOGUE.get(self.metric)
-        self._lower_is_better = entry is not None and entry.lower_is_better
+        self._lower_is_better = lower_is_better(self.metric)
         try:
             self.triage: Triage | None = ws.triage(model.name, at=self.latest)
         except TriageError:  # no performance yet: the report goes on without it

@@ -8,21 +8,10 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from watchkeeper.catalogue import CATALOGUE
+from watchkeeper.catalogue import lower_is_better, needs_labels
 from watchkeeper.config import ModelConfig
 from watchkeeper.triage.evidence import BASELINE_WINDOWS, Metrics, _num
 from watchkeeper.triage.model import CAUSES, TITLES, Hypothesis, Step
-
-
-def lower_is_better(metric: str) -> bool:
-    """The catalogue's direction of a metric (an estimate's is its realized metric's)."""
-    entry = CATALOGUE.get(metric)
-    return entry is not None and entry.lower_is_better
-
-
-def needs_labels(metric: str) -> bool:
-    entry = CATALOGUE.get(metric)
-    return entry is not None and entry.needs_labels
 
 
 class Investigation:
@@ -202,4 +191,4 @@ class Investigation:
         return out
 
 
-__all__ = ["Investigation", "lower_is_better", "needs_labels"]
+__all__ = ["Investigation"]

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from watchkeeper.config import ModelConfig
 from watchkeeper.errors import NoReferenceError
-from watchkeeper.ingest.pipeline import new_batch_id
+from watchkeeper.ingest.result import new_batch_id
 from watchkeeper.metrics.family import Aggregates, Context
 from watchkeeper.metrics.registry import FAMILIES
 from watchkeeper.monitor.aggregates import Plan, gather, slice_columns
@@ -176,7 +176,6 @@ def families(ctx: Context, aggregates: Aggregates) -> tuple[list[MetricRow], dic
     for family in FAMILIES:
         try:
             found = family.compute(ctx, aggregates)
-            family.check(found)
         except Exception as exc:  # recorded in the metrics and the run, never dropped
             log.exception("the %s metrics of %s failed", family.key, ctx.model.name)
             errors[family.key] = f"{type(exc).__name__}: {exc}"
@@ -188,6 +187,7 @@ def families(ctx: Context, aggregates: Aggregates) -> tuple[list[MetricRow], dic
                     )
                 )
             continue
+        family.check(found)
         rows += found
     return rows, errors
 

@@ -99,7 +99,6 @@ class Metric:
         return self.direction == "lower_is_better"
 
 
-
 # -- Prometheus families ------------------------------------------------------------------
 
 # name: (help, labels, unit)

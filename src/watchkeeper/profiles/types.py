@@ -114,6 +114,10 @@ class Profile:
     errors: int = 0
     columns: Mapping[str, ColumnProfile] = field(default_factory=dict)
 
+    @classmethod
+    def zero(cls) -> Profile:
+        return cls()
+
     def merge(self, other: Profile) -> Profile:
         names = list(dict.fromkeys([*self.columns, *other.columns]))
         merged = {}

@@ -194,6 +194,10 @@ class LossSums:
             outside,
         )
 
+    @classmethod
+    def zero(cls) -> LossSums:
+        return cls()
+
     def merge(self, other: LossSums) -> LossSums:
         return LossSums(
             self.n + other.n,

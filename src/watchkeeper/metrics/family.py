@@ -9,6 +9,7 @@ it emits (each one is in the catalogue), and a family that raises costs only its
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -107,9 +108,14 @@ class Family:
                 )
 
 
+@functools.cache
+def _declared(emits: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(k for k in CATALOGUE if any(fnmatch.fnmatchcase(k, p) for p in emits))
+
+
 def declared(family: Family) -> list[str]:
     """The catalogue keys a family's patterns cover (for the conformance suite)."""
-    return [k for k in CATALOGUE if any(fnmatch.fnmatchcase(k, p) for p in family.emits)]
+    return sorted(_declared(family.emits))
 
 
 __all__ = ["Aggregates", "Compute", "Context", "Family", "History", "declared"]

@@ -111,6 +111,8 @@ def gather(
         n = plan.model.monitoring.baseline_windows
         since, until = min(starts) - n * plan.size, max(starts)
         wanted = {m for f in FAMILIES for m in f.history}
+        if not agg.outcomes:  # nothing to compare outcome rates of: skip their history
+            wanted.discard("outcome_rate")
         agg.history = {m: reader.totals(name, m, plan.size, since, until) for m in wanted}
     return agg
 

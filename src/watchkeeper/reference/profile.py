@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import ibis
 import ibis.expr.types as ir
@@ -87,7 +88,11 @@ class ReferenceProfile:
     segments: Mapping[tuple[str, str], Profile] = field(default_factory=dict)
 
     def binning(self, name: str) -> Binning | None:
-        return next((b for b in self.binnings if b.name == name), None)
+        return self._by_name.get(name)
+
+    @cached_property
+    def _by_name(self) -> dict[str, Binning]:
+        return {b.name: b for b in self.binnings}
 
     def for_segment(self, column: str, value: str) -> tuple[Profile, bool]:
         """The reference of a segment, or the whole reference when it has no such segment."""

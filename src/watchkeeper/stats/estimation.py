@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import optimize
 
 from watchkeeper.stats.performance import Z95, BinaryCounts, Estimate
 
@@ -30,6 +29,8 @@ def isotonic(values: Any, weights: Any) -> np.ndarray[Any, np.dtype[np.float64]]
     y = np.asarray(values, dtype=float)
     if len(y) == 0:
         return np.array([])
+    from scipy import optimize  # imported when used: it costs a tenth of a second
+
     fitted = optimize.isotonic_regression(y, weights=np.asarray(weights, dtype=float))
     return np.asarray(fitted.x, dtype=float)
 

@@ -25,6 +25,7 @@ from watchkeeper.reference.profile import ReferenceProfile
 from watchkeeper.report.charts import bar_chart, display_bins, line_chart
 from watchkeeper.report.html import PAGE, esc, fmt, table, tr
 from watchkeeper.rows import MetricRow
+from watchkeeper.stats import baseline
 from watchkeeper.store.metrics import MetricsTable
 from watchkeeper.triage.model import Triage, default_metric
 
@@ -165,7 +166,7 @@ class Report:
         if known:
             out["usual"] = {k: statistics.median(p[k] for p in known) for k in ("tp", "fp", "fn")}
             out["cost_usual"] = (
-                statistics.median(v for _, v in costs[:-1]) if len(costs) > 1 else None
+                baseline.usual([v for _, v in costs[:-1]]) if len(costs) > 1 else None
             )
         return out
 
@@ -210,7 +211,7 @@ class Report:
         main = realized or estimated
         if main:
             now = main[-1][1]
-            usual = statistics.median(v for _, v in main[:-1]) if len(main) > 1 else now
+            usual = baseline.usual([v for _, v in main[:-1]]) if len(main) > 1 else now
             what = name.replace("_", " ")
             if not realized:
                 what = f"estimated {what} (labels have not arrived yet)"

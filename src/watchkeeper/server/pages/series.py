@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from watchkeeper.catalogue import CATALOGUE
 from watchkeeper.report.charts import line_chart
 from watchkeeper.report.html import esc
 from watchkeeper.server.pages.base import PageBase
@@ -15,6 +16,19 @@ from watchkeeper.triage import default_metric
 
 
 class SeriesPage(PageBase):
+    @staticmethod
+    def about(metric: str) -> str:
+        """The metric's catalogue entry in a line: what it is, its unit, which way is good."""
+        entry = CATALOGUE.get(metric)
+        if entry is None:
+            return ""
+        way = {"higher_is_better": "higher is better", "lower_is_better": "lower is better"}
+        facts = [f"unit: {entry.unit.replace('_', ' ')}", way.get(entry.direction, "")]
+        return (
+            f'<p class="about">{esc(entry.description)} '
+            f"<small>({esc(', '.join(f for f in facts if f))})</small></p>"
+        )
+
     def model_page(self, name: str, metric: str | None, column: str) -> str:
         model = self.ws.config.model(name)
         metric = metric or default_metric(model)
@@ -90,6 +104,7 @@ class SeriesPage(PageBase):
             + chart(
                 "series", "line", {"series": series, "thresholds": thresholds, "markers": markers}
             )
+            + self.about(metric)
             + f'<p class="note">{provisional} provisional window(s) (labels still arriving) are '
             "drawn hollow; dashed red lines mark alerts, grey ones new model versions.</p>"
         )

@@ -29,6 +29,7 @@ from watchkeeper.config import CONFIG_FILENAME, Config, ModelConfig, load_config
 from watchkeeper.errors import UnknownAlertError
 from watchkeeper.ingest import IngestResult, ingest, open_source
 from watchkeeper.ingest.pipeline import Progress
+from watchkeeper.ingest.readers import require_column
 from watchkeeper.monitor import Cycle, RunResult
 from watchkeeper.monitor import run as run_monitor
 from watchkeeper.monitor.aggregates import slice_columns
@@ -134,11 +135,23 @@ class Workspace:
         version: str | None = None,
         progress: Progress | None = None,
         batch_rows: int | None = None,
+        labels: bool = True,
     ) -> IngestResult:
         """Validate and store events, labels, outcomes or reference rows from ``data``:
-        a file path, a pandas or polars DataFrame, a pyarrow Table or a list of dicts."""
+        a file path, a pandas or polars DataFrame, a pyarrow Table or a list of dicts.
+        A reference must carry the configured label column unless ``labels`` is false (a
+        reference without labels: drift and quality only, no reference performance)."""
         cfg = self.config.model(model)
         source = open_source(data) if batch_rows is None else open_source(data, batch_rows)
+        if kind == "reference" and labels:
+            source = require_column(
+                source,
+                cfg.labels.column,
+                f"the reference has no {cfg.labels.column!r} column, the label column that "
+                f"models.{model}.labels.column names; name the reference's label column there, "
+                "or set the reference without labels (`--no-labels`, or labels=False), which "
+                "leaves out every rule that compares performance with the reference",
+            )
         result = ingest(
             self.store, cfg, kind, source, now=self.clock(), version=version, progress=progress
         )
@@ -157,11 +170,18 @@ class Workspace:
         return self.ingest("outcomes", model, data, **kwargs)
 
     def set_reference(
-        self, model: str, data: Any, version: str | None = None, **kwargs: Any
+        self,
+        model: str,
+        data: Any,
+        version: str | None = None,
+        *,
+        labels: bool = True,
+        **kwargs: Any,
     ) -> IngestResult:
         """Store the reference data (training or validation set) for a model version, and
-        fit its reference profile (the bins every window of that version is counted in)."""
-        return self.ingest("reference", model, data, version=version, **kwargs)
+        fit its reference profile (the bins every window of that version is counted in).
+        It must carry the label column unless ``labels=False``."""
+        return self.ingest("reference", model, data, version=version, labels=labels, **kwargs)
 
     def fit_reference(self, model: str, version: str | None = None) -> ReferenceProfile:
         """(Re)fit and store the reference profile of a model version from its reference

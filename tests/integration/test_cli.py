@@ -58,7 +58,20 @@ def test_reference_set(tmp_path: Path) -> None:
     (tmp_path / "watchkeeper.yaml").write_text(MODEL_YAML)
     rows = [{k: v for k, v in event(i).items() if k not in ("id", "ts")} for i in range(3)]
     pq.write_table(rows_to_table(rows), tmp_path / "train.parquet")
-    done = run(tmp_path, "reference", "set", "--model", "fraud", "--version", "3", "train.parquet")
+    # Without its label column a reference is refused, naming the setting, unless told.
+    refused = run(tmp_path, "reference", "set", "-m", "fraud", "--version", "3", "train.parquet")
+    assert refused.returncode == 1 and "models.fraud.labels.column" in refused.stderr
+    done = run(
+        tmp_path,
+        "reference",
+        "set",
+        "-m",
+        "fraud",
+        "--version",
+        "3",
+        "--no-labels",
+        "train.parquet",
+    )
     assert done.returncode == 0, done.stderr
     assert "reference for fraud: 3 rows read; 3 accepted" in done.stdout
 

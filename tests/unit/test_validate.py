@@ -164,3 +164,17 @@ def test_nanosecond_timestamps_are_truncated_to_microseconds() -> None:
     values, failed = coerce(raw, "timestamp")
     assert values.to_pylist()[0].microsecond == 556_336  # the nanoseconds dropped
     assert not np.asarray(failed).any()
+
+
+@pytest.mark.parametrize("status", ["error", "timeout", "ERROR"])
+def test_a_failed_request_is_stored_without_its_output(status: str) -> None:
+    """A failed request has no score or prediction: that is what failing means, so it is
+    stored (and counted as an error), not quarantined; its inputs are still checked."""
+    found = reasons(
+        [
+            event(1, status=status, score=None, pred=None),
+            event(2, status="ok", score=None),
+            event(3, status=status, score=None, amount=None),
+        ]
+    )
+    assert found == {1: "null_in_required", 2: "null_in_required"}

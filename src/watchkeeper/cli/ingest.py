@@ -28,10 +28,16 @@ def init(ctx: click.Context, force: bool) -> None:
 
 
 def _ingest(
-    ctx: click.Context, kind: Kind, model: str, path: Path, version: str | None, as_json: bool
+    ctx: click.Context,
+    kind: Kind,
+    model: str,
+    path: Path,
+    version: str | None,
+    as_json: bool,
+    labels: bool = True,
 ) -> None:
     with workspace(ctx) as ws, progress(f"{kind} ← {path.name}") as advance:
-        result = ws.ingest(kind, model, path, version=version, progress=advance)
+        result = ws.ingest(kind, model, path, version=version, progress=advance, labels=labels)
     _print_result(result, as_json)
 
 
@@ -68,13 +74,18 @@ def reference() -> None:
 @MODEL
 @FILE
 @click.option("--version", help="Model version (default: the model's version in the config).")
+@click.option(
+    "--no-labels",
+    is_flag=True,
+    help="The reference has no label column (no performance to compare with).",
+)
 @JSON
 @click.pass_context
 def reference_set(
-    ctx: click.Context, model: str, file: Path, version: str | None, as_json: bool
+    ctx: click.Context, model: str, file: Path, version: str | None, no_labels: bool, as_json: bool
 ) -> None:
     """Store the reference (training or validation) data for a model version."""
-    _ingest(ctx, "reference", model, file, version, as_json)
+    _ingest(ctx, "reference", model, file, version, as_json, labels=not no_labels)
 
 
 @reference.command("fit")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,19 @@ def open_source(data: Any, batch_rows: int = DEFAULT_BATCH_ROWS) -> Source:
     raise InputError(
         f"cannot ingest a {type(data).__name__}; give a file path (Parquet, CSV, JSON Lines), "
         "a pandas or polars DataFrame, a pyarrow Table, or a list of dicts"
+    )
+
+
+def require_column(source: Source, column: str, message: str) -> Source:
+    """The same source, refused with ``message`` (an InputError) when its first batch has
+    no ``column``; nothing is read twice."""
+    first = next(source.batches, None)
+    if first is None:
+        return source
+    if column not in first.schema.names:
+        raise InputError(message)
+    return Source(
+        source.name, itertools.chain([first], source.batches), source.total_rows, source.rejected
     )
 
 

@@ -86,10 +86,26 @@ class Validated:
     unexpected_columns: tuple[str, ...]  # input columns the schema does not declare
 
 
+# A failed request (status not ok) has no model output: its missing score or prediction is
+# what failing means, not bad data. It is stored and counted as an error.
+OUTPUT_ROLES = ("prediction", "score")
+
+
+def failed_requests(batch: pa.RecordBatch | pa.Table, spec: TableSpec) -> np.ndarray[Any, Any]:
+    """The rows whose logged status says the request failed (not ok)."""
+    status = next((c for c in spec.columns if c.role == "status"), None)
+    if status is None or status.input_name not in batch.schema.names:
+        return np.zeros(batch.num_rows, dtype=bool)
+    raw = batch.column(status.input_name)
+    text = pc.utf8_lower(pc.cast(raw, pa.string()))
+    return _mask(pc.and_(pc.is_valid(text), pc.not_equal(text, "ok")))
+
+
 def validate(batch: pa.RecordBatch | pa.Table, spec: TableSpec) -> Validated:
     n = batch.num_rows
     problems = Problems(n)
     present = set(batch.schema.names)
+    failed = failed_requests(batch, spec)
     arrays: dict[str, pa.Array] = {}
     missing: list[str] = []
     for col in spec.columns:
@@ -104,7 +120,8 @@ def validate(batch: pa.RecordBatch | pa.Table, spec: TableSpec) -> Validated:
         raw = batch.column(source)
         if isinstance(raw, pa.ChunkedArray):
             raw = raw.combine_chunks()
-        arrays[col.name] = _check_column(raw, col, problems)
+        output = col.role in OUTPUT_ROLES or col.role.startswith("score:")
+        arrays[col.name] = _check_column(raw, col, problems, failed if output else None)
     declared = {c.input_name for c in spec.columns}
     unexpected = tuple(name for name in batch.schema.names if name not in declared)
 
@@ -141,7 +158,14 @@ def _mask(array: pa.Array) -> np.ndarray[Any, np.dtype[np.bool_]]:
     return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _check_column(raw: pa.Array, col: ColumnSpec, problems: Problems) -> pa.Array:
+def _check_column(
+    raw: pa.Array,
+    col: ColumnSpec,
+    problems: Problems,
+    exempt: np.ndarray[Any, Any] | None = None,
+) -> pa.Array:
+    """Coerce a column and record its problems; ``exempt`` rows may be null where it is
+    required (failed requests' outputs)."""
     name = col.input_name
     values, failed = coerce(raw, col.dtype)
     if col.dtype == "timestamp":
@@ -151,8 +175,9 @@ def _check_column(raw: pa.Array, col: ColumnSpec, problems: Problems) -> pa.Arra
     if col.dtype == "float64":
         values = pc.if_else(pc.is_nan(values), pa.scalar(None, pa.float64()), values)
     nulls = _mask(values.is_null()) & ~failed
-    if col.required and nulls.any():
-        problems.add(nulls, NULL_IN_REQUIRED, f"{name}: missing value")
+    required = nulls & ~exempt if exempt is not None else nulls
+    if col.required and required.any():
+        problems.add(required, NULL_IN_REQUIRED, f"{name}: missing value")
     if col.low is not None or col.high is not None:
         outside = pa.scalar(False)
         if col.low is not None:

@@ -239,3 +239,106 @@ def test_group_by_makes_one_alert_per_segment() -> None:
     grouped = one_each.model_copy(update={"group_by": ("segment",)})
     events = evaluate(grouped, data, {}, T0 + HOUR, HOUR)[1]
     assert sorted(e.labels["segment"] for e in events) == ["region=asia", "region=europe"]
+
+
+def maturing(values: Any, drop_from: int, labels_per_hour: int, now_hour: int) -> dict:
+    """An AUC series as a live store holds it at ``now_hour``: each window's labels arrive
+    over the 24 hours after it closes (sample size grows, provisional until then); the
+    windows from ``drop_from`` have a real drop that shows only once enough labels are in
+    (early on, too few labels to judge)."""
+    key = SeriesKey("m", "roc_auc", "", "*", "*")
+    points = []
+    for i, v in enumerate(values):
+        age = now_hour - (i + 1)
+        if age < 0:
+            break
+        n = min(age, 24) * labels_per_hour
+        value = float(v) if i >= drop_from else 0.9
+        points.append(
+            Point(
+                T0 + i * HOUR,
+                T0 + (i + 1) * HOUR,
+                value,
+                value - 0.01,
+                value + 0.01,
+                sample_size=n,
+                provisional=age < 24,
+            )
+        )
+    return {key: points}
+
+
+def test_windows_are_judged_again_as_their_labels_mature() -> None:
+    """Live evaluation (every hour, with the labels known then) fires the same alerts as one
+    evaluation at the end, although each window first had too few labels to judge."""
+    r = rule(
+        name="drop",
+        conditions=[{"metric": "roc_auc", "below": 0.8, "min_sample_size": 400}],
+        **{"for": 2},
+    )
+    values = [0.9] * 60 + [0.7] * 40
+    hours = 130
+    states: dict[str, AlertState] = {}
+    live = []
+    for h in range(1, hours + 1):
+        states, found = evaluate(r, maturing(values, 60, 20, h), states, T0 + h * HOUR, HOUR)
+        live += found
+    _, replay = evaluate(r, maturing(values, 60, 20, hours), {}, T0 + hours * HOUR, HOUR)
+    fired = {e.alert_id for e in live if e.kind == "firing"}
+    assert fired == {e.alert_id for e in replay if e.kind == "firing"}
+    assert len(fired) == 1
+    # It fired on the first window of the drop with enough labels, about a day late: the
+    # labels' delay, not a judgement made once and never again.
+    first = min(e.at for e in live if e.kind == "firing")
+    assert T0 + 61 * HOUR < first <= T0 + 61 * HOUR + timedelta(hours=24)
+    assert states[next(iter(states))].settled is not None
+
+
+def test_an_alert_the_matured_labels_contradict_is_resolved() -> None:
+    r = rule(name="drop", conditions=[{"metric": "roc_auc", "below": 0.8}])
+    key = SeriesKey("m", "roc_auc", "", "*", "*")
+    early = {key: [Point(T0, T0 + HOUR, 0.6, sample_size=50, provisional=True)]}
+    states, events = evaluate(r, early, {}, T0 + HOUR, HOUR)
+    assert [e.kind for e in events] == ["firing"]
+    matured = {key: [Point(T0, T0 + HOUR, 0.88, sample_size=900)]}
+    states, events = evaluate(r, matured, states, T0 + 2 * HOUR, HOUR)
+    assert [e.kind for e in events] == ["resolved"]
+    assert next(iter(states.values())).state == "inactive"
+
+
+def test_an_absent_condition_holds_when_nothing_it_selects_is_unusual() -> None:
+    r = rule(
+        name="model_change",
+        conditions=[
+            {"metric": "drift", "column": "score", "status": ["drifted"]},
+            {"metric": "drift", "column": "x*", "status": ["drifted"], "absent": True},
+        ],
+    )
+
+    def key(column: str) -> SeriesKey:
+        return SeriesKey("m", "drift", column, "*", "*")
+
+    def at(status: str) -> list[Point]:
+        return [Point(T0, T0 + HOUR, 0.3, status=status)]
+
+    alone = {key("score"): at("drifted"), key("x1"): at("ok"), key("x2"): at("ok")}
+    _, events = evaluate(r, alone, {}, T0 + HOUR, HOUR)
+    assert [e.kind for e in events] == ["firing"]
+    assert "no drift is unusual" in events[0].summary
+    with_inputs = {**alone, key("x2"): at("drifted")}
+    _, events = evaluate(r, with_inputs, {}, T0 + HOUR, HOUR)
+    assert events == []
+
+
+def test_a_significance_condition_needs_the_metrics_own_test() -> None:
+    r = rule(
+        name="gap",
+        conditions=[
+            {"metric": "ratio_to_overall", "segment": "any", "below": 0.8, "max_p_value": 0.01}
+        ],
+    )
+    key = SeriesKey("m", "ratio_to_overall", "positive_rate", "age_band", "18-25")
+    noisy = {key: [Point(T0, T0 + HOUR, 0.5, p_value=0.2)]}
+    assert evaluate(r, noisy, {}, T0 + HOUR, HOUR)[1] == []
+    clear = {key: [Point(T0, T0 + HOUR, 0.5, p_value=0.001)]}
+    assert [e.kind for e in evaluate(r, clear, {}, T0 + HOUR, HOUR)[1]] == ["firing"]

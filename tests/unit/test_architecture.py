@@ -188,3 +188,22 @@ def test_the_metadata_finder_finds_a_copied_table() -> None:
         ["mae", "rmse"],
         ["missing_rate", "unseen_rate"],
     ]
+
+
+def test_no_package_hides_a_module_behind_a_name_it_exports() -> None:
+    """``watchkeeper.monitor.run`` was the function, not the module: a package that
+    re-exports a name equal to one of its modules makes the module unreachable by
+    attribute (monkeypatching, debugging)."""
+    import importlib
+    import pkgutil
+
+    shadowed = []
+    for module, path in MODULES.items():
+        if path.name != "__init__.py":
+            continue
+        package = importlib.import_module(module)
+        for sub in pkgutil.iter_modules(package.__path__):
+            found = getattr(package, sub.name, None)
+            if found is not None and not isinstance(found, type(package)):
+                shadowed.append(f"{module}.{sub.name}")
+    assert shadowed == []

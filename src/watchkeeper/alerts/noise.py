@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from watchkeeper.alerts.episodes import episodes, replace_episodes
+from watchkeeper.alerts.history import episodes, replace_episodes
 from watchkeeper.alerts.notify import payload
 from watchkeeper.config import AlertingConfig
 from watchkeeper.errors import WatchkeeperError

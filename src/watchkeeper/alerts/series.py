@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from watchkeeper.alerts.evaluate import Point, SeriesKey, matches
+from watchkeeper.alerts.conditions import Point, SeriesKey, matches
 from watchkeeper.config import Config, ModelConfig, RuleConfig
 from watchkeeper.store import Store
 from watchkeeper.store.metrics import MetricsTable

@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from watchkeeper.alerts.episodes import apply_events, load_states, save_states
-from watchkeeper.alerts.evaluate import AlertEvent, AlertState, Point, SeriesKey, evaluate
+from watchkeeper.alerts.conditions import Point, SeriesKey
+from watchkeeper.alerts.history import apply_events, load_states, save_states
+from watchkeeper.alerts.machine import AlertEvent, AlertState, evaluate
 from watchkeeper.alerts.noise import reconcile
 from watchkeeper.alerts.series import load_series, rules_for, window_of
 from watchkeeper.config import Config, ModelConfig, RuleConfig

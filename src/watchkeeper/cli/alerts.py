@@ -7,7 +7,7 @@ import json
 import click
 from rich.table import Table
 
-from watchkeeper.cli.main import json_value, out, print_cycle, valid_duration, workspace
+from watchkeeper.cli.base import NOW, json_value, out, print_cycle, valid_duration, workspace
 
 __all__ = ["COMMANDS", "alerts"]
 
@@ -19,10 +19,11 @@ def alerts() -> None:
 
 @alerts.command("evaluate")
 @click.option("--model", "-m", default=None, help="One model (default: all).")
+@NOW
 @click.pass_context
-def alerts_evaluate(ctx: click.Context, model: str | None) -> None:
+def alerts_evaluate(ctx: click.Context, model: str | None, now: str | None) -> None:
     """Evaluate the rules over the windows closed since the last evaluation, then send."""
-    with workspace(ctx) as ws:
+    with workspace(ctx, now) as ws:
         print_cycle(ws, ws.cycle(None if model is None else [model], run=False), model)
 
 

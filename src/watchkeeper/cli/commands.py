@@ -7,8 +7,8 @@ and nothing of each other, and `main` imports none of them.
 from __future__ import annotations
 
 from watchkeeper.cli.alerts import COMMANDS as ALERTS
+from watchkeeper.cli.base import main
 from watchkeeper.cli.ingest import COMMANDS as INGEST
-from watchkeeper.cli.main import main
 from watchkeeper.cli.monitor import COMMANDS as MONITOR
 from watchkeeper.cli.service import COMMANDS as SERVICE
 

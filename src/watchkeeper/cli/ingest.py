@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from watchkeeper.cli.main import FILE, JSON, MODEL, out, progress, workspace
+from watchkeeper.cli.base import FILE, JSON, MODEL, out, progress, workspace
 from watchkeeper.config import CONFIG_FILENAME, EXAMPLE_CONFIG
 from watchkeeper.ingest import IngestResult
 from watchkeeper.schema import Kind

@@ -11,8 +11,9 @@ import click
 import pyarrow.csv as pacsv
 from rich.table import Table
 
-from watchkeeper.cli.main import (
+from watchkeeper.cli.base import (
     MODEL,
+    NOW,
     json_value,
     out,
     print_cycle,
@@ -44,6 +45,7 @@ __all__ = [
 @click.option(
     "--full", is_flag=True, help="Recompute every closed window, not only the dirty ones."
 )
+@NOW
 @click.pass_context
 def run_cmd(
     ctx: click.Context,
@@ -52,9 +54,10 @@ def run_cmd(
     since: str | None,
     until: str | None,
     full: bool,
+    now: str | None,
 ) -> None:
     """Profile the due and dirty windows, compute quality and drift, write the metrics."""
-    with workspace(ctx) as ws:
+    with workspace(ctx, now) as ws:
         with progress(f"run {model}") as advance:
             done = ws.cycle(
                 [model],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from watchkeeper.cli.main import err, out
+from watchkeeper.cli.base import err, out
 from watchkeeper.config import load_config
 from watchkeeper.windows import parse_time
 from watchkeeper.workspace import find_config

@@ -180,6 +180,9 @@ class BaselineConfig(_Frozen):
     k: float = Field(default=3.0, gt=0)  # how many spreads away counts as unusual
     seasonal: Duration | None = None  # e.g. 1d: compare with the same hour of earlier days
     min_history: int = Field(default=5, ge=2)  # fewer past values: the condition cannot hold
+    # Also at least this relative change from the usual level (0.5: half as much again), so
+    # a flat series' tiny spread does not turn a trivial change into a page.
+    min_change: float | None = Field(default=None, gt=0)
 
 
 class ConditionConfig(_Frozen):
@@ -206,6 +209,12 @@ class ConditionConfig(_Frozen):
     resolve_at: float | None = None
     # Skip windows whose labels or outcomes are still arriving (provisional values).
     mature_only: bool = False
+    # The metric's own test must be significant: its p-value (q-value after
+    # Benjamini-Hochberg where the metric adjusts) below this.
+    max_p_value: float | None = Field(default=None, gt=0, le=1)
+    # Holds when none of the series it selects is unusual (with at least one measured):
+    # "the score moved AND no input drifted".
+    absent: bool = False
 
 
 class EscalationConfig(_Frozen):

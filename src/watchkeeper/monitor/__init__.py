@@ -1,6 +1,6 @@
 """Monitoring runs: windows → aggregates → metric families → the metrics table."""
 
-from watchkeeper.monitor.compare import DriftReport, FeatureDrift, compare
+from watchkeeper.monitor.notebook import DriftReport, FeatureDrift, compare
 from watchkeeper.monitor.result import Cycle, RunResult
 from watchkeeper.monitor.runs import run
 from watchkeeper.monitor.windows import dirty_windows

@@ -1,8 +1,8 @@
 """The stakeholder report: one self-contained HTML file for people who are not engineers."""
 
-from watchkeeper.report.build import Library, Report, build
 from watchkeeper.report.charts import bar_chart, display_bins, line_chart
 from watchkeeper.report.html import esc, fmt
+from watchkeeper.report.story import Library, Report, build
 
 __all__ = [
     "Library",

@@ -22,13 +22,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from watchkeeper.config import CONFIG_FILENAME
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.monitor import Cycle
-from watchkeeper.windows import parse_duration
+from watchkeeper.windows import parse_duration, parse_time
 from watchkeeper.workspace import Workspace, find_config
 
 __all__ = [
     "FILE",
     "JSON",
     "MODEL",
+    "NOW",
     "err",
     "json_value",
     "main",
@@ -72,10 +73,25 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
 
 
 @contextmanager
-def workspace(ctx: click.Context) -> Iterator[Workspace]:
-    """The workspace of the config given with --config (or found the usual way)."""
-    with Workspace.open(find_config(ctx.obj["config"])) as ws:
+def workspace(ctx: click.Context, now: str | None = None) -> Iterator[Workspace]:
+    """The workspace of the config given with --config (or found the usual way); with
+    ``now`` its clock stands still at that time (replaying history, tests)."""
+    config = find_config(ctx.obj["config"])
+    if now is None:
+        with Workspace.open(config) as ws:
+            yield ws
+        return
+    try:
+        frozen = parse_time(now)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--now") from None
+    with Workspace.open(config, clock=lambda: frozen) as ws:
         yield ws
+
+
+NOW = click.option(
+    "--now", default=None, help="Take this time (ISO 8601) as now: which windows are closed."
+)
 
 
 @contextmanager

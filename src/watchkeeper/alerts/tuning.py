@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from watchkeeper.alerts.episodes import episodes
-from watchkeeper.alerts.evaluate import evaluate
+from watchkeeper.alerts.history import episodes
+from watchkeeper.alerts.machine import evaluate
 from watchkeeper.alerts.series import load_series, window_of
 from watchkeeper.config import Config, ModelConfig, RuleConfig
 from watchkeeper.errors import UnknownRuleError, WatchkeeperError

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from watchkeeper.alerts.evaluate import AlertEvent, AlertState
+from watchkeeper.alerts.machine import AlertEvent, AlertState
 from watchkeeper.errors import UnknownAlertError, WatchkeeperError
 from watchkeeper.store import Store
 from watchkeeper.store.engine import shared_rows

@@ -14,7 +14,7 @@ import fnmatch
 import functools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +25,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from watchkeeper import alerts as alerting
-from watchkeeper.config import CONFIG_FILENAME, Config, ModelConfig, load_config
+from watchkeeper.config import CONFIG_FILENAME, Config, load_config
 from watchkeeper.errors import UnknownAlertError
 from watchkeeper.ingest import IngestResult, ingest, open_source
 from watchkeeper.ingest.pipeline import Progress
@@ -35,6 +35,7 @@ from watchkeeper.monitor import run as run_monitor
 from watchkeeper.monitor.aggregates import slice_columns
 from watchkeeper.monitor.backtest import Backtest
 from watchkeeper.monitor.backtest import load as load_backtest
+from watchkeeper.monitor.runs import Planned, planned_runs
 from watchkeeper.reference import ReferenceProfile, stored
 from watchkeeper.reference.values import reference_values
 from watchkeeper.report import build as build_report
@@ -207,37 +208,30 @@ class Workspace:
         until: datetime | str | None = None,
         full: bool = False,
         progress: Callable[[int, int | None], None] | None = None,
+        families: Sequence[str] | None = None,
+        segments: bool = True,
     ) -> RunResult:
-        """Compute the metrics of the due and dirty windows (or of ``since``..``until``)."""
+        """Compute the metrics of the due and dirty windows (or of ``since``..``until``);
+        with ``families`` only those (see ``watchkeeper.metrics.registry``)."""
         cfg = self.config.model(model)
         with (
             self.store.working_memory(self.config.engine.run_memory_limit),
             self.events_store.working_memory(self.config.engine.run_memory_limit),
         ):
-            return self._run(cfg, window, since, until, full, progress)
-
-    def _run(
-        self,
-        cfg: ModelConfig,
-        window: timedelta | str | None,
-        since: datetime | str | None,
-        until: datetime | str | None,
-        full: bool,
-        progress: Callable[[int, int | None], None] | None,
-    ) -> RunResult:
-        model = cfg.name
-        return run_monitor(
-            self.store,
-            cfg,
-            lambda version: self.reference_profile(model, version),
-            now=self.clock(),
-            window=parse_duration(window) if window is not None else None,
-            since=parse_time(since) if since is not None else None,
-            until=parse_time(until) if until is not None else None,
-            full=full,
-            progress=progress,
-            events_store=self.events_store if self.events_store is not self.store else None,
-        )
+            return run_monitor(
+                self.store,
+                cfg,
+                lambda version: self.reference_profile(model, version),
+                now=self.clock(),
+                window=parse_duration(window) if window is not None else None,
+                since=parse_time(since) if since is not None else None,
+                until=parse_time(until) if until is not None else None,
+                full=full,
+                progress=progress,
+                events_store=self.events_store if self.events_store is not self.store else None,
+                families=families,
+                segments=segments,
+            )
 
     def metrics(
         self,
@@ -347,13 +341,30 @@ class Workspace:
         with the other models (the scheduler's way)."""
         names = models if models is not None else [m.name for m in self.config.models]
         done = Cycle()
+        explicit = window is not None or since is not None or until is not None or full
         for name in names:
             if not run:
                 break
+            cfg = self.config.model(name)
+            plans = [Planned(parse_duration(window) if window else cfg.monitoring.window)]
+            if not explicit:
+                plans = planned_runs(self.config, cfg)
             try:
-                done.runs[name] = self.run(
-                    name, window=window, since=since, until=until, full=full, progress=progress
-                )
+                for plan in plans:
+                    found = self.run(
+                        name,
+                        window=plan.window,
+                        since=since,
+                        until=until,
+                        full=full,
+                        progress=progress,
+                        families=plan.families,
+                        segments=plan.segments,
+                    )
+                    if plan.families is None:
+                        done.runs[name] = found
+                    else:
+                        done.lean.setdefault(name, []).append(found)
             except Exception as exc:  # recorded (runs table, the cycle, the log); raised if strict
                 done.failed[name] = f"{type(exc).__name__}: {exc}"
                 log.exception("the run of %s failed", name)

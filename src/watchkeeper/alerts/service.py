@@ -50,9 +50,10 @@ def evaluate_model(
     by_size: dict[timedelta, list[RuleConfig]] = defaultdict(list)
     for r in rules:
         by_size[window_of(r, model)].append(r)
-    for size, group in by_size.items():
-        series_by_size[size] = load_series(store, model.name, size, group)
     previous = load_states(store, model.name)
+    for size, group in by_size.items():
+        since = _since(group, previous, size)
+        series_by_size[size] = load_series(store, model.name, size, group, since)
     new_states: dict[str, AlertState] = {}
     events: list[AlertEvent] = []
     for r in rules:
@@ -66,6 +67,31 @@ def evaluate_model(
         apply_events(store, events, now)
         muted, queued = reconcile(store, config.alerting, now, model.name)
     return Evaluated(events, queued, muted)
+
+
+def _since(
+    rules: list[RuleConfig], states: Mapping[str, AlertState], size: timedelta
+) -> datetime | None:
+    """How far back the rules' series must be read: from the earliest window any of their
+    instances judges again (its settled window), less the longest history a baseline
+    looks at. None (everything) while a rule has no state yet."""
+    starts = []
+    for r in rules:
+        mine = [s for s in states.values() if s.rule == r.name]
+        if not mine:
+            return None
+        spans = [
+            (c.baseline.seasonal or size) * (c.baseline.windows + 1)
+            for c in r.conditions
+            if c.against == "baseline"
+        ]
+        span = max([size * 2, *spans])
+        for state in mine:
+            at = state.settled.last_window if state.settled is not None else state.last_window
+            if at is None:
+                return None
+            starts.append(at - span)
+    return min(starts) if starts else None
 
 
 __all__ = ["Evaluated", "evaluate_model"]

@@ -42,6 +42,7 @@ ARRIVALS = Family(
     "Quarantined rows by reason and schema changes, by the time they arrived.",
     ("quarantined_rows", "schema_changes"),
     arrival_rows,
+    needs=("arrivals",),
 )
 
 __all__ = ["ARRIVALS"]

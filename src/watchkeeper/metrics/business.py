@@ -75,6 +75,7 @@ COSTS = Family(
     "The cost and value of the decisions, from the cost matrix.",
     ("cost", "value", "net_value"),
     cost_rows,
+    needs=("labels",),
 )
 OUTCOMES = Family(
     "outcomes",
@@ -82,6 +83,7 @@ OUTCOMES = Family(
     ("outcome_total", "outcome_rate", "outcome_change"),
     outcome_rows,
     history=("outcome_rate",),
+    needs=("outcomes",),
 )
 
 __all__ = ["COSTS", "OUTCOMES"]

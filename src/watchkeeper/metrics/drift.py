@@ -184,6 +184,7 @@ DRIFT = Family(
     "Each column's drift from the reference by every configured method, and the decision.",
     ("drift", "drift_*"),
     drift_rows,
+    needs=("columns",),
 )
 
 __all__ = ["DRIFT", "drift_rule", "methods_for"]

@@ -60,6 +60,7 @@ ESTIMATION = Family(
     "Performance estimated without labels, and its error against the labels once they come.",
     ("estimated_*", "estimation_error"),
     estimation_rows,
+    needs=("estimates", "labels"),
 )
 
 __all__ = ["ASSUMPTION", "ESTIMATION"]

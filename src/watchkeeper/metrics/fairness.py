@@ -160,6 +160,7 @@ FAIRNESS = Family(
         "equalized_odds_*",
     ),
     fairness_rows,
+    needs=("labels", "segments"),
 )
 
 __all__ = ["FAIRNESS", "RATES"]

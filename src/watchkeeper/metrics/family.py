@@ -98,6 +98,11 @@ class Family:
     emits: tuple[str, ...]  # the metric keys (patterns with * allowed) its rows carry
     compute: Compute
     history: tuple[str, ...] = ()  # stored metrics whose recent values it needs
+    # The aggregates it reads, so a run that computes only some families (a short window's
+    # service metrics) gathers only those: columns (every column's profile), latency,
+    # segments, labels (the join of events and labels), scores (score histograms),
+    # estimates, slices, outcomes, arrivals.
+    needs: tuple[str, ...] = ()
 
     def check(self, rows: Sequence[MetricRow]) -> None:
         """Every row's metric is one this family declares (a programming error if not)."""

@@ -43,6 +43,7 @@ LABELS = Family(
     "Label coverage of every window (provisional until final), and the label delay.",
     ("label_coverage", "label_lag_p50", "label_lag_p90"),
     label_rows,
+    needs=("labels",),
 )
 
 __all__ = ["LABELS", "coverage"]

@@ -92,6 +92,7 @@ PERFORMANCE = Family(
     "The model task's metrics from labels, with intervals, provisional until labels are final.",
     tuple(m.key for m in CATALOGUE.values() if m.family == "performance"),
     performance_rows,
+    needs=("labels", "columns"),
 )
 
 __all__ = ["PERFORMANCE"]

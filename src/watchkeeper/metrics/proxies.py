@@ -37,6 +37,7 @@ PROXIES = Family(
     "Mean confidence, low-confidence share and predicted positive rate of the scores.",
     ("mean_confidence", "low_confidence_share", "predicted_positive_rate"),
     proxy_rows,
+    needs=("scores",),
 )
 
 __all__ = ["PROXIES"]

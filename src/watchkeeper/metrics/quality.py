@@ -28,6 +28,7 @@ QUALITY = Family(
     "Missing, out-of-range and unseen values, and each numeric column's mean and spread.",
     tuple(quality.REGISTRY),
     quality_rows,
+    needs=("columns",),
 )
 
 __all__ = ["QUALITY"]

@@ -60,6 +60,7 @@ SEGMENTS = Family(
     "Each segment against the rest on the task's gap metrics, with a test.",
     ("segment_gap",),
     gap_rows,
+    needs=("labels", "segments"),
 )
 
 __all__ = ["SEGMENTS"]

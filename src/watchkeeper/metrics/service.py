@@ -87,6 +87,7 @@ SERVICE = Family(
     "Traffic, failed requests and latency quantiles per window and segment.",
     ("row_count", "error_rate", "latency_p*"),
     service_rows,
+    needs=("latency",),
 )
 VOLUME = Family(
     "volume",
@@ -94,6 +95,7 @@ VOLUME = Family(
     ("volume_ratio",),
     volume_rows,
     history=("row_count",),
+    needs=(),
 )
 
 __all__ = ["LATENCY_QUANTILES", "SERVICE", "VOLUME", "against_recent", "finite"]

@@ -142,6 +142,7 @@ WEAK_SLICES = Family(
     "Single columns and pairs where the model does significantly worse than elsewhere.",
     ("weak_slice",),
     slice_rows,
+    needs=("labels", "slices"),
 )
 
 __all__ = ["MIN_SHARE", "TOP", "WEAK_SLICES", "Slice", "weak_slices", "worse_p"]

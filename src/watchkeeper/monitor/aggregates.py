@@ -18,7 +18,7 @@ import ibis
 import ibis.expr.types as ir
 
 from watchkeeper.config import ModelConfig
-from watchkeeper.metrics.family import Aggregates
+from watchkeeper.metrics.family import Aggregates, Family
 from watchkeeper.metrics.registry import FAMILIES
 from watchkeeper.profiles.base import Segment, Source, Windowing
 from watchkeeper.profiles.binning import Binning
@@ -58,10 +58,15 @@ class Plan:
     segments: Mapping[str, Segment]
     references: Mapping[str, ReferenceProfile]  # per version
     estimators: Mapping[str, Any]  # per version: the fitted estimator, where there is one
+    families: tuple[Family, ...] = FAMILIES  # what the run computes
 
     @property
     def size(self) -> timedelta:
         return self.windowing.size
+
+    @property
+    def needs(self) -> frozenset[str]:
+        return frozenset(n for f in self.families for n in f.needs)
 
 
 def slice_columns(model: ModelConfig) -> list[str]:
@@ -98,19 +103,20 @@ def gather(
     agg = Aggregates()
     for version, ref in plan.references.items():
         _version(plan, agg, store, source_store, events, version, ref, tick)
-    if source_store is store:
+    if source_store is store and "outcomes" in plan.needs:
         _outcomes(plan, agg, store, events)
     starts = agg.starts
-    q, ing = store.table(QUARANTINE), store.table(INGESTIONS)
     name = plan.model.name
-    agg.arrivals = arrivals(
-        store, q.filter(q.model == name), ing.filter(ing.model == name), plan.size, starts
-    )
+    if "arrivals" in plan.needs:
+        q, ing = store.table(QUARANTINE), store.table(INGESTIONS)
+        agg.arrivals = arrivals(
+            store, q.filter(q.model == name), ing.filter(ing.model == name), plan.size, starts
+        )
     if starts:
         reader = MetricsTable(store)
         n = plan.model.monitoring.baseline_windows
         since, until = min(starts) - n * plan.size, max(starts)
-        wanted = {m for f in FAMILIES for m in f.history}
+        wanted = {m for f in plan.families for m in f.history}
         if not agg.outcomes:  # nothing to compare outcome rates of: skip their history
             wanted.discard("outcome_rate")
         agg.history = {m: reader.totals(name, m, plan.size, since, until) for m in wanted}
@@ -127,11 +133,11 @@ def _version(
     ref: ReferenceProfile,
     tick: Tick,
 ) -> None:
-    model, task, windowing = plan.model, plan.task, plan.windowing
+    model, task, windowing, needs = plan.model, plan.task, plan.windowing, plan.needs
     ts = model.columns.timestamp
     mine = events.filter(events[MODEL_VERSION] == version)
-    binnings = [b for b in ref.binnings if b.role != "label"]
-    if model.columns.latency:
+    binnings = [b for b in ref.binnings if b.role != "label"] if "columns" in needs else []
+    if model.columns.latency and ({"columns", "latency"} & needs):
         binnings.append(latency_binning(model.columns.latency))
     source = Source(mine, ts, ibis.literal(version), model.columns.status, plan.segments)
     agg.profiles.update(compute_profiles(source, binnings, windowing, source_store, tick))
@@ -145,18 +151,19 @@ def _version(
         plan.segments,
         source_store,
     )
-    histograms = task.histograms(inputs) if task.histograms else None
+    scored = {"scores", "estimates"} & needs
+    histograms = task.histograms(inputs) if task.histograms and scored else None
     if histograms:
         agg.histograms.update(histograms)
     fitted = plan.estimators.get(version)
-    if task.estimator is not None and fitted is not None:
+    if task.estimator is not None and fitted is not None and "estimates" in needs:
         agg.estimate_notes[version] = task.estimator.note(fitted)
         found = task.estimator.aggregate(fitted, replace(inputs, histograms=histograms))
         for key, aggregate in found.items():
             agg.estimated[key] = task.estimator.estimate(model, fitted, aggregate)
-    if task.items is not None and (item := task.items(model)):
+    if task.items is not None and "columns" in needs and (item := task.items(model)):
         _items(plan, agg, store, inputs, item, version, ref)
-    if spec_for("labels", model).table not in source_store.tables():
+    if "labels" not in needs or spec_for("labels", model).table not in source_store.tables():
         tick(1)
         return
     labels = source_store.table(spec_for("labels", model).table)
@@ -179,7 +186,8 @@ def _version(
     # The join of events and labels is computed once and read by every query below.
     with source_store.cached(scope(source_store, joined, ts, windowing)) as labelled:
         agg.label_lags.update(label_lags(source_store, labelled, ts, plan.size, version))
-        _slices(plan, agg, source_store, labelled, ref, version)
+        if "slices" in needs:
+            _slices(plan, agg, source_store, labelled, ref, version)
         lsource = Source(labelled, ts, ibis.literal(version), None, plan.segments)
         label_binning = ref.binning(label_name)
         if label_binning is not None:

@@ -84,7 +84,8 @@ class Cycle:
     """What one monitoring cycle did: each model's run (or why it failed), the alert
     evaluation and the delivery of notifications."""
 
-    runs: dict[str, RunResult] = field(default_factory=dict)
+    runs: dict[str, RunResult] = field(default_factory=dict)  # each model's main run
+    lean: dict[str, list[RunResult]] = field(default_factory=dict)  # its short windows' runs
     failed: dict[str, str] = field(default_factory=dict)  # model → the error
     evaluated: Evaluated | None = None
     delivery: Delivery | None = None

@@ -10,18 +10,20 @@ its metric rows replace the earlier ones. A family that fails costs only its own
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pyarrow as pa
 
-from watchkeeper.config import ModelConfig
+from watchkeeper.config import Config, ModelConfig, RuleConfig
 from watchkeeper.errors import NoReferenceError
 from watchkeeper.ingest.result import new_batch_id
-from watchkeeper.metrics.family import Aggregates, Context
+from watchkeeper.metrics.family import Aggregates, Context, Family, declared
 from watchkeeper.metrics.registry import FAMILIES
 from watchkeeper.monitor.aggregates import Plan, gather, slice_columns
 from watchkeeper.monitor.backtest import load as load_backtest
@@ -61,19 +63,36 @@ def run(
     full: bool = False,
     progress: Callable[[int, int | None], None] | None = None,
     events_store: Store | None = None,
+    families: Sequence[str] | None = None,
+    segments: bool = True,
 ) -> RunResult:
     """Compute and store the metrics of the due and dirty windows (or of a time range).
 
     Events and labels are read from ``events_store`` when given (a Spark or lakehouse
-    engine where the team's logs already are); everything else is in ``store``. A run that
-    raises is recorded as failed in the runs table, then the error goes on up.
+    engine where the team's logs already are); everything else is in ``store``. With
+    ``families`` only those are computed (and only their metrics replaced): a short window's
+    service metrics cost a few queries. A run that raises is recorded as failed in the runs
+    table, then the error goes on up.
     """
     started = time.perf_counter()
     size = window or model.monitoring.window
     run_id = new_batch_id(now)
+    chosen = FAMILIES if families is None else tuple(f for f in FAMILIES if f.key in families)
     try:
         result = _run(
-            store, model, references, now, run_id, size, since, until, full, progress, events_store
+            store,
+            model,
+            references,
+            now,
+            run_id,
+            size,
+            since,
+            until,
+            full,
+            progress,
+            events_store,
+            chosen,
+            segments,
         )
     except BaseException as exc:
         failed = RunResult(run_id, model.name, size, [], _METRICS_SCHEMA.empty_table())
@@ -98,15 +117,20 @@ def _run(
     full: bool,
     progress: Callable[[int, int | None], None] | None,
     events_store: Store | None,
+    chosen: tuple[Family, ...],
+    segments: bool,
 ) -> RunResult:
     source_store = events_store or store
+    lean = chosen != FAMILIES
     empty = RunResult(run_id, model.name, size, [], _METRICS_SCHEMA.empty_table())
     last_closed = window_start(now, size)  # windows starting before this are closed
     if since is not None or until is not None or full:
         end = min(until, last_closed) if until is not None else last_closed
         windowing = Windowing(size, since, end, None)
     else:
-        starts = dirty_windows(store, model, size, now)
+        needs = {n for f in chosen for n in f.needs}
+        kinds = ("events", "labels", "outcomes") if {"labels", "outcomes"} & needs else ("events",)
+        starts = dirty_windows(store, model, size, now, kinds)
         if not starts:
             return empty
         windowing = Windowing(size, None, None, tuple(starts))
@@ -118,15 +142,19 @@ def _run(
         return empty
     notes: list[str] = []
     refs = _references(model, versions, references, notes)
+    wanted_segments = slice_columns(model) if segments else []
     plan = Plan(
         model,
         task_of(model),
         windowing,
         top_values(
-            scoped, slice_columns(model), source_store.execute, model.monitoring.max_segment_values
+            scoped, wanted_segments, source_store.execute, model.monitoring.max_segment_values
         ),
         refs,
-        {v: estimator(store, model, ref, now) for v, ref in refs.items()},
+        {v: estimator(store, model, ref, now) for v, ref in refs.items()}
+        if any("estimates" in f.needs for f in chosen)
+        else {},
+        chosen,
     )
     steps = sum(len(refs[v].binnings) + 3 for v in versions)
 
@@ -138,11 +166,15 @@ def _run(
     if aggregates.estimated:
         aggregates.trust = load_backtest(store, model.name, size)
     ctx = Context(model, plan.task, size, now, refs)
-    rows, errors = families(ctx, aggregates)
+    rows, errors = families(ctx, aggregates, chosen)
     starts = aggregates.starts
     table = _metrics_table(rows, model.name, run_id, now)
     profiles = _profiles_table(aggregates.profiles, model.name, size, run_id)
-    MetricsTable(store).replace_windows(model.name, size, starts, table, profiles)
+    written = sorted({k for f in chosen for k in declared(f)} | {"family_error"}) if lean else None
+    columns = sorted({c for p in aggregates.profiles.values() for c in p.columns}) if lean else None
+    MetricsTable(store).replace_windows(
+        model.name, size, starts, table, profiles, metric_keys=written, columns=columns
+    )
     notes += [f"the {family} metrics failed: {error}" for family, error in errors.items()]
     if aggregates.estimated:
         # The estimates' record, this run's backtests included: the caveat to read them by.
@@ -150,6 +182,42 @@ def _run(
             if b.trust in ("rough", "failing") and ":" not in b.metric:
                 notes.append(b.caveat)
     return RunResult(run_id, model.name, size, starts, table, notes=notes, errors=errors)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One run a cycle makes for a model: a window size, the families to compute (None:
+    all), and whether segments are profiled."""
+
+    window: timedelta
+    families: tuple[str, ...] | None = None
+    segments: bool = True
+
+
+def planned_runs(config: Config, model: ModelConfig) -> list[Planned]:
+    """The runs a cycle makes: the model's window with every family, and each other window
+    a rule names with only the families whose metrics those rules read (a service rule on
+    hourly windows costs a few queries an hour, not a full run)."""
+    out = [Planned(model.monitoring.window)]
+    by_size: dict[timedelta, list[RuleConfig]] = {}
+    for rule in config.alerting.rules:
+        size = rule.window or model.monitoring.window
+        if size != model.monitoring.window and fnmatch.fnmatchcase(model.name, rule.models):
+            by_size.setdefault(size, []).append(rule)
+    for size, rules in sorted(by_size.items()):
+        patterns = [c.metric for r in rules for c in r.conditions]
+        chosen = {
+            f.key
+            for f in FAMILIES
+            if any(fnmatch.fnmatch(k, p) for k in declared(f) for p in patterns)
+        }
+        # A family comparing with its own history needs the family that writes that history.
+        for f in FAMILIES:
+            if f.key in chosen:
+                chosen |= {g.key for g in FAMILIES for m in f.history if m in declared(g)}
+        segments = any(c.segment != "*" for r in rules for c in r.conditions)
+        out.append(Planned(size, tuple(sorted(chosen)), segments))
+    return out
 
 
 def _references(
@@ -168,12 +236,14 @@ def _references(
     return refs
 
 
-def families(ctx: Context, aggregates: Aggregates) -> tuple[list[MetricRow], dict[str, str]]:
-    """Every family's rows. One that raises is logged and leaves a ``family_error`` row in
-    each window instead of its metrics; the others go on."""
+def families(
+    ctx: Context, aggregates: Aggregates, chosen: Sequence[Family] = FAMILIES
+) -> tuple[list[MetricRow], dict[str, str]]:
+    """Every (chosen) family's rows. One that raises is logged and leaves a ``family_error``
+    row in each window instead of its metrics; the others go on."""
     rows: list[MetricRow] = []
     errors: dict[str, str] = {}
-    for family in FAMILIES:
+    for family in chosen:
         try:
             found = family.compute(ctx, aggregates)
         except Exception as exc:  # recorded in the metrics and the run, never dropped
@@ -240,4 +310,4 @@ def _log_run(store: Store, result: RunResult, now: datetime, status: str) -> Non
     store.insert(RUNS, shared_rows(RUNS, [row]))
 
 
-__all__ = ["dirty_windows", "families", "run"]
+__all__ = ["Planned", "dirty_windows", "families", "planned_runs", "run"]

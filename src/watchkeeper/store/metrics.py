@@ -141,6 +141,22 @@ class MetricsTable:
         )
         return {r["model_version"]: r["first"] for r in found.to_pylist()}
 
+    def maturing(
+        self, model: str, size: timedelta, max_delay: timedelta, now: datetime
+    ) -> list[datetime]:
+        """Windows with provisional values whose labels' maximum delay has passed since
+        they were computed: recomputed, they become final."""
+        expr = self._mine(model, size).filter(ibis._.provisional)
+        due = expr.filter(
+            (expr.window_end + ibis.interval(seconds=int(max_delay.total_seconds())) <= now)
+            & (
+                expr.computed_at
+                < expr.window_end + ibis.interval(seconds=int(max_delay.total_seconds()))
+            )
+        )
+        found = self.store.execute(due.select("window_start").distinct())
+        return sorted(found["window_start"].to_pylist())
+
     def computed(self, model: str, size: timedelta) -> dict[datetime, datetime]:
         """When each window of ``size`` was last computed."""
         expr = self._mine(model, size)
@@ -255,20 +271,26 @@ class MetricsTable:
         starts: Sequence[datetime],
         metrics: pa.Table,
         profiles: pa.Table,
+        *,
+        metric_keys: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
     ) -> None:
-        """Replace the metrics and profiles of the given windows, in one transaction."""
+        """Replace the metrics and profiles of the given windows, in one transaction (only
+        the given metric keys and profile columns, when given: a run of some families)."""
         seconds = int(size.total_seconds())
+
+        def where(t: ir.Table, only: str, keys: Sequence[str] | None) -> ir.BooleanValue:
+            cond = (
+                (t.model == model)
+                & t.window_start.isin(list(starts))
+                & (t.window_end == t.window_start + ibis.interval(seconds=seconds))
+            )
+            return cond if keys is None else cond & t[only].isin(list(keys))
+
         with self.store.transaction():
             if starts:
-                for name in (METRICS, WINDOW_PROFILES):
-                    self.store.delete(
-                        name,
-                        lambda t: (
-                            (t.model == model)
-                            & t.window_start.isin(list(starts))
-                            & (t.window_end == t.window_start + ibis.interval(seconds=seconds))
-                        ),
-                    )
+                self.store.delete(METRICS, lambda t: where(t, "metric", metric_keys))
+                self.store.delete(WINDOW_PROFILES, lambda t: where(t, "column", columns))
             self.store.insert(METRICS, metrics)
             self.store.insert(WINDOW_PROFILES, profiles)
 

@@ -249,6 +249,9 @@ std | data_quality | value | none | no | no | all | column | Standard deviation 
 drift | drift | score | down | no | no | all | column | The drift decision of a column: the value
     is the deciding effect size (compared with the threshold), the status drifted when the effect
     is large and the test, Benjamini-Hochberg adjusted across the window, is significant.
+version_shift | drift | score | down | no | no | all | column | A version's scores (or predictions)
+    against the established version's in the same window, during a rollout: the effect
+    size, status drifted when the test agrees.
 label_coverage | labels | ratio | up | no | no | all | - | Share of the window's events with a
     label so far (provisional until the labels' maximum delay).
 label_lag_p50 | labels | seconds | down | no | yes | all | - | Median delay from an event to its

@@ -7,8 +7,10 @@ as that metric of that column (a class's recall)."""
 
 from __future__ import annotations
 
+from watchkeeper.catalogue import lower_is_better
 from watchkeeper.metrics.family import Aggregates, Context, Family
 from watchkeeper.rows import MetricRow
+from watchkeeper.stats.performance import Z95, Estimate
 
 ASSUMPTION = "assuming no concept shift"
 
@@ -21,6 +23,8 @@ def estimation_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
         for full_name, e in found.estimates.items():
             name, _, column = full_name.partition(":")
             trust = agg.trust.get(full_name)
+            reference = None if column else agg.reference_values.get(key[1], {}).get(name)
+            status, edge, band = judged(name, e, reference)
             rows.append(
                 where.row(
                     f"estimated_{name}",
@@ -29,7 +33,10 @@ def estimation_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
                     e.sample_size,
                     lower=e.lower,
                     upper=e.upper,
+                    status=status,
+                    threshold=edge,
                     detail=f"without labels, {ASSUMPTION}"
+                    + (f"; {band}" if band else "")
                     + (f"; {how}" if how else "")
                     + (f"; backtest: {trust.caveat}" if trust is not None else ""),
                 )
@@ -53,6 +60,26 @@ def estimation_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
                 )
             )
     return rows
+
+
+BAND_SIGMAS = 3.0  # the reference's band: its value ± 3 sampling sds of a window this size
+
+
+def judged(name: str, e: Estimate, reference: float | None) -> tuple[str, float | None, str]:
+    """An estimate against the band the reference's own windows show: the metric on the
+    reference ± 3 standard deviations of a window of this many events (as NannyML's CBPE
+    flags an estimate beyond its reference chunks' spread). Status ``degraded`` when the
+    estimate is beyond the band on the side that is worse; the threshold is that edge."""
+    if reference is None or e.value is None or e.lower is None or e.upper is None:
+        return "ok", None, ""
+    sd = (e.upper - e.lower) / (2 * Z95)
+    if sd <= 0:
+        return "ok", None, ""
+    low, high = reference - BAND_SIGMAS * sd, reference + BAND_SIGMAS * sd
+    band = f"the reference's {reference:.3g}, band [{low:.3g}, {high:.3g}]"
+    if lower_is_better(name):
+        return ("degraded" if e.value > high else "ok"), high, band
+    return ("degraded" if e.value < low else "ok"), low, band
 
 
 ESTIMATION = Family(

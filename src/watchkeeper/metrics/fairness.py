@@ -133,7 +133,7 @@ def _to_overall(
                 )
             )
             ratio = rate / overall if overall else None
-            out.append(where.row("ratio_to_overall", name, ratio, n, detail=detail))
+            out.append(where.row("ratio_to_overall", name, ratio, n, p_value=p, detail=detail))
     return out
 
 

@@ -47,10 +47,13 @@ class Aggregates:
     catalogue_sizes: dict[str, int] = field(default_factory=dict)  # per version
     slices: dict[str, list[SliceSums]] = field(default_factory=dict)  # per version
     slices_are_rates: bool = True  # the slices' loss is a 0/1 error (else an absolute error)
+    reference_slices: dict[str, SliceSums] = field(default_factory=dict)  # per version
     outcomes: list[OutcomeSum] = field(default_factory=list)
     arrivals: Arrivals = field(default_factory=lambda: Arrivals({}, {}, {}, ()))
     history: History = field(default_factory=dict)  # stored values before the run
     trust: Mapping[str, Any] = field(default_factory=dict)  # backtests by estimated metric
+    # per version: the realized metrics measured on its reference (what estimates are held to)
+    reference_values: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def starts(self) -> list[datetime]:

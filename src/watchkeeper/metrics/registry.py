@@ -15,11 +15,13 @@ from watchkeeper.metrics.quality import QUALITY
 from watchkeeper.metrics.segments import SEGMENTS
 from watchkeeper.metrics.service import SERVICE, VOLUME
 from watchkeeper.metrics.slices import WEAK_SLICES
+from watchkeeper.metrics.versions import VERSIONS
 
 FAMILIES: tuple[Family, ...] = (
     SERVICE,
     QUALITY,
     DRIFT,
+    VERSIONS,
     LABELS,
     PERFORMANCE,
     COSTS,

@@ -56,8 +56,12 @@ def weak_slices(
     is_rate: bool,
     minimum: int,
     alpha: float,
+    reference: dict[str, SliceLoss] | None = None,
 ) -> list[Slice]:
-    """The top significant weak slices of one window."""
+    """The top significant weak slices of one window. With the same slices measured on the
+    reference, a slice must also be worse than it was there (both one-sided tests, the
+    larger p-value kept: an intersection-union test), so a slice that is merely harder by
+    nature is not reported again and again."""
     tested = []
     for text, s in slices.items():
         rest = whole.minus(s)
@@ -65,14 +69,22 @@ def weak_slices(
             continue
         # Every slice is tested, better ones too (their one-sided p is large): leaving
         # them out would make the family look more significant than it is.
-        tested.append((text, s, rest, worse_p(s, rest, is_rate)))
+        p = worse_p(s, rest, is_rate)
+        before = (reference or {}).get(text)
+        if reference is not None:
+            if before is None or before.n < minimum:
+                continue  # no reference to tell a change from a hard slice
+            p = max(p, worse_p(s, before, is_rate))
+        tested.append((text, s, rest, p))
     if not tested:
         return []
     q_values = benjamini_hochberg([t[3] for t in tested])
     significant = [
         Slice(window, text, s.n, s.total / s.n, rest.total / rest.n, qv, s.n / whole.n)
         for (text, s, rest, _), qv in zip(tested, q_values, strict=True)
-        if qv < alpha and s.total / s.n > rest.total / rest.n
+        if qv < alpha
+        and s.total / s.n > rest.total / rest.n
+        and (reference is None or s.total / s.n > _mean((reference or {})[text]))
     ]
     kept = [s for s in significant if not _explained(s, significant, slices, whole, is_rate, alpha)]
     return sorted(kept, key=lambda s: -s.impact)[:TOP]
@@ -106,6 +118,10 @@ def _explained(
     return False
 
 
+def _mean(s: SliceLoss) -> float:
+    return s.total / s.n if s.n else 0.0
+
+
 def slice_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
     mon = ctx.model.monitoring
     what = "error rate" if agg.slices_are_rates else "mean absolute error"
@@ -119,6 +135,7 @@ def slice_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
                 agg.slices_are_rates,
                 mon.min_labels,
                 mon.numeric_drift.alpha,
+                reference.slices if (reference := agg.reference_slices.get(version)) else None,
             )
             where = Where(w.window_start, w.window_start + ctx.size, version, ALL, ALL)
             for s in found:
@@ -130,11 +147,23 @@ def slice_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
                         s.events,
                         status="worse",
                         p_value=s.q_value,
-                        detail=f"{what} {s.loss:.3g} against {s.rest_loss:.3g} elsewhere; "
-                        f"{s.share:.1%} of labelled events; impact {s.impact:.3g}",
+                        detail=f"{what} {s.loss:.3g} against {s.rest_loss:.3g} elsewhere"
+                        + (
+                            f" and {before:.3g} on the reference"
+                            if (before := _before(agg, version, s)) is not None
+                            else ""
+                        )
+                        + f"; {s.share:.1%} of labelled events; impact {s.impact:.3g}",
                     )
                 )
     return out
+
+
+def _before(agg: Aggregates, version: str, s: Slice) -> float | None:
+    found = agg.reference_slices.get(version)
+    if found is None or s.description not in found.slices:
+        return None
+    return _mean(found.slices[s.description])
 
 
 WEAK_SLICES = Family(

@@ -35,6 +35,7 @@ from watchkeeper.profiles.queries import (
 from watchkeeper.profiles.slices import Candidate, slice_sums
 from watchkeeper.profiles.types import Profile
 from watchkeeper.reference.profile import ReferenceProfile, latency_binning
+from watchkeeper.reference.values import reference_values
 from watchkeeper.schema import BATCH, INGESTED_AT, KEY, MODEL_VERSION, spec_for
 from watchkeeper.store import Store
 from watchkeeper.store.metrics import MetricsTable
@@ -137,6 +138,8 @@ def _version(
     ts = model.columns.timestamp
     mine = events.filter(events[MODEL_VERSION] == version)
     binnings = [b for b in ref.binnings if b.role != "label"] if "columns" in needs else []
+    if "outputs" in needs and "columns" not in needs:
+        binnings = [b for b in ref.binnings if b.role in ("score", "prediction")]
     if model.columns.latency and ({"columns", "latency"} & needs):
         binnings.append(latency_binning(model.columns.latency))
     source = Source(mine, ts, ibis.literal(version), model.columns.status, plan.segments)
@@ -158,6 +161,11 @@ def _version(
     fitted = plan.estimators.get(version)
     if task.estimator is not None and fitted is not None and "estimates" in needs:
         agg.estimate_notes[version] = task.estimator.note(fitted)
+        agg.reference_values[version] = {
+            metric: value
+            for (_, metric, column), value in reference_values(store, model, ref).items()
+            if not column
+        }
         found = task.estimator.aggregate(fitted, replace(inputs, histograms=histograms))
         for key, aggregate in found.items():
             agg.estimated[key] = task.estimator.estimate(model, fitted, aggregate)
@@ -187,7 +195,7 @@ def _version(
     with source_store.cached(scope(source_store, joined, ts, windowing)) as labelled:
         agg.label_lags.update(label_lags(source_store, labelled, ts, plan.size, version))
         if "slices" in needs:
-            _slices(plan, agg, source_store, labelled, ref, version)
+            _slices(plan, agg, store, source_store, labelled, ref, version)
         lsource = Source(labelled, ts, ibis.literal(version), None, plan.segments)
         label_binning = ref.binning(label_name)
         if label_binning is not None:
@@ -212,6 +220,7 @@ def _version(
 def _slices(
     plan: Plan,
     agg: Aggregates,
+    store: Store,
     engine: Store,
     labelled: ir.Table,
     ref: ReferenceProfile,
@@ -233,6 +242,20 @@ def _slices(
         agg.slices[version] = slice_sums(
             engine, sample, model.columns.timestamp, candidates, plan.size
         )
+    # The same slices on the reference: a slice is weak when it got worse, not when it is
+    # naturally harder than the rest.
+    table = store.table(spec_for("reference", model).table)
+    label = model.labels.column
+    present = [c for c in candidates if c.name in table.columns]
+    if label in table.columns and present:
+        mine = table.filter((table[BATCH] == ref.reference_id) & table[label].notnull())
+        mine = mine.mutate(wk_label=mine[label])
+        found = plan.task.loss(model, mine)
+        if found is not None:
+            scored = mine.mutate(wk_loss=found[0])
+            on_reference = slice_sums(store, scored, None, present, plan.size)
+            if on_reference:
+                agg.reference_slices[version] = on_reference[0]
 
 
 def _items(

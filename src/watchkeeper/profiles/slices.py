@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import ibis
 import ibis.expr.types as ir
 
 from watchkeeper.profiles.base import Engine, bin_sql
@@ -47,19 +48,22 @@ class SliceSums:
 def slice_sums(
     engine: Engine,
     labelled: ir.Table,
-    timestamp: str,
+    timestamp: str | None,
     candidates: Sequence[Candidate],
     size: timedelta,
 ) -> list[SliceSums]:
     """The sums of every slice of ``labelled`` (events joined with their labels, limited to
     the run's windows, with each event's loss in ``wk_loss``): one query per candidate
-    column and per pair."""
+    column and per pair. Without a timestamp the whole table is one window (a reference,
+    at the epoch)."""
     if not candidates:
         return []
     q = engine.quote
     size_us = int(size.total_seconds()) * 1_000_000
     keep: dict[str, ir.Value] = {
-        "wk_w": engine.epoch_micros(labelled[timestamp]) // size_us,
+        "wk_w": engine.epoch_micros(labelled[timestamp]) // size_us
+        if timestamp is not None
+        else ibis.literal(0, "int64"),
         "wk_loss": labelled.wk_loss,
     }
     for c in candidates:

@@ -36,6 +36,7 @@ from watchkeeper.monitor.aggregates import slice_columns
 from watchkeeper.monitor.backtest import Backtest
 from watchkeeper.monitor.backtest import load as load_backtest
 from watchkeeper.monitor.runs import Planned, planned_runs
+from watchkeeper.profiles.queries import latest_per_key
 from watchkeeper.reference import ReferenceProfile, stored
 from watchkeeper.reference.values import reference_values
 from watchkeeper.report import build as build_report
@@ -45,6 +46,7 @@ from watchkeeper.store.metrics import MetricsTable
 from watchkeeper.store.tables import QUARANTINE, RUNS
 from watchkeeper.triage import Triage
 from watchkeeper.triage import triage as run_triage
+from watchkeeper.triage.examples import examples
 from watchkeeper.windows import parse_duration, parse_time
 
 Clock = Callable[[], datetime]
@@ -280,7 +282,7 @@ class Workspace:
 
     def labels(self, model: str) -> ir.Table:
         """The label in force per event: the newest one received."""
-        return _latest(
+        return latest_per_key(
             self.store.table(spec_for("labels", self.config.model(model)).table), "event_id"
         )
 
@@ -501,7 +503,9 @@ class Workspace:
                 raise UnknownAlertError(alert)
         size = parse_duration(window) if isinstance(window, str) else window
         when = parse_time(at) if isinstance(at, str) else at
-        return run_triage(self.store, cfg, metric=metric, at=when, window=size, alert=found)
+        done = run_triage(self.store, cfg, metric=metric, at=when, window=size, alert=found)
+        done.examples = examples(self.events_store, cfg, done, self.reference_profile(model))
+        return done
 
     def report(
         self,
@@ -537,7 +541,7 @@ class Workspace:
 
     def outcomes(self, model: str) -> ir.Table:
         """The outcome in force per key (event and outcome, or time and outcome)."""
-        return _latest(
+        return latest_per_key(
             self.store.table(spec_for("outcomes", self.config.model(model)).table), "wk_key"
         )
 
@@ -579,12 +583,6 @@ class Workspace:
     def count(self, model: str, kind: Kind) -> int:
         table = self.store.table(spec_for(kind, self.config.model(model)).table)
         return int(self.store.scalar(table.count()))
-
-
-def _latest(table: ir.Table, key: str) -> ir.Table:
-    order = [ibis.desc(table[INGESTED_AT]), ibis.desc(table[BATCH])]
-    ranked = table.mutate(_rank=ibis.row_number().over(group_by=table[key], order_by=order))
-    return ranked.filter(ranked._rank == 0).drop("_rank")
 
 
 def open(

@@ -213,9 +213,9 @@ def test_the_default_rules_do_not_page_on_ninety_calm_days(tmp_path: Path, clock
     chance (daily traffic cycle, sampling noise, the 5% of drift tests that fire on noise)."""
     from watchkeeper.config import EXAMPLE_CONFIG
 
-    config = parse_config(
-        EXAMPLE_CONFIG.replace("watchkeeper.duckdb", "calm.duckdb"), base_dir=tmp_path
-    )
+    # Hourly windows for every rule: the model's own window made an hour.
+    text = EXAMPLE_CONFIG.replace("watchkeeper.duckdb", "calm.duckdb")
+    config = parse_config(text.replace("      window: 1d ", "      window: 1h "), base_dir=tmp_path)
     rng = np.random.default_rng([90, 1])
     hours = 90 * 24
     cycle = np.sin(2 * np.pi * np.arange(hours) / 24)

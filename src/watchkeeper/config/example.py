@@ -35,7 +35,9 @@ models:
         - name: is_new_user
           kind: boolean
       score: score                  # the model's probability of the positive class
-      prediction: prediction        # optional; derived from score >= threshold if absent
+      prediction: prediction        # leave it out to judge decisions by score >= threshold;
+                                    # declared, every event must carry it (but failed
+                                    # requests, whose status is not ok, may lack outputs)
       segments: [region, device]    # slices to monitor separately
       sensitive: [age_band]         # protected groups for fairness
       latency: latency_ms           # milliseconds
@@ -54,6 +56,9 @@ models:
       false_positive: 5             # cost of reviewing a legitimate transaction
       false_negative: 120           # cost of missed fraud
       true_positive_value: 100
+    monitoring:
+      window: 1d                    # data and model metrics per day; rules with their own
+                                    # window (the service rules below) get runs of theirs
 
 alerting:
   # Where alerts link to (the dashboard of `watchkeeper serve`).
@@ -64,7 +69,29 @@ alerting:
   # it fires; `keep_firing_for`: how long it stays after. Severity: info, ticket or page.
   # Owner: data, model, infrastructure, business, or a team; receivers route on it.
   rules:
+    # Severity follows harm: a page when something is broken now (a feature arriving
+    # broken, a model version doing worse, performance falling on labels, the service
+    # failing); a ticket when something deserves a look (drift, estimates, segments,
+    # fairness, business outcomes). Service rules judge hourly windows.
     # -- data -----------------------------------------------------------------------------
+    - name: input_broken
+      severity: page
+      owner: data
+      window: 1h
+      description: a feature arrives broken (missing in bulk, out of its range, unseen
+        values, or moved by several standard deviations, as a unit change does)
+      require: any
+      group_by: [column]            # one alert per broken feature
+      conditions:
+        - {metric: missing_rate, against: reference, change: absolute, above: 0.25,
+           min_sample_size: 50}
+        - {metric: out_of_range_rate, above: 0.25, min_sample_size: 50}
+        - {metric: unseen_rate, above: 0.25, min_sample_size: 50}
+        - metric: drift_wasserstein
+          column: [amount, merchant_category, country, account_age_days, is_new_user]
+          above: 1.5
+          min_sample_size: 50
+      for: 2
     - name: schema_change
       severity: ticket
       owner: data
@@ -80,6 +107,9 @@ alerting:
           against: baseline
           direction: above
           baseline: {windows: 24, k: 4, min_history: 6}
+        - {metric: quarantined_rows, above: 20}   # and more than a handful
+      require: all
+      group_by: [column]
     - name: missing_values
       severity: ticket
       owner: data
@@ -99,6 +129,35 @@ alerting:
       for: 3                        # each drift test fires on noise 5% of the time
       keep_firing_for: 2
     # -- model ----------------------------------------------------------------------------
+    - name: model_change
+      severity: page
+      owner: model
+      window: 1h
+      description: a model version's scores differ from the established version's on the
+        same traffic
+      group_by: [version]
+      conditions:
+        - {metric: version_shift, column: [score, prediction], status: [drifted]}
+      for: 2
+    - name: performance_drop
+      severity: page
+      owner: model
+      description: performance measured on labels fell below the reference's, beyond
+        sampling noise
+      require: any
+      conditions:
+        - {metric: roc_auc, against: reference, below: -0.05, min_sample_size: 300,
+           interval_excludes: true}
+        - {metric: precision, against: reference, below: -0.25, min_sample_size: 300,
+           interval_excludes: true}
+      for: 2
+    - name: estimated_performance_drop
+      severity: ticket
+      owner: model
+      description: ROC AUC estimated before labels fell beyond the reference's band
+      conditions:
+        - {metric: estimated_roc_auc, status: [degraded], min_sample_size: 500}
+      for: 2
     - name: prediction_drift
       severity: ticket
       owner: model
@@ -107,21 +166,6 @@ alerting:
         - {metric: drift, column: [score, prediction], status: [drifted]}
       for: 3
       keep_firing_for: 2
-    - name: performance_drop
-      severity: page
-      owner: model
-      description: ROC AUC fell below the reference's, beyond sampling noise
-      conditions:
-        - {metric: roc_auc, against: reference, below: -0.05, min_sample_size: 200,
-           interval_excludes: true}
-      for: 2
-    - name: estimated_performance_drop
-      severity: ticket
-      owner: model
-      description: ROC AUC estimated before labels fell below the reference's
-      conditions:
-        - {metric: estimated_roc_auc, against: reference, below: -0.05, min_sample_size: 500}
-      for: 3
     - name: calibration
       severity: ticket
       owner: model
@@ -139,14 +183,30 @@ alerting:
         - {metric: segment_gap, segment: any, status: [worse]}
       for: 3
       keep_firing_for: 2
+    - name: weak_slice
+      severity: ticket
+      owner: model
+      description: the model got worse on a slice (one column's value, or two together)
+      group_by: [metric]            # one alert for the model; the evidence names the slice
+      conditions:
+        - {metric: weak_slice, status: [worse]}
+      for: 2
     - name: fairness_gap
       severity: ticket
       owner: model
-      description: selection rates differ between protected groups
+      description: a protected group's selection or true positive rate moved away from
+        the whole traffic's
+      group_by: [segment]
+      require: any
       conditions:
-        - {metric: demographic_parity_difference, segment: any, above: 0.1,
-           min_sample_size: 500}
-      for: 3
+        - metric: ratio_to_overall
+          column: [positive_rate, recall]
+          segment: any
+          against: baseline
+          baseline: {windows: 14, k: 4, min_change: 0.2}
+          max_p_value: 0.01
+          min_sample_size: 200
+      for: 2
     # Drift alone opens a ticket; drift with a calibration slip and a falling KPI pages.
     - name: model_degrading
       severity: ticket
@@ -159,7 +219,7 @@ alerting:
         - metric: outcome_rate
           column: confirmed_fraud
           against: baseline
-          direction: below
+          direction: both
           baseline: {windows: 14}
           mature_only: true         # outcomes arrive late: judge complete windows
       require: 2
@@ -169,21 +229,22 @@ alerting:
     - name: latency
       severity: page
       owner: infrastructure
+      window: 1h
       description: the slowest predictions are much slower than usual
       conditions:
         - metric: latency_p99
           against: baseline
           direction: above
-          # the same hour of the last 14 days (traffic has a daily cycle)
-          baseline: {windows: 14, seasonal: 1d, method: trimmed_mean_std, k: 4, min_history: 7}
-      for: 2
+          # the same hour of the last 7 days (traffic has a daily cycle), and twice as slow
+          baseline: {windows: 7, seasonal: 1d, method: trimmed_mean_std, k: 4, min_history: 3,
+                     min_change: 1.0}
     - name: error_rate
       severity: page
       owner: infrastructure
+      window: 1h
       description: the model service fails requests
       conditions:
-        - {metric: error_rate, above: 0.05, min_sample_size: 100}
-      for: 2
+        - {metric: error_rate, above: 0.05, min_sample_size: 50, interval_excludes: true}
     - name: traffic_drop
       severity: page
       owner: infrastructure
@@ -198,16 +259,28 @@ alerting:
         - {metric: volume_ratio, above: 3}
       for: 2
     # -- business -------------------------------------------------------------------------
-    - name: business_kpi_drop
+    - name: business_kpi_change
       severity: ticket
       owner: business
-      description: an outcome the model exists for fell below its usual level
+      description: an outcome the model exists for moved away from its usual level (a
+        conversion falling, or chargebacks rising)
       conditions:
         - metric: outcome_rate
           column: "*"
           against: baseline
-          direction: below
-          baseline: {windows: 24, method: mean_std, k: 4}
+          direction: both
+          baseline: {windows: 24, method: mean_std, k: 4, min_change: 0.2}
+          mature_only: true
+      for: 2
+    - name: cost_of_mistakes
+      severity: ticket
+      owner: business
+      description: the decisions' mistakes cost much more than usual
+      conditions:
+        - metric: cost
+          against: baseline
+          direction: above
+          baseline: {windows: 14, method: median_mad, k: 4, min_change: 0.5}
           mature_only: true
       for: 2
   # A page mutes the tickets it explains; an outage mutes the data alerts it causes.

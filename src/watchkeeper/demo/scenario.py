@@ -229,11 +229,11 @@ def demo_config(example: str) -> str:
         "      segments: [region, device, user_type]   # slices to monitor separately",
     )
     text = text.replace(
-        "      true_positive_value: 100\n",
-        "      true_positive_value: 100\n"
-        "    monitoring: {window: 1d, min_rows: 200, min_labels: 100, max_segment_values: 10}\n"
-        + ETA_MODEL,
+        "    monitoring:\n      window: 1d ",
+        "    monitoring:\n      min_rows: 200\n      min_labels: 100\n"
+        "      max_segment_values: 10\n      window: 1d ",
         1,
     )
+    text = text.replace("\nalerting:\n", ETA_MODEL + "\nalerting:\n", 1)
     text = text.replace("    threshold: 0.5 ", "    threshold: 0.3 ")
     return text.replace("      max_delay: 30d ", "      max_delay: 14d ")

@@ -11,6 +11,7 @@ from watchkeeper.metrics.family import Aggregates, Context, Family, History
 from watchkeeper.reference.profile import latency_binning
 from watchkeeper.rows import ALL, MetricRow, Where
 from watchkeeper.stats import baseline
+from watchkeeper.stats.performance import wilson
 from watchkeeper.stats.quality import histogram_quantile
 
 LATENCY_QUANTILES = (("latency_p50", 0.5), ("latency_p90", 0.9), ("latency_p99", 0.99))
@@ -28,7 +29,8 @@ def service_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
         where = ctx.where(key)
         rows.append(where.row("row_count", "", p.rows, p.rows))
         if ctx.model.columns.status:
-            rows.append(where.row("error_rate", "", p.errors / p.rows if p.rows else None, p.rows))
+            e = wilson(p.errors, p.rows)
+            rows.append(where.row("error_rate", "", e.value, p.rows, lower=e.lower, upper=e.upper))
         if latency and latency in p.columns:
             cur, edges = p.columns[latency], latency_binning(latency).edges
             for name, q in LATENCY_QUANTILES:

@@ -219,14 +219,99 @@ def arrivals(
     return Arrivals(quarantined, dict(missing), dict(unexpected), tuple(sorted(windows)))
 
 
+def latest_per_key(table: ir.Table, key: str) -> ir.Table:
+    """The newest row per key (by ingestion time, then batch): the label or outcome in
+    force."""
+    order = [ibis.desc(table["wk_ingested_at"]), ibis.desc(table["wk_batch"])]
+    ranked = table.mutate(_rank=ibis.row_number().over(group_by=table[key], order_by=order))
+    return ranked.filter(ranked._rank == 0).drop("_rank")
+
+
+def confidently_wrong(
+    engine: Engine,
+    labelled: ir.Table,
+    event_id: str,
+    ts: str,
+    output: str,
+    since: datetime,
+    until: datetime,
+    segment: tuple[str, str] | None,
+    n: int = 5,
+) -> list[dict[str, object]]:
+    """The labelled events of a window (and segment) whose output was furthest from their
+    label: a score of 0.97 on a negative, a prediction 40 minutes off."""
+    t = labelled.filter((labelled[ts] >= since) & (labelled[ts] < until))
+    if segment is not None:
+        t = t.filter(t[segment[0]].cast("string") == segment[1])
+    gap = (t[output].cast("float64") - t.wk_label.cast("float64")).abs()
+    found = engine.execute(
+        t.mutate(wk_gap=gap)
+        .filter(ibis._.wk_gap.notnull())
+        .order_by([ibis.desc("wk_gap"), event_id])
+        .limit(n)
+        .select(event_id, ts, output, label=ibis._.wk_label)
+    )
+    return [
+        {
+            "event_id": r[event_id],
+            "why": "the most confidently wrong",
+            output: r[output],
+            "label": r["label"],
+            "time": r[ts].isoformat() if r[ts] else None,
+        }
+        for r in found.to_pylist()
+    ]
+
+
+def most_changed(
+    engine: Engine,
+    events: ir.Table,
+    event_id: str,
+    ts: str,
+    column: str,
+    centre: float,
+    spread: float,
+    since: datetime,
+    until: datetime,
+    segment: tuple[str, str] | None,
+    n: int = 5,
+) -> list[dict[str, object]]:
+    """The events of a window (and segment) whose value of a numeric input is furthest from
+    the reference (in reference standard deviations)."""
+    t = events.filter((events[ts] >= since) & (events[ts] < until))
+    if segment is not None:
+        t = t.filter(t[segment[0]].cast("string") == segment[1])
+    z = ((t[column].cast("float64") - centre) / (spread or 1.0)).abs()
+    found = engine.execute(
+        t.mutate(wk_z=z)
+        .filter(ibis._.wk_z.notnull())
+        .order_by([ibis.desc("wk_z"), event_id])
+        .limit(n)
+        .select(event_id, ts, column, wk_z=ibis._.wk_z)
+    )
+    return [
+        {
+            "event_id": r[event_id],
+            "why": f"{column} furthest from the reference",
+            column: r[column],
+            "reference_mean": round(centre, 6),
+            "standard_deviations": round(float(r["wk_z"]), 2),
+        }
+        for r in found.to_pylist()
+    ]
+
+
 __all__ = [
     "Arrivals",
     "OutcomeSum",
     "Quantiles",
     "WindowKey",
     "arrivals",
+    "confidently_wrong",
     "distinct_items",
     "label_lags",
+    "latest_per_key",
+    "most_changed",
     "outcome_sums",
     "scope",
     "window_quantiles",

@@ -74,4 +74,27 @@ def past(
     return earlier[-windows:] if windows > 0 else []
 
 
-__all__ = ["MAD_SCALE", "Level", "Method", "level", "past", "usual"]
+def change_start(values: Sequence[float], lower_is_better: bool, history: int = 7) -> int | None:
+    """Where a series' current change began: the first of the trailing values that are all
+    worse than the level before them (the median of the ``history`` values before the
+    candidate start) by more than three robust spreads. None when the newest value is not
+    such a change. The level before the change is then ``usual(values[start - history :
+    start])``: one that the change itself has not moved."""
+    n = len(values)
+    if n < 4:
+        return None
+    start = None
+    for i in range(n - 1, 0, -1):
+        before = level(values[max(0, i - history) : i])
+        if before is None or before.n < 3:
+            break
+        worse = (values[i] - before.centre) if lower_is_better else (before.centre - values[i])
+        tolerance = max(3 * before.spread, 0.02 * abs(before.centre), 1e-9)
+        if worse > tolerance:
+            start = i
+        else:
+            break
+    return start
+
+
+__all__ = ["MAD_SCALE", "Level", "Method", "change_start", "level", "past", "usual"]

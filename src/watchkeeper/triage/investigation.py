@@ -10,6 +10,7 @@ from typing import Any
 
 from watchkeeper.catalogue import lower_is_better, needs_labels
 from watchkeeper.config import ModelConfig
+from watchkeeper.stats.baseline import change_start
 from watchkeeper.triage.evidence import BASELINE_WINDOWS, Metrics, _num
 from watchkeeper.triage.model import CAUSES, TITLES, Hypothesis, Step
 
@@ -37,6 +38,22 @@ class Investigation:
         self.reasons: dict[str, list[str]] = defaultdict(list)
         self.actions: dict[str, str] = {}
         self.bad_up = lower_is_better(metric)
+        self.before = self.change_began()
+        self.segment: tuple[str, str] | None = None  # where the change concentrates
+        self.feature: str | None = None  # the input that moved most
+
+    def change_began(self) -> datetime:
+        """The window the change under triage began at: where the metric's trailing run of
+        worse values started (or the alert's first window, if earlier). Every "usual level"
+        of the investigation is read before it, so an incident that has lasted a while is
+        not compared with a baseline it has already moved."""
+        series = self.m.series(self.metric, self.column)
+        starts = sorted(s for s in series if s <= self.w)
+        found = change_start([series[s] for s in starts], self.bad_up)
+        began = starts[found] if found is not None else self.w
+        if self.alert is not None and self.alert.get("window_start") is not None:
+            began = min(began, self.alert["window_start"])
+        return began
 
     def vote(self, cause: str, points: float, reason: str, action: str | None = None) -> None:
         self.points[cause] += points
@@ -54,7 +71,7 @@ class Investigation:
         )
         m, w = self.m, self.w
         row = m.row(self.metric, w, self.column)
-        past = m.history(self.metric, w, self.column)
+        past = m.history(self.metric, self.before, self.column)
         if value is not None and usual is not None:
             spread = statistics.pstdev(past) if len(past) > 1 else 0.0
             change = self.worse(value, usual)
@@ -86,7 +103,7 @@ class Investigation:
             elif spread > 0 and change < 2 * spread:
                 self.vote("not_real", 1, "the change is within twice the usual spread")
         rows = m.value("row_count", w)
-        usual_rows = m.usual("row_count", w)
+        usual_rows = m.usual("row_count", self.before)
         if rows is not None and usual_rows:
             ratio = rows / usual_rows
             s.findings.append(
@@ -103,7 +120,7 @@ class Investigation:
         coverage = m.row("label_coverage", w)
         if coverage is not None and needs_labels(self.metric):
             now_cov = _num(coverage.value) or 0.0
-            usual_cov = m.usual("label_coverage", w) or 0.0
+            usual_cov = m.usual("label_coverage", self.before) or 0.0
             s.findings.append(
                 f"labels: {now_cov:.0%} of this window's events have one (usually {usual_cov:.0%})"
                 + ("; the window is provisional" if coverage.provisional else "")
@@ -129,7 +146,7 @@ class Investigation:
                 s.findings.append("the drop is measured on immature labels: possibly an artefact")
                 self.immature = True
                 estimate = m.value(f"estimated_{self.metric}", w)
-                usual_estimate = m.usual(f"estimated_{self.metric}", w)
+                usual_estimate = m.usual(f"estimated_{self.metric}", self.before)
                 if (
                     estimate is not None
                     and usual_estimate is not None

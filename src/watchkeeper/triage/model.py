@@ -77,6 +77,11 @@ class Triage:
     steps: list[Step]
     hypotheses: list[Hypothesis]
     alert_id: str | None = None
+    segment: tuple[str, str] | None = None  # where the change concentrates, if anywhere
+    feature: str | None = None  # the input that moved most, if any did
+    # A handful of predictions from the window (and segment) to look at, with their ids:
+    # the most confidently wrong once labels exist, else those whose inputs moved most.
+    examples: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def top(self) -> Hypothesis:
@@ -106,6 +111,9 @@ class Triage:
             "headline": self.headline,
             "steps": [s.to_dict() for s in self.steps],
             "hypotheses": [h.to_dict() for h in self.hypotheses],
+            "segment": None if self.segment is None else "=".join(self.segment),
+            "feature": self.feature,
+            "examples": list(self.examples),
         }
 
     def to_text(self) -> str:
@@ -117,10 +125,27 @@ class Triage:
         for i, h in enumerate(self.hypotheses, 1):
             lines.append(f"{i}. {h.title} ({h.level}, {h.confidence:.0%}): {h.action}")
             lines += [f"     because {e}" for e in h.evidence[:4]]
+        if self.examples:
+            lines += ["", "Examples to look at:"]
+            lines += [f"   {describe_example(e)}" for e in self.examples]
         return "\n".join(lines)
+
+
+def describe_example(e: dict[str, Any]) -> str:
+    """One example prediction in a line: its id, then what makes it worth a look."""
+    shown = ", ".join(f"{k} {v}" for k, v in e.items() if k not in ("event_id", "why"))
+    return f"{e.get('event_id')}: {e.get('why', '')} ({shown})"
 
 
 # -- reading the metrics ----------------------------------------------------------------------
 
 
-__all__ = ["CAUSES", "TITLES", "Hypothesis", "Step", "Triage", "default_metric"]
+__all__ = [
+    "CAUSES",
+    "TITLES",
+    "Hypothesis",
+    "Step",
+    "Triage",
+    "default_metric",
+    "describe_example",
+]

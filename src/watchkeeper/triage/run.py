@@ -66,7 +66,7 @@ def triage(
 def investigate(inv: Investigation) -> Triage:
     """The six steps, then the ranking."""
     value = inv.m.value(inv.metric, inv.w, inv.column)
-    usual = inv.m.usual(inv.metric, inv.w, inv.column)
+    usual = inv.m.usual(inv.metric, inv.before, inv.column)
     found = [
         inv.is_it_real(value, usual),
         steps.data(inv),
@@ -85,6 +85,8 @@ def investigate(inv: Investigation) -> Triage:
         found,
         inv.rank(),
         inv.alert["alert_id"] if inv.alert else None,
+        inv.segment,
+        inv.feature,
     )
 
 

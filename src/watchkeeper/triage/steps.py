@@ -9,6 +9,7 @@ from datetime import datetime
 
 import numpy as np
 
+from watchkeeper.catalogue import CATALOGUE
 from watchkeeper.triage.evidence import BASELINE_WINDOWS, CORRELATION_WINDOWS, _num
 from watchkeeper.triage.investigation import Investigation
 from watchkeeper.triage.model import Step
@@ -56,7 +57,7 @@ def data(inv: Investigation) -> Step:
     for check in ("missing_rate", "out_of_range_rate", "unseen_rate"):
         for column in m.columns(check):
             now = m.value(check, w, column)
-            usual = m.usual(check, w, column)
+            usual = m.usual(check, inv.before, column)
             if now is None or usual is None:
                 continue
             if now - usual >= 0.05:
@@ -81,6 +82,7 @@ def data(inv: Investigation) -> Step:
         corr = _correlation(m.series("drift", column), metric_series, w, inv.bad_up)
         drifted.append((row.status == "drifted", _num(row.value) or 0.0, column, corr))
     drifted.sort(key=lambda d: (not d[0], -d[1]))
+    inv.feature = next((c for d, _, c, _ in drifted if d and c in features), None)
     for is_drifted, value, column, corr in drifted[:8]:
         s.evidence.append(
             {
@@ -103,7 +105,16 @@ def data(inv: Investigation) -> Step:
                 else ""
             )
         )
-        if column in features:
+        if column in features and value >= BROKEN_SHIFT:
+            # Several standard deviations at once is a pipeline, not a population.
+            inv.vote(
+                "data",
+                4,
+                f"{column} moved by {value:.1f} reference standard deviations at once",
+                f"fix the pipeline that computes {column}: its values moved as a unit change "
+                "or a broken join would move them",
+            )
+        elif column in features:
             inv.vote(
                 "data",
                 2.5 if tracks else 1.0,
@@ -111,6 +122,48 @@ def data(inv: Investigation) -> Step:
                 "retrain on recent data" if tracks else None,
             )
     return s
+
+
+BROKEN_SHIFT = 1.5  # a drift effect (wasserstein, in reference stds) that only breakage makes
+
+
+def _meaningful_gap(metric: str, gap: float, best: float) -> bool:
+    """A difference between versions worth blaming one for: 0.02 on a score or a share,
+    10% elsewhere; on the service's own metrics (latency, errors), double."""
+    entry = CATALOGUE.get(metric.removeprefix("estimated_"))
+    if entry is not None and entry.family == "service":
+        return gap > abs(best)
+    if entry is not None and entry.unit in ("score", "ratio"):
+        return gap > 0.02
+    return gap > 0.1 * abs(best)
+
+
+def _version_shift(inv: Investigation, s: Step) -> bool:
+    """A version whose outputs differ from the established version's on the same traffic,
+    at (or up to a day before) the window under triage."""
+    score = inv.model.columns.score or inv.model.columns.prediction
+    if not score:
+        return False
+    found = inv.m.by_version.get(("version_shift", score), {})
+    recent = [p for p in sorted(found) if inv.before - inv.size <= p <= inv.w]
+    for p in reversed(recent):
+        for version, row in sorted(found[p].items()):
+            if row.status != "drifted":
+                continue
+            base = row.detail.removeprefix("against version ").split(" ")[0]
+            inv.vote(
+                "model",
+                6,
+                f"version {version}'s {score} differs from version {base}'s on the same traffic "
+                f"(effect {_num(row.value) or 0:.2g}, {row.detail})",
+                f"roll back to version {base}",
+            )
+            s.findings.append(f"version {version}'s {score} differs from version {base}'s")
+            s.evidence.append(
+                {"metric": "version_shift", "version": version, "value": _num(row.value)}
+            )
+            return True
+    return False
 
 
 def model(inv: Investigation) -> Step:
@@ -143,7 +196,7 @@ def model(inv: Investigation) -> Step:
         best = min(values, key=lambda v: inv.worse(values[v], 0.0))
         worst = max(values, key=lambda v: inv.worse(values[v], 0.0))
         gap = inv.worse(values[worst], values[best])
-        if gap > 0.02:
+        if _meaningful_gap(inv.metric, gap, values[best]):
             since = first_seen.get(worst)
             when = f", serving since {since:%Y-%m-%d %H:%M}" if since else ""
             inv.vote(
@@ -159,8 +212,10 @@ def model(inv: Investigation) -> Step:
         (version,) = values
         before = {v for p in earlier[-BASELINE_WINDOWS:] for v in by_version[p] if v != "*"}
         if before and version not in before:
-            usual = m.usual(inv.metric, w, inv.column)
-            if usual is not None and inv.worse(values[version], usual) > 0.02:
+            usual = m.usual(inv.metric, inv.before, inv.column)
+            if usual is not None and _meaningful_gap(
+                inv.metric, inv.worse(values[version], usual), usual
+            ):
                 old = sorted(before)[-1]
                 inv.vote(
                     "model",
@@ -171,8 +226,10 @@ def model(inv: Investigation) -> Step:
                 )
                 s.findings.append(f"version {version} replaced version {old}")
                 blamed = True
+    if not blamed:
+        blamed = _version_shift(inv, s)
     ece = m.value("expected_calibration_error", w)
-    usual_ece = m.usual("expected_calibration_error", w)
+    usual_ece = m.usual("expected_calibration_error", inv.before)
     if ece is not None and usual_ece is not None and ece - usual_ece > 0.03:
         s.findings.append(f"calibration error {ece:.3f} (usually {usual_ece:.3f})")
         inv.vote("model", 1, f"calibration worsened ({ece:.3f} vs {usual_ece:.3f})")
@@ -184,8 +241,8 @@ def model(inv: Investigation) -> Step:
             s.evidence.append({"metric": "drift", "column": score, "value": _num(row.value)})
     realized = m.value(base, w)
     estimate = m.value(f"estimated_{base}", w)
-    usual_realized = m.usual(base, w)
-    usual_estimate = m.usual(f"estimated_{base}", w)
+    usual_realized = m.usual(base, inv.before)
+    usual_estimate = m.usual(f"estimated_{base}", inv.before)
     if None not in (realized, estimate, usual_realized, usual_estimate):
         assert realized is not None and estimate is not None
         assert usual_realized is not None and usual_estimate is not None
@@ -228,7 +285,7 @@ def infrastructure(inv: Investigation) -> Step:
     latency = inv.model.columns.latency or ""
     for q in ("latency_p99", "latency_p90"):
         now = m.value(q, w, latency)
-        usual = m.usual(q, w, latency)
+        usual = m.usual(q, inv.before, latency)
         if now is not None and usual:
             s.evidence.append({"metric": q, "value": now, "usual": usual})
             if now > 1.5 * usual:
@@ -241,7 +298,7 @@ def infrastructure(inv: Investigation) -> Step:
                 )
             break
     errors = m.value("error_rate", w)
-    usual_errors = m.usual("error_rate", w)
+    usual_errors = m.usual("error_rate", inv.before)
     if errors is not None and usual_errors is not None:
         s.evidence.append({"metric": "error_rate", "value": errors, "usual": usual_errors})
         if errors - usual_errors > 0.02:
@@ -265,7 +322,7 @@ def where(inv: Investigation) -> Step:
     contributions = []
     for seg in m.segments(inv.metric, inv.column):
         now = m.value(inv.metric, w, inv.column, seg)
-        usual = m.usual(inv.metric, w, inv.column, seg)
+        usual = m.usual(inv.metric, inv.before, inv.column, seg)
         rows = m.value("row_count", w, "", seg) or 0.0
         if now is None or usual is None or not total_rows:
             continue
@@ -297,6 +354,7 @@ def where(inv: Investigation) -> Step:
             concentrated = (explained, top)
     if concentrated is not None:
         explained, (_, seg, now, usual, share) = concentrated
+        inv.segment = seg
         where = f"{seg[0]}={seg[1]}"
         s.findings.append(
             f"{where} accounts for {explained:.0%} of the change with "
@@ -342,7 +400,7 @@ def business(inv: Investigation) -> Step:
     m, w = inv.m, inv.w
     for outcome in m.columns("outcome_rate"):
         now = m.value("outcome_rate", w, outcome)
-        past = m.history("outcome_rate", w, outcome)
+        past = m.history("outcome_rate", inv.before, outcome)
         if now is None or len(past) < 3:
             continue
         usual = statistics.median(past)
@@ -355,7 +413,7 @@ def business(inv: Investigation) -> Step:
             inv.vote("business", 1.5, f"{outcome} moved to {now:.2%} (usually {usual:.2%})")
     for name in ("net_value", "cost"):
         amount = m.value(name, w)
-        typical = m.usual(name, w)
+        typical = m.usual(name, inv.before)
         if amount is not None and typical is not None:
             s.evidence.append({"metric": name, "value": amount, "usual": typical})
             if name == "cost" and typical and amount > 1.2 * typical:

@@ -333,7 +333,8 @@ segment_gap | segments | difference | none | no | yes | labelled | metric | A se
     minus the rest's, with a two-sided test (Benjamini-Hochberg across the window); status worse
     when significantly worse.
 weak_slice | weak_slices | difference | down | no | yes | labelled | slice | A slice's mean loss
-    minus the rest's, significant after Benjamini-Hochberg.
+    minus the rest's, significant after Benjamini-Hochberg; column '' is the window's search
+    (the worst slice's, 0 when none; status worse when any).
 traffic_share | fairness | ratio | none | no | no | all | - | A protected group's share of the
     window's events (the reference's in the detail).
 demographic_parity_difference | fairness | difference | down | no | yes | binary | - |

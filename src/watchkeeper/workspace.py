@@ -343,14 +343,13 @@ class Workspace:
         with the other models (the scheduler's way)."""
         names = models if models is not None else [m.name for m in self.config.models]
         done = Cycle()
-        explicit = window is not None or since is not None or until is not None or full
         for name in names:
             if not run:
                 break
             cfg = self.config.model(name)
-            plans = [Planned(parse_duration(window) if window else cfg.monitoring.window)]
-            if not explicit:
-                plans = planned_runs(self.config, cfg)
+            # A given window size runs alone; otherwise every size the rules name (a range
+            # or --full recomputes each of them).
+            plans = [Planned(parse_duration(window))] if window else planned_runs(self.config, cfg)
             try:
                 for plan in plans:
                     found = self.run(

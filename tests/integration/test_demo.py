@@ -65,8 +65,8 @@ def test_the_region_where_the_model_quietly_fails_is_found(
     first = INCIDENTS["segment_failure"][0]
     asia = [a for a in alerts(ws, "segment_gap") if a["labels"]["segment"] == "region=asia"]
     assert asia and min(day(a["window_start"]) for a in asia) >= first
-    degrading = alerts(ws, "model_degrading")
-    assert degrading and degrading[0]["severity"] == "page"
+    degrading = [a for a in alerts(ws, "model_degrading") if a["severity"] == "page"]
+    assert degrading and min(day(a["window_start"]) for a in degrading) >= first
     triage = ws.triage("fraud", alert=degrading[0]["alert_id"])
     assert "region=asia" in triage.top.action
 
@@ -80,6 +80,10 @@ def test_the_worse_model_version_is_caught_and_rolled_back(
     assert drops and min(day(a["window_start"]) for a in drops) >= first
     triage = ws.triage("fraud", alert=drops[0]["alert_id"])
     assert triage.top.cause == "model" and "roll back to version 1" in triage.top.action
+    # Before any label: the new version's scores differ from version 1's on the same traffic.
+    changed = [a for a in alerts(ws, "model_change") if a["labels"].get("version") == "2"]
+    assert changed and first <= min(day(a["window_start"]) for a in changed) < first + 1
+    assert all(a["severity"] == "page" for a in changed)
 
 
 def test_the_demo_writes_its_report_and_says_how_to_open_the_dashboard(

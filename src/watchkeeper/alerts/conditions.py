@@ -125,7 +125,8 @@ def check(
         return evidence(False, None, None, f"{name}: not significant ({shown})")
     if c.status:
         holds = p.status in c.status
-        return evidence(holds, None, None, f"{name} is {p.status}")
+        said = f"{name} is {p.status}" + (f" ({p.detail})" if p.detail else "")
+        return evidence(holds, None, None, said)
     if c.against == "baseline":
         return _baseline(c, key, points, index, evidence, name)
     value = p.value
@@ -141,15 +142,15 @@ def check(
         above = c.resolve_at if above is not None else None
         below = c.resolve_at if below is not None else None
     holds = (above is not None and value > above) or (below is not None and value < below)
-    if holds and c.interval_excludes and p.lower is not None and p.upper is not None:
-        target = compared if compared is not None else (above if above is not None else below)
-        assert target is not None
+    if holds and c.interval_excludes:
         if c.against == "reference":
-            holds = not (p.lower <= target <= p.upper)
+            assert compared is not None
+            holds = _excludes(p, compared, p.value > compared)
         elif above is not None and value > above:
-            holds = p.lower > above
+            holds = _excludes(p, above, True)
         else:
-            holds = p.upper < (below if below is not None else target)
+            assert below is not None
+            holds = _excludes(p, below, False)
     if c.against == "reference":
         assert compared is not None
         change = f"{value:+.1%}" if c.change == "relative" else f"{value:+.3g}"
@@ -191,12 +192,26 @@ def _baseline(
     )
     if holds and b.min_change is not None:
         holds = abs(p.value - centre) >= b.min_change * abs(centre)
-    if holds and c.interval_excludes and p.lower is not None and p.upper is not None:
-        holds = not (p.lower <= centre <= p.upper)
+    if holds and c.interval_excludes:
+        # Beyond doubt: the interval clears the usual level (and the change asked for).
+        margin = (b.min_change or 0.0) * abs(centre)
+        up = p.value > centre
+        holds = _excludes(p, centre + margin if up else centre - margin, up)
     usual = f"usually {centre:.3g} ± {b.k:g}×{spread:.2g}"
     if b.seasonal is not None:
         usual += f" at this time of the {format_duration(b.seasonal)} cycle"
     return evidence(holds, centre, spread, f"{name} is {p.value:.3g}, {usual}")  # type: ignore[no-any-return]
+
+
+def _excludes(p: Point, target: float, above: bool) -> bool:
+    """Whether the point's interval lies wholly beyond ``target`` on its side. A metric
+    without an interval is not held back; a missing bound on the side that matters (a p99
+    of 50 values has no upper bound, a lower one only) cannot clear it."""
+    if p.lower is None and p.upper is None:
+        return True
+    if above:
+        return p.lower is not None and p.lower > target
+    return p.upper is not None and p.upper < target
 
 
 def index_of(points: Sequence[Point], start: datetime) -> int | None:

@@ -72,12 +72,15 @@ alerting:
     # Severity follows harm: a page when something is broken now (a feature arriving
     # broken, a model version doing worse, performance falling on labels, the service
     # failing); a ticket when something deserves a look (drift, estimates, segments,
-    # fairness, business outcomes). Service rules judge hourly windows.
+    # fairness, business outcomes). Service rules judge hourly windows; a broken feature
+    # or a new version's scores, six-hourly ones (enough rows to compare distributions,
+    # each version's, on a model with a few hundred predictions an hour; set 1h when
+    # traffic allows); the rest, the model's daily windows.
     # -- data -----------------------------------------------------------------------------
     - name: input_broken
       severity: page
       owner: data
-      window: 1h
+      window: 6h
       description: a feature arrives broken (missing in bulk, out of its range, unseen
         values, or moved by several standard deviations, as a unit change does)
       require: any
@@ -132,18 +135,20 @@ alerting:
     - name: model_change
       severity: page
       owner: model
-      window: 1h
+      window: 6h
       description: a model version's scores differ from the established version's on the
         same traffic
       group_by: [version]
       conditions:
         - {metric: version_shift, column: [score, prediction], status: [drifted]}
       for: 2
+      keep_firing_for: 1d           # a rollout lasts: a quiet window or two is not its end
     - name: performance_drop
       severity: page
       owner: model
       description: performance measured on labels fell below the reference's, beyond
         sampling noise
+      group_by: [version]           # a worse version has its own alert beside the others'
       require: any
       conditions:
         - {metric: roc_auc, against: reference, below: -0.05, min_sample_size: 300,
@@ -191,6 +196,7 @@ alerting:
       conditions:
         - {metric: weak_slice, status: [worse]}
       for: 2
+      keep_firing_for: 2
     - name: fairness_gap
       severity: ticket
       owner: model
@@ -236,8 +242,12 @@ alerting:
           against: baseline
           direction: above
           # the same hour of the last 7 days (traffic has a daily cycle), and twice as slow
+          # beyond doubt: a p99 of an hour's few dozen requests is its slowest one, so the
+          # quantile's confidence interval must clear the doubled level
           baseline: {windows: 7, seasonal: 1d, method: trimmed_mean_std, k: 4, min_history: 3,
                      min_change: 1.0}
+          interval_excludes: true
+      keep_firing_for: 3h           # one alert for an incident, not one per bad hour
     - name: error_rate
       severity: page
       owner: infrastructure
@@ -245,6 +255,7 @@ alerting:
       description: the model service fails requests
       conditions:
         - {metric: error_rate, above: 0.05, min_sample_size: 50, interval_excludes: true}
+      keep_firing_for: 3h
     - name: traffic_drop
       severity: page
       owner: infrastructure

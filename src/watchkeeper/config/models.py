@@ -124,6 +124,7 @@ class OutcomeColumnsConfig(_Frozen):
 
 
 class CostConfig(_Frozen):
+    currency: str = Field(default="USD", min_length=1, max_length=8)  # how amounts are stated
     false_positive: float = 0.0
     false_negative: float = 0.0
     true_positive_value: float = 0.0

@@ -48,6 +48,8 @@ class Aggregates:
     slices: dict[str, list[SliceSums]] = field(default_factory=dict)  # per version
     slices_are_rates: bool = True  # the slices' loss is a 0/1 error (else an absolute error)
     reference_slices: dict[str, SliceSums] = field(default_factory=dict)  # per version
+    # per version: (segment column, value) → the task's counts on the reference
+    reference_counts: dict[str, dict[tuple[str, str], Any]] = field(default_factory=dict)
     outcomes: list[OutcomeSum] = field(default_factory=list)
     arrivals: Arrivals = field(default_factory=lambda: Arrivals({}, {}, {}, ()))
     history: History = field(default_factory=dict)  # stored values before the run

@@ -12,7 +12,7 @@ from watchkeeper.reference.profile import latency_binning
 from watchkeeper.rows import ALL, MetricRow, Where
 from watchkeeper.stats import baseline
 from watchkeeper.stats.performance import wilson
-from watchkeeper.stats.quality import histogram_quantile
+from watchkeeper.stats.quality import histogram_quantile, histogram_quantile_interval
 
 LATENCY_QUANTILES = (("latency_p50", 0.5), ("latency_p90", 0.9), ("latency_p99", 0.99))
 
@@ -35,7 +35,12 @@ def service_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
             cur, edges = p.columns[latency], latency_binning(latency).edges
             for name, q in LATENCY_QUANTILES:
                 value = finite(histogram_quantile(cur, edges, q))
-                rows.append(where.row(name, latency, value, cur.present))
+                lower, upper = histogram_quantile_interval(cur, edges, q)
+                rows.append(
+                    where.row(
+                        name, latency, value, cur.present, lower=finite(lower), upper=finite(upper)
+                    )
+                )
     return rows
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from watchkeeper.metrics.family import Aggregates, Context, Family
 from watchkeeper.profiles.slices import SliceLoss
-from watchkeeper.rows import ALL, MetricRow, Where
+from watchkeeper.rows import ALL, OK, MetricRow, Where
 from watchkeeper.stats.comparisons import two_proportions, welch
 from watchkeeper.stats.multiple import benjamini_hochberg
 
@@ -138,6 +138,20 @@ def slice_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
                 reference.slices if (reference := agg.reference_slices.get(version)) else None,
             )
             where = Where(w.window_start, w.window_start + ctx.size, version, ALL, ALL)
+            # One row per searched window, found or not: a rule sees the search came up
+            # empty (a window without rows would leave an alert as it was).
+            out.append(
+                where.row(
+                    "weak_slice",
+                    "",
+                    found[0].loss - found[0].rest_loss if found else 0.0,
+                    w.whole.n,
+                    status="worse" if found else OK,
+                    detail=f"{len(found)} weak slice(s); the worst: {found[0].description}"
+                    if found
+                    else "no slice is significantly worse than the rest",
+                )
+            )
             for s in found:
                 out.append(
                     where.row(

@@ -35,7 +35,7 @@ from watchkeeper.profiles.queries import (
 from watchkeeper.profiles.slices import Candidate, slice_sums
 from watchkeeper.profiles.types import Profile
 from watchkeeper.reference.profile import ReferenceProfile, latency_binning
-from watchkeeper.reference.values import reference_values
+from watchkeeper.reference.values import reference_values, segment_counts
 from watchkeeper.schema import BATCH, INGESTED_AT, KEY, MODEL_VERSION, spec_for
 from watchkeeper.store import Store
 from watchkeeper.store.metrics import MetricsTable
@@ -215,6 +215,8 @@ def _version(
         counts = task.counts(model, lsource, windowing, source_store)
         if counts:
             agg.counts.update(counts)
+            if "segments" in needs and plan.segments:
+                agg.reference_counts[version] = segment_counts(store, model, ref, plan.segments)
 
 
 def _slices(

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import ibis
 
 from watchkeeper.config import ModelConfig
-from watchkeeper.profiles.base import Engine, Source
+from watchkeeper.profiles.base import Engine, Segment, Source
 from watchkeeper.reference.profile import ReferenceProfile
 from watchkeeper.schema import BATCH, spec_for
 from watchkeeper.store import Store
@@ -31,6 +34,23 @@ def reference_values(store: Store, model: ModelConfig, ref: ReferenceProfile) ->
     found = labelled_values(store, within(model, set(table.columns)), mine, ref.version)
     out |= {(model.name, k, ""): v for k, v in found.items()}
     return out
+
+
+def segment_counts(
+    store: Store, model: ModelConfig, ref: ReferenceProfile, segments: Mapping[str, Segment]
+) -> dict[tuple[str, str], Any]:
+    """(segment column, value) → the task's labelled counts on the reference, for the
+    segment columns the reference holds (``*``, ``*`` is the whole reference): what a
+    segment's gap is judged against, so a segment that was always harder is not news."""
+    table = store.table(spec_for("reference", model).table)
+    label = model.labels.column
+    present = {c: s for c, s in segments.items() if c in table.columns}
+    if label not in table.columns:
+        return {}
+    mine = table.filter((table[BATCH] == ref.reference_id) & table[label].notnull())
+    source = Source(mine, None, ibis.literal(ref.version), None, present)
+    counts = task_of(model).counts(within(model, set(table.columns)), source, None, store)
+    return {(key[2], key[3]): c for key, c in (counts or {}).items()}
 
 
 def within(model: ModelConfig, columns: set[str]) -> ModelConfig:
@@ -61,4 +81,10 @@ def labelled_values(
     return found
 
 
-__all__ = ["ReferenceValues", "labelled_values", "reference_values", "within"]
+__all__ = [
+    "ReferenceValues",
+    "labelled_values",
+    "reference_values",
+    "segment_counts",
+    "within",
+]

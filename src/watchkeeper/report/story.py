@@ -26,6 +26,7 @@ from watchkeeper.report.charts import bar_chart, display_bins, line_chart
 from watchkeeper.report.html import PAGE, esc, fmt, table, tr
 from watchkeeper.rows import MetricRow
 from watchkeeper.stats import baseline
+from watchkeeper.stats.baseline import change_start
 from watchkeeper.store.metrics import MetricsTable
 from watchkeeper.triage.model import Triage, default_metric
 
@@ -43,7 +44,7 @@ class Library(Protocol):
         self, model: str | None = None, *, state: str | None = None, since: Any = None
     ) -> list[dict[str, Any]]: ...
 
-    def triage(self, model: str, *, at: Any = None) -> Triage: ...
+    def triage(self, model: str, *, at: Any = None, alert: str | None = None) -> Triage: ...
 
     def series(
         self,
@@ -103,10 +104,24 @@ class Report:
         ]
         self.metric = default_metric(model)
         self._lower_is_better = lower_is_better(self.metric)
-        try:
-            self.triage: Triage | None = ws.triage(model.name, at=self.latest)
-        except TriageError:  # no performance yet: the report goes on without it
-            self.triage = None
+        self.triage: Triage | None = None
+        # The story is the most urgent open alert's, when there is one (so the cause it
+        # gives is the one the alerts are about); else the headline metric's newest window.
+        urgent = sorted(
+            (a for a in self.alerts if a["state"] == "firing"),
+            key=lambda a: (a["severity"] != "page", -a["window_start"].timestamp()),
+        )
+        for alert in urgent[:3]:
+            try:
+                self.triage = ws.triage(model.name, alert=alert["alert_id"])
+                break
+            except TriageError:
+                continue
+        if self.triage is None:
+            try:
+                self.triage = ws.triage(model.name, at=self.latest)
+            except TriageError:  # no performance yet: the report goes on without it
+                self.triage = None
 
     # -- data --------------------------------------------------------------------------------
 
@@ -268,9 +283,10 @@ class Report:
             text += f" (usually {usual['fp']:,.0f} and {usual['fn']:,.0f})"
         cost_now, cost_usual = b.get("cost_now"), b.get("cost_usual")
         if cost_now is not None:
-            text += f", costing {cost_now:,.0f}"
+            money = costs.currency
+            text += f", costing {money} {cost_now:,.0f}"
             if cost_usual:
-                text += f" against a usual {cost_usual:,.0f}"
+                text += f" against a usual {money} {cost_usual:,.0f}"
         return esc(text) + "."
 
     # -- charts ----------------------------------------------------------------------------
@@ -317,12 +333,11 @@ class Report:
         name, realized, estimated = self.headline_series()
         if not realized and not estimated:
             return ""
-        marker = None
-        if self.triage is not None and self.triage.top.cause != "not_real":
-            marker = _change_start(realized or estimated, self._lower_is_better)
-        firing = sorted(a["window_start"] for a in self.alerts)
-        if firing:
-            marker = firing[0] if marker is None else min(marker, firing[0])
+        # Dated where the series changed (its trailing run of worse values), not where the
+        # first alert of the period happened to be.
+        points = realized or estimated
+        found = change_start([v for _, v in points], self._lower_is_better)
+        marker = points[found][0] if found is not None else None
         title = f"{name.replace('_', ' ')} over time"
         svg = line_chart(
             [("measured from labels", realized), ("estimated before labels", estimated)],
@@ -458,23 +473,6 @@ def _counts(detail: str | None) -> dict[str, int] | None:
         return None
     tp, fp, fn = (int(x) for x in found.groups())
     return {"tp": tp, "fp": fp, "fn": fn}
-
-
-def _change_start(points: list[tuple[datetime, float]], bad_up: bool) -> datetime | None:
-    """The first of the trailing windows that are worse than the median of those before."""
-    if len(points) < 4:
-        return None
-    values = [v for _, v in points]
-    start = None
-    for i in range(len(points) - 1, 1, -1):
-        usual = statistics.median(values[: max(i - 1, 1)])
-        spread = statistics.pstdev(values[:i]) or 1e-9
-        worse = (values[i] - usual) if bad_up else (usual - values[i])
-        if worse > 2 * spread:
-            start = points[i][0]
-        else:
-            break
-    return start
 
 
 __all__ = ["Library", "Period", "Report", "build"]

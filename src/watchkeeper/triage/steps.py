@@ -387,7 +387,7 @@ def where(inv: Investigation) -> Step:
     slices = [
         r
         for (metric, col, sc, sv), found in m.by_key.items()
-        if metric == "weak_slice" and (r := found.get(w)) is not None
+        if metric == "weak_slice" and col and (r := found.get(w)) is not None
     ]
     for r in sorted(slices, key=lambda r: -(_num(r.value) or 0))[:3]:
         s.findings.append(f"weak slice: {r.column} ({r.detail})")

@@ -106,7 +106,8 @@ class OverviewPage(PageBase):
             if r.metric == "outcome_rate" and r is self.latest(rows, "outcome_rate", r.column):
                 parts.append(f"{r.column} {(r.value or 0):.2%}")
         if (net := value("net_value")) is not None:
-            parts.append(f"net value {net:,.0f}")
+            currency = model.costs.currency if model.costs else ""
+            parts.append(f"net value {currency} {net:,.0f}".replace("  ", " "))
         return esc(", ".join(parts) or "no business outcomes configured")
 
     # -- a model's series ------------------------------------------------------------------------

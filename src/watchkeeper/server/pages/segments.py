@@ -60,7 +60,9 @@ class SegmentsPage(PageBase):
             if r.metric == "segment_gap"
         ]
         slices = [
-            [esc(r.column), fmt(r.value), esc(r.detail)] for r in at if r.metric == "weak_slice"
+            [esc(r.column), fmt(r.value), esc(r.detail)]
+            for r in at
+            if r.metric == "weak_slice" and r.column  # '' is the search's summary row
         ]
         when = f"{newest:%Y-%m-%d %H:%M}" if newest else "no window yet"
         body = (

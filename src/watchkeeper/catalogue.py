@@ -270,8 +270,8 @@ false_negative_rate | performance | score | down | no | yes | binary | - | Share
 f1 | performance | score | up | no | yes | binary | - | Harmonic mean of precision and recall.
 positive_rate | performance | ratio | none | no | yes | binary | - | Share of labelled events
     predicted positive.
-roc_auc | performance | score | up | no | yes | binary | - | Area under the ROC curve, from 100
-    score bins (pairs within a bin count half; the bound in the detail).
+roc_auc | performance | score | up | no | yes | binary | - | Area under the ROC curve, exact
+    (from the rank sum of the positives' scores; ties count half).
 pr_auc | performance | score | up | no | yes | binary | - | Average precision over the score bins'
     thresholds.
 log_loss | performance | score | down | no | yes | classifiers | - | Mean negative log-likelihood

@@ -40,7 +40,13 @@ from watchkeeper.config import ModelConfig, parse_config
 from watchkeeper.errors import UnknownMethodError
 from watchkeeper.metrics.family import Aggregates, Context, Family, declared
 from watchkeeper.metrics.registry import FAMILIES
-from watchkeeper.profiles.counts import BinaryCounts, MulticlassCounts, RankingSums, RegressionSums
+from watchkeeper.profiles.counts import (
+    BinaryCounts,
+    MulticlassCounts,
+    RankingSums,
+    RegressionSums,
+    score_bins,
+)
 from watchkeeper.profiles.types import ColumnProfile
 from watchkeeper.stats import drift, quality
 from watchkeeper.stats import estimation as est
@@ -757,7 +763,7 @@ def estimated(task: Task) -> Mapping[str, Estimate]:
             fitted[cls] = est.CalibrationMap.fit(
                 perf.counts_from_rows(score, rows.y == cls, score >= 0.5)
             )
-            bins = np.minimum((score * 100).astype(int), 99) + 100 * (predicted == i)
+            bins = score_bins(score) + 100 * (predicted == i)
             aggregate[cls] = np.bincount(bins, minlength=200)
     elif task.key == "regression":
         fitted = None  # the sums are all an estimate reads

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from sklearn.isotonic import IsotonicRegression
 
+from watchkeeper.profiles.counts import score_bins
 from watchkeeper.stats import estimation as est
 from watchkeeper.stats import multiclass as mc
 from watchkeeper.stats import performance as perf
@@ -98,7 +99,7 @@ def test_calibrated_scores_are_kept_as_they_are() -> None:
 
 def test_estimated_roc_auc_equals_the_realized_one_in_expectation() -> None:
     score, _ = world(20_000, 0.0, False)
-    counts = np.bincount(np.minimum((score * 100).astype(int), 99), minlength=100)
+    counts = np.bincount(score_bins(score), minlength=100)
     expected = est.estimated_roc_auc(est.expected_confusion(counts, CALIBRATION, 0.5))
     draws = []
     for _ in range(200):
@@ -128,7 +129,7 @@ def multiclass_expected(
     predicted = prob.argmax(axis=1)
     out = {}
     for i, cls in enumerate(CLASSES):
-        bins = np.minimum((prob[:, i] * 100).astype(int), 99) + 100 * (predicted == i)
+        bins = score_bins(prob[:, i]) + 100 * (predicted == i)
         out[cls] = est.one_vs_rest(np.bincount(bins, minlength=200), calibrations[cls])
     return out
 

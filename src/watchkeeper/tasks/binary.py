@@ -116,7 +116,7 @@ def fit_calibration(
     mine = mine.mutate(wk_fold=(order % CALIBRATION_FOLDS).cast("string"))
     folds = Segment(tuple(str(i) for i in range(CALIBRATION_FOLDS)), complete=True)
     source = Source(mine, None, ibis.literal(version), segments={"wk_fold": folds})
-    found = compute_binary_counts(source, score, label, None, threshold, None, engine)
+    found = compute_binary_counts(source, score, label, None, threshold, None, engine, ranks=False)
     per_fold = [c for k, c in sorted(found.items()) if k[2] == "wk_fold" and c.n > 0]
     if not per_fold:
         return None

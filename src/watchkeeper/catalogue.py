@@ -324,8 +324,8 @@ mean_confidence | proxies | ratio | up | no | no | binary | - | Mean of max(p, 1
     scores (at bin centres: within half a bin).
 low_confidence_share | proxies | ratio | down | no | no | binary | - | Share of scores in [0.4,
     0.6).
-predicted_positive_rate | proxies | ratio | none | no | no | binary | - | Share of scores at or
-    above the decision threshold.
+predicted_positive_rate | proxies | ratio | none | no | no | binary | - | Share of events
+    predicted positive (the prediction column, else scores at or above the threshold).
 segment_gap | segments | difference | none | no | yes | labelled | metric | A segment's metric
     minus the rest's, with a two-sided test (Benjamini-Hochberg across the window); status worse
     when significantly worse.

@@ -795,3 +795,72 @@ def test_the_backtest_flags_the_estimate_under_concept_shift(tmp_path: Path, clo
     assert any("estimated accuracy" in n and "failing" in n for n in found["notes"])
     detail = metric(found["later"], "estimated_accuracy")["detail"]
     assert "backtest" in detail and "concept shift" in detail
+
+
+def test_estimates_read_the_declared_prediction_not_the_threshold(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """A model whose decisions cut its score at 0.3 while its config says 0.5: estimates
+    follow the declared prediction column, so they hold on the reference itself and on
+    windows like it."""
+    yaml = YAML.replace("      score: score\n", "      score: score\n      prediction: pred\n")
+    rng = np.random.default_rng([31, 2])
+
+    def frame(n: int, start: Any, prefix: str) -> pd.DataFrame:
+        x = rng.normal(0, 1, n)
+        score = 1 / (1 + np.exp(-(1.5 * x - 1)))
+        return pd.DataFrame(
+            {
+                "id": [f"{prefix}{i}" for i in range(n)],
+                "ts": [start + timedelta(seconds=int(s)) for s in rng.uniform(0, 86_000, n)],
+                "x": x,
+                "c": rng.choice(["u", "v"], n),
+                "region": rng.choice(["north", "south"], n),
+                "score": score,
+                "pred": (score >= 0.3).astype(int),
+                "label": (rng.uniform(size=n) < score).astype(int),
+            }
+        )
+
+    days = 6
+    clock.now = T0 + timedelta(days=days, hours=1)
+    with watchkeeper.open(parse_config(yaml, base_dir=tmp_path), clock=clock) as w:
+        reference = frame(5000, T0, "r")
+        w.set_reference("m", reference.drop(columns=["id", "ts"]))
+        # The first day is the reference itself; the others are drawn like it.
+        for d in range(days):
+            day = reference if d == 0 else frame(2500, T0 + timedelta(days=d), f"d{d}_")
+            w.ingest_events("m", day.drop(columns=["label"]))
+            w.ingest_labels("m", day[["id", "label"]])
+        result = w.run("m").metrics.to_pylist()
+        backtest = w.backtest("m")
+    on_reference = {
+        r["column"]: r
+        for r in result
+        if r["metric"] == "estimation_error"
+        and r["segment_column"] == "*"
+        and r["window_start"] == T0
+    }
+    names = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc")
+    assert set(names) <= set(on_reference)
+    for name in names:
+        assert on_reference[name]["status"] == "ok", on_reference[name]
+        assert backtest[name].windows == days
+        assert backtest[name].trust == "holds", backtest[name]
+    # The realized recall is the prediction's, not the threshold's.
+    recall = next(
+        r
+        for r in result
+        if r["metric"] == "recall" and r["segment_column"] == "*" and r["window_start"] == T0
+    )
+    y, s = reference["label"], reference["score"]
+    assert recall["value"] == pytest.approx(skm.recall_score(y, s >= 0.3))
+    # Without labels too: the predicted positive rate is the prediction's, as the reference's.
+    rate = next(
+        r
+        for r in result
+        if r["metric"] == "predicted_positive_rate"
+        and r["segment_column"] == "*"
+        and r["window_start"] == T0
+    )
+    assert rate["value"] == pytest.approx((s >= 0.3).mean())

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from types import SimpleNamespace
 from typing import Any, get_args
 
 import numpy as np
@@ -766,7 +767,8 @@ def estimated(task: Task) -> Mapping[str, Estimate]:
             bins = score_bins(score) + 100 * (predicted == i)
             aggregate[cls] = np.bincount(bins, minlength=200)
     elif task.key == "regression":
-        fitted = None  # the sums are all an estimate reads
+        # The sums and the reference rows the loss model learnt from are all an estimate reads.
+        fitted = SimpleNamespace(rows=len(rows.y))
         error = np.abs(rows.p - rows.y)
         aggregate = LossSums.of(error, error**2)
     else:

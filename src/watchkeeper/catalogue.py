@@ -273,8 +273,8 @@ false_negative_rate | performance | score | down | no | yes | binary | - | Share
 f1 | performance | score | up | no | yes | binary | - | Harmonic mean of precision and recall.
 positive_rate | performance | ratio | none | no | yes | binary | - | Share of labelled events
     predicted positive.
-roc_auc | performance | score | up | no | yes | binary | - | Area under the ROC curve, from 100
-    score bins (pairs within a bin count half; the bound in the detail).
+roc_auc | performance | score | up | no | yes | binary | - | Area under the ROC curve, exact
+    (from the rank sum of the positives' scores; ties count half).
 pr_auc | performance | score | up | no | yes | binary | - | Average precision over the score bins'
     thresholds.
 log_loss | performance | score | down | no | yes | classifiers | - | Mean negative log-likelihood
@@ -327,8 +327,8 @@ mean_confidence | proxies | ratio | up | no | no | binary | - | Mean of max(p, 1
     scores (at bin centres: within half a bin).
 low_confidence_share | proxies | ratio | down | no | no | binary | - | Share of scores in [0.4,
     0.6).
-predicted_positive_rate | proxies | ratio | none | no | no | binary | - | Share of scores at or
-    above the decision threshold.
+predicted_positive_rate | proxies | ratio | none | no | no | binary | - | Share of events
+    predicted positive (the prediction column, else scores at or above the threshold).
 segment_gap | segments | difference | none | no | yes | labelled | metric | A segment's metric
     minus the rest's, with a two-sided test (Benjamini-Hochberg across the window); status worse
     when significantly worse.

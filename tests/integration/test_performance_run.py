@@ -83,7 +83,7 @@ def test_metrics_equal_scikit_learn_and_mature_with_late_labels(
     auc = metric(result, "roc_auc")
     assert auc["provisional"] is True and "labels for 40% of events" in auc["detail"]
     exact = skm.roc_auc_score(first["label"], first["score"])
-    assert abs(auc["value"] - exact) < 0.01
+    assert auc["value"] == pytest.approx(exact, abs=1e-9)
     assert auc["lower"] < auc["value"] < auc["upper"]
     acc = metric(result, "accuracy")
     assert acc["value"] == pytest.approx(
@@ -122,6 +122,55 @@ def test_metrics_equal_scikit_learn_and_mature_with_late_labels(
         skm.accuracy_score(north["label"], (north["score"] >= 0.5).astype(int))
     )
     assert len(ws.metrics("m", metric="roc_auc", segment="*")) == 1  # replaced, not added
+
+
+def on_edges(n: int, seed: int, days: int) -> pd.DataFrame:
+    """Events over ``days`` days whose scores are often tied and often on a bin edge
+    (0.29, 0.57, 0.58: k / 100 whose float64 product with 100 falls below k)."""
+    frame = rows(n, T0, 24 * days, seed=seed).to_pandas()
+    rng = np.random.default_rng([seed, 2])
+    frame["label"] = (rng.uniform(size=n) < 0.3).astype(int)
+    score = np.clip(rng.beta(2, 5, n) + 0.35 * frame["label"], 0, 1)
+    pick = rng.uniform(size=n)
+    score = np.where(pick < 0.15, rng.choice([0.29, 0.57, 0.58, 0.5, 0.3], n), score)
+    frame["score"] = np.where((pick >= 0.15) & (pick < 0.4), score.round(2), score)
+    return frame
+
+
+@pytest.mark.parametrize("cap", [512, 0], ids=["combined", "per-segment-set"])
+def test_roc_auc_equals_scikit_learn_in_every_window_and_segment(
+    ws: watchkeeper.Workspace, clock: Clock, monkeypatch: pytest.MonkeyPatch, cap: int
+) -> None:
+    import watchkeeper.profiles.base as compute
+
+    monkeypatch.setattr(compute, "COMBINATIONS_CAP", cap)
+    clock.now = T0 + timedelta(days=3, hours=1)
+    events = on_edges(6000, 12, days=3)
+    ws.ingest_events("m", events.drop(columns=["label"]))
+    ws.ingest_labels("m", events[["id", "label"]])
+    result = ws.run("m").metrics.to_pylist()
+    day = events["ts"].dt.floor("1D")
+    found = [r for r in result if r["metric"] == "roc_auc"]
+    assert len(found) == 3 * 3  # three days, the whole traffic and two regions
+    for r in found:
+        mine = events[day == pd.Timestamp(r["window_start"])]
+        if r["segment_column"] == "region":
+            mine = mine[mine["region"] == r["segment_value"]]
+        exact = skm.roc_auc_score(mine["label"], mine["score"])
+        assert r["value"] == pytest.approx(exact, abs=1e-9), r
+        assert "unbinned" not in r["detail"]  # exact: no binning bound to state
+    # The score bins hold what numpy puts there: 0.29 in [0.2, 0.3), 0.3 in [0.3, 0.4).
+    first = events[day == pd.Timestamp(T0)]
+    table = {
+        r["column"]: r
+        for r in result
+        if r["metric"] == "reliability" and r["segment_column"] == "*" and r["window_start"] == T0
+    }
+    for low in (0.2, 0.3, 0.5):
+        mine = first[(first["score"] >= low) & (first["score"] < round(low + 0.1, 1))]
+        row = table[f"[{low:.1f}, {low + 0.1:.1f})"]
+        assert row["sample_size"] == len(mine)
+        assert row["value"] == pytest.approx(mine["label"].mean())
 
 
 def test_a_window_becomes_final_after_the_maximum_label_delay(
@@ -746,3 +795,72 @@ def test_the_backtest_flags_the_estimate_under_concept_shift(tmp_path: Path, clo
     assert any("estimated accuracy" in n and "failing" in n for n in found["notes"])
     detail = metric(found["later"], "estimated_accuracy")["detail"]
     assert "backtest" in detail and "concept shift" in detail
+
+
+def test_estimates_read_the_declared_prediction_not_the_threshold(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """A model whose decisions cut its score at 0.3 while its config says 0.5: estimates
+    follow the declared prediction column, so they hold on the reference itself and on
+    windows like it."""
+    yaml = YAML.replace("      score: score\n", "      score: score\n      prediction: pred\n")
+    rng = np.random.default_rng([31, 2])
+
+    def frame(n: int, start: Any, prefix: str) -> pd.DataFrame:
+        x = rng.normal(0, 1, n)
+        score = 1 / (1 + np.exp(-(1.5 * x - 1)))
+        return pd.DataFrame(
+            {
+                "id": [f"{prefix}{i}" for i in range(n)],
+                "ts": [start + timedelta(seconds=int(s)) for s in rng.uniform(0, 86_000, n)],
+                "x": x,
+                "c": rng.choice(["u", "v"], n),
+                "region": rng.choice(["north", "south"], n),
+                "score": score,
+                "pred": (score >= 0.3).astype(int),
+                "label": (rng.uniform(size=n) < score).astype(int),
+            }
+        )
+
+    days = 6
+    clock.now = T0 + timedelta(days=days, hours=1)
+    with watchkeeper.open(parse_config(yaml, base_dir=tmp_path), clock=clock) as w:
+        reference = frame(5000, T0, "r")
+        w.set_reference("m", reference.drop(columns=["id", "ts"]))
+        # The first day is the reference itself; the others are drawn like it.
+        for d in range(days):
+            day = reference if d == 0 else frame(2500, T0 + timedelta(days=d), f"d{d}_")
+            w.ingest_events("m", day.drop(columns=["label"]))
+            w.ingest_labels("m", day[["id", "label"]])
+        result = w.run("m").metrics.to_pylist()
+        backtest = w.backtest("m")
+    on_reference = {
+        r["column"]: r
+        for r in result
+        if r["metric"] == "estimation_error"
+        and r["segment_column"] == "*"
+        and r["window_start"] == T0
+    }
+    names = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc")
+    assert set(names) <= set(on_reference)
+    for name in names:
+        assert on_reference[name]["status"] == "ok", on_reference[name]
+        assert backtest[name].windows == days
+        assert backtest[name].trust == "holds", backtest[name]
+    # The realized recall is the prediction's, not the threshold's.
+    recall = next(
+        r
+        for r in result
+        if r["metric"] == "recall" and r["segment_column"] == "*" and r["window_start"] == T0
+    )
+    y, s = reference["label"], reference["score"]
+    assert recall["value"] == pytest.approx(skm.recall_score(y, s >= 0.3))
+    # Without labels too: the predicted positive rate is the prediction's, as the reference's.
+    rate = next(
+        r
+        for r in result
+        if r["metric"] == "predicted_positive_rate"
+        and r["segment_column"] == "*"
+        and r["window_start"] == T0
+    )
+    assert rate["value"] == pytest.approx((s >= 0.3).mean())

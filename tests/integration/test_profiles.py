@@ -167,3 +167,69 @@ def test_binary_counts_pushed_down_equal_numpy() -> None:
         assert counts.log_loss_sum == pytest.approx(expected.log_loss_sum)
         assert counts.brier_sum == pytest.approx(expected.brier_sum)
     assert len(found) == 2 * 3
+
+
+def edge_scores(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scores on every bin edge k/100 (0.29, 0.57 and 0.58 among them: x * 100 falls below
+    k in float64), many tied, and others drawn at random; labels depend on them."""
+    rng = np.random.default_rng(seed)
+    edges = np.arange(101) / 100
+    score = np.where(rng.uniform(size=n) < 0.5, rng.choice(edges, n), rng.beta(2, 3, n).round(3))
+    score[:3] = [0.29, 0.57, 0.58]
+    y = (rng.uniform(size=n) < score).astype(np.int64)
+    return score, y
+
+
+@pytest.mark.parametrize("cap", [512, 0], ids=["combined", "per-segment-set"])
+def test_score_bins_and_exact_ranks_equal_numpy(monkeypatch: Any, cap: int) -> None:
+    """The engine places each score in the bin numpy does (at the edges too) and ranks the
+    scores as scikit-learn does (ties at their average rank): the AUC is exact in every
+    window and segment, whichever way the segments are grouped."""
+    from sklearn.metrics import roc_auc_score
+
+    import watchkeeper.profiles.base as compute
+    from watchkeeper.profiles.counts import score_bins
+    from watchkeeper.profiles.labelled import compute_binary_counts, compute_score_histogram
+    from watchkeeper.stats import performance as perf
+
+    monkeypatch.setattr(compute, "COMBINATIONS_CAP", cap)
+    n = 3000
+    score, y = edge_scores(9, n)
+    assert score_bins(np.array([0.29, 0.57, 0.58, 1.0, 0.0])).tolist() == [29, 57, 58, 99, 0]
+    rng = np.random.default_rng(10)
+    seg = rng.choice(["north", "south", "east"], n)
+    predicted = (score >= 0.3).astype(np.int64)
+    ts = [DAY + timedelta(seconds=float(s)) for s in rng.uniform(0, 86400, n)]
+    data = pa.table(
+        {
+            "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+            "score": score,
+            "label": y,
+            "pred": predicted,
+            "seg": seg,
+            "v": ["1"] * n,
+        }
+    )
+    windowing = Windowing(timedelta(hours=8))
+    with STORE.arrow(data) as t:
+        source = Source(t, "ts", "v", segments={"seg": Segment(("north", "south"))})
+        found = compute_binary_counts(source, "score", "label", "pred", 0.5, windowing, STORE)
+        split = compute_score_histogram(
+            source, "score", windowing, STORE, predicted_positive="pred"
+        )
+    hours = np.array([(x - DAY).total_seconds() // 28800 for x in ts])
+    values = np.where(seg == "east", "(other)", seg)
+    assert len(found) == 3 * 4 and split.keys() == found.keys()
+    for key, counts in found.items():
+        start, _, col, val = key
+        mask = hours == (start - DAY).total_seconds() // 28800
+        if col == "seg":
+            mask &= values == val
+        expected = perf.counts_from_rows(score[mask], y[mask], predicted[mask])
+        assert counts == expected
+        assert counts.positive_rank_sum == expected.positive_rank_sum
+        auc = perf.roc_auc(counts)
+        assert auc.bound == 0
+        assert auc.value == pytest.approx(roc_auc_score(y[mask], score[mask]), abs=1e-12)
+        bins = score_bins(score[mask]) + 100 * predicted[mask]
+        assert split[key].tolist() == np.bincount(bins, minlength=200).tolist()

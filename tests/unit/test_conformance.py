@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from types import SimpleNamespace
 from typing import Any, get_args
 
 import numpy as np
@@ -40,7 +41,13 @@ from watchkeeper.config import ModelConfig, parse_config
 from watchkeeper.errors import UnknownMethodError
 from watchkeeper.metrics.family import Aggregates, Context, Family, declared
 from watchkeeper.metrics.registry import FAMILIES
-from watchkeeper.profiles.counts import BinaryCounts, MulticlassCounts, RankingSums, RegressionSums
+from watchkeeper.profiles.counts import (
+    BinaryCounts,
+    MulticlassCounts,
+    RankingSums,
+    RegressionSums,
+    score_bins,
+)
 from watchkeeper.profiles.types import ColumnProfile
 from watchkeeper.stats import drift, quality
 from watchkeeper.stats import estimation as est
@@ -757,10 +764,11 @@ def estimated(task: Task) -> Mapping[str, Estimate]:
             fitted[cls] = est.CalibrationMap.fit(
                 perf.counts_from_rows(score, rows.y == cls, score >= 0.5)
             )
-            bins = np.minimum((score * 100).astype(int), 99) + 100 * (predicted == i)
+            bins = score_bins(score) + 100 * (predicted == i)
             aggregate[cls] = np.bincount(bins, minlength=200)
     elif task.key == "regression":
-        fitted = None  # the sums are all an estimate reads
+        # The sums and the reference rows the loss model learnt from are all an estimate reads.
+        fitted = SimpleNamespace(rows=len(rows.y))
         error = np.abs(rows.p - rows.y)
         aggregate = LossSums.of(error, error**2)
     else:

@@ -44,7 +44,7 @@ def estimate_and_truth(
     realized = reg.sums_from_rows(window["prediction"].to_numpy(), window["label"].to_numpy())
     out = {}
     for name, estimator in loss.LOSS_ESTIMATES.items():
-        e = estimator(sums)
+        e = estimator(sums, model.rows)
         out[name] = (e.lower, reg.METRICS[name](realized).value, e.upper)  # type: ignore[assignment]
     return out
 

@@ -183,6 +183,21 @@ class Base:
         if self.combined:
             keys = [*self.group_keys(), *(f"wk_s{i}" for i in range(len(self.segments))), *extra]
             return _select(keys, measures, source, q)
+        return self.query_per_set(lambda partition: source, measures, extra)
+
+    def query_per_set(
+        self,
+        source: Callable[[Sequence[str]], str],
+        measures: Sequence[str],
+        extra: Sequence[str] = (),
+    ) -> str:
+        """Aggregate by the keys with one GROUP BY per segment set (the whole traffic, then
+        each segment column), UNION ALL, whether or not the segments are ``combined``:
+        for what does not roll up from finer groups, such as ranks. ``source(partition)``
+        is the rows of a set, given the set's keys (quoted; none for a whole table's
+        traffic), the partition its window functions run over. ``collect`` its result
+        with ``per_set=True``."""
+        q = self.quote
         parts = []
         for i in range(len(self.segments) + 1):
             keys = [*self.group_keys(), *extra]
@@ -190,8 +205,9 @@ class Base:
             value = f"CAST({q(f'wk_s{i - 1}')} AS STRING)" if i else f"'{ALL}'"
             columns = [q(k) for k in keys] + [f"'{sql_text(name)}' AS wk_sc", f"{value} AS wk_sv"]
             group = [q(k) for k in keys] + ([q(f"wk_s{i - 1}")] if i else [])
+            partition = [q(k) for k in self.group_keys()] + ([q(f"wk_s{i - 1}")] if i else [])
             by = f" GROUP BY {', '.join(group)}" if group else ""
-            parts.append(f"SELECT {', '.join([*columns, *measures])} FROM {source}{by}")
+            parts.append(f"SELECT {', '.join([*columns, *measures])} FROM {source(partition)}{by}")
         return " UNION ALL ".join(parts)
 
     def collect(
@@ -200,12 +216,14 @@ class Base:
         extra: str | None = None,
         width: int = 1,
         per_code: Sequence[str] = (),
+        per_set: bool = False,
     ) -> dict[Key, Parts]:
         """Results per (window, version, segment): counts per ``extra`` code, sums, min, max,
-        and the ``per_code`` measures' sums per code too."""
+        and the ``per_code`` measures' sums per code too. ``per_set``: the result is
+        ``query_per_set``'s, already one group per segment set (nothing to roll up)."""
         if result.num_rows == 0:
             return {}
-        if self.combined:
+        if self.combined and not per_set:
             frames = [self._rolled(result, None)] + [
                 self._rolled(result, i) for i in range(len(self.segments))
             ]

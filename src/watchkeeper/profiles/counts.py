@@ -18,9 +18,30 @@ EPS = 1e-15  # probabilities are clipped to [EPS, 1 - EPS] for log loss, as scik
 MAPE_FLOOR = 1e-9  # labels closer to zero than this are left out of MAPE (and counted)
 
 
+def score_bins(scores: Any, bins: int = SCORE_BINS) -> np.ndarray[Any, np.dtype[np.intp]]:
+    """The score bin of each value: the number of interior edges ``k / bins`` at or below
+    it, so bin ``k`` holds ``k / bins <= s < (k + 1) / bins`` with the edges as float64
+    computes them (scores below 0 go to the first bin, 1 and above to the last).
+
+    ``int(s * bins)`` is not that: ``0.29 * 100`` is 28.999999999999996 in float64, which
+    would put 0.29 in the bin below its edge. The engine's query compares with the same
+    edges (``profiles.labelled.score_bin_sql``)."""
+    edges = np.arange(1, bins) / bins
+    found: np.ndarray[Any, np.dtype[np.intp]] = np.searchsorted(
+        edges, np.asarray(scores, dtype=float), side="right"
+    )
+    return found
+
+
 @dataclass(frozen=True, eq=False)
 class BinaryCounts:
-    """Mergeable counts of one window's labelled events (binary classification)."""
+    """Mergeable counts of one window's labelled events (binary classification).
+
+    ``positive_rank_sum`` is the sum over the positives of the rank of their score among
+    the window's labelled events (1 for the lowest; tied scores share their average rank):
+    the exact ROC AUC is a function of it. Ranks do not add up across windows or segments,
+    so a merge of two non-empty counts has none (its AUC falls back to the score bins,
+    with its bound); merging with empty counts keeps it."""
 
     positives: np.ndarray[Any, np.dtype[np.int64]]  # per score bin, label 1
     negatives: np.ndarray[Any, np.dtype[np.int64]]  # per score bin, label 0
@@ -33,11 +54,12 @@ class BinaryCounts:
     log_loss_sq: float = 0.0
     brier_sum: float = 0.0
     brier_sq: float = 0.0
+    positive_rank_sum: float | None = None
 
     @classmethod
     def zero(cls, bins: int = SCORE_BINS) -> BinaryCounts:
         z = np.zeros(bins, dtype=np.int64)
-        return cls(z, z.copy(), np.zeros(bins), 0, 0, 0, 0)
+        return cls(z, z.copy(), np.zeros(bins), 0, 0, 0, 0, positive_rank_sum=0.0)
 
     @property
     def n(self) -> int:
@@ -56,13 +78,22 @@ class BinaryCounts:
             self.log_loss_sq + other.log_loss_sq,
             self.brier_sum + other.brier_sum,
             self.brier_sq + other.brier_sq,
+            other.positive_rank_sum
+            if self.n == 0
+            else self.positive_rank_sum
+            if other.n == 0
+            else None,
         )
 
     def __eq__(self, other: object) -> bool:
+        """The same counts and sums; the rank sums are compared where both are known (a
+        merge has none, and is still the same aggregate as the whole counted at once)."""
         if not isinstance(other, BinaryCounts):
             return NotImplemented
+        ranks = (self.positive_rank_sum, other.positive_rank_sum)
         return (
-            (self.tp, self.fp, self.tn, self.fn) == (other.tp, other.fp, other.tn, other.fn)
+            (None in ranks or _close([ranks[0] or 0.0], [ranks[1] or 0.0]))
+            and (self.tp, self.fp, self.tn, self.fn) == (other.tp, other.fp, other.tn, other.fn)
             and np.array_equal(self.positives, other.positives)
             and np.array_equal(self.negatives, other.negatives)
             and _close(
@@ -209,4 +240,5 @@ __all__ = [
     "MulticlassCounts",
     "RankingSums",
     "RegressionSums",
+    "score_bins",
 ]

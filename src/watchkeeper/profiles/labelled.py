@@ -5,6 +5,7 @@ confusion matrices and ranking sums (see ``profiles.counts``)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -30,26 +31,50 @@ from watchkeeper.profiles.counts import (
 )
 
 
+def score_bin_sql(s: str, bins: int = SCORE_BINS) -> str:
+    """SQL for the score bin of ``s`` (a DOUBLE), as ``profiles.counts.score_bins``: the
+    number of interior edges ``k / bins`` at or below it. ``FLOOR(s * bins)`` alone puts
+    0.29 in bin 28 (0.29 * 100 is 28.999999999999996 in float64); it is off by at most one,
+    so it is corrected by comparing with the edges next to it, computed as numpy does
+    (``k / bins``, one correctly rounded division)."""
+    floor = f"LEAST(GREATEST(CAST(FLOOR({s} * {bins}) AS BIGINT), 0), {bins - 1})"
+    width = f"CAST({bins} AS DOUBLE)"
+    return (
+        f"CASE WHEN {floor} < {bins - 1} AND {s} >= CAST({floor} + 1 AS DOUBLE) / {width} "
+        f"THEN {floor} + 1 "
+        f"WHEN {floor} > 0 AND {s} < CAST({floor} AS DOUBLE) / {width} THEN {floor} - 1 "
+        f"ELSE {floor} END"
+    )
+
+
 def compute_score_histogram(
     source: Source,
     score: str,
     windowing: Windowing | None,
     engine: Engine,
     predicted: tuple[str, str] | None = None,
+    predicted_positive: str | None = None,
 ) -> dict[Key, np.ndarray[Any, Any]]:
     """Per window × version × segment, events per equal-width score bin on [0, 1] (labelled
     or not): what estimating performance without labels starts from. With ``predicted``
     (a prediction column and a class), twice the bins: first the events predicted as another
-    class, then those predicted as that class (one class against the rest)."""
-    base = Base.of(source, [score, *(predicted[:1] if predicted else [])], windowing, engine)
+    class, then those predicted as that class (one class against the rest). With
+    ``predicted_positive`` (a binary prediction column), likewise: first the events
+    predicted 0, then those predicted 1."""
+    split = predicted[0] if predicted else predicted_positive
+    base = Base.of(source, [score, *([split] if split else [])], windowing, engine)
     q = engine.quote
     s = f"CAST({q(score)} AS DOUBLE)"
     keys = [q(k) for k in base.group_keys()] + [q(f"wk_s{i}") for i in range(len(base.segments))]
-    code = f"LEAST(GREATEST(CAST(FLOOR({s} * {SCORE_BINS}) AS BIGINT), 0), {SCORE_BINS - 1})"
+    code = score_bin_sql(s)
     bins = SCORE_BINS
+    flag = None
     if predicted is not None:
         column, cls = predicted
         flag = f"CASE WHEN CAST({q(column)} AS STRING) = '{sql_text(cls)}' THEN 1 ELSE 0 END"
+    elif predicted_positive is not None:
+        flag = f"CASE WHEN CAST({q(predicted_positive)} AS BIGINT) = 1 THEN 1 ELSE 0 END"
+    if flag is not None:
         code = f"{flag} * {SCORE_BINS} + {code}"
         bins = 2 * SCORE_BINS
     inner = (
@@ -68,10 +93,12 @@ def compute_binary_counts(
     threshold: float,
     windowing: Windowing | None,
     engine: Engine,
+    ranks: bool = True,
 ) -> dict[Key, BinaryCounts]:
     """Per window × version × segment, the counts binary-classification metrics need:
-    events per score bin × label × prediction (with their score sums), and the sums behind
-    log loss and the Brier score. ``source`` holds labelled events only."""
+    events per score bin × label × prediction (with their score sums), the sums behind
+    log loss and the Brier score, and (with ``ranks``) the positives' rank sum of the exact
+    ROC AUC. ``source`` holds labelled events only."""
     columns = [score, label, *([predicted] if predicted else [])]
     base = Base.of(source, columns, windowing, engine)
     q = engine.quote
@@ -84,13 +111,13 @@ def compute_binary_counts(
     )
     clipped = f"GREATEST(LEAST({s}, {1 - EPS!r}), {EPS!r})"
     keys = [q(k) for k in base.group_keys()] + [q(f"wk_s{i}") for i in range(len(base.segments))]
-    bin_code = f"LEAST(GREATEST(CAST(FLOOR({s} * {bins}) AS BIGINT), 0), {bins - 1})"
+    bin_code = score_bin_sql(s, bins)
+    labelled = f"{q(score)} IS NOT NULL AND {q(label)} IS NOT NULL"
     inner = (
         f"(SELECT {lead(keys)}({bin_code}) * 4 + {y} * 2 + {yhat} AS wk_bin, "
         f"{s} AS wk_s, -({y} * LN({clipped}) + (1 - {y}) * LN(1 - {clipped})) AS wk_ll, "
         f"({s} - {y}) * ({s} - {y}) AS wk_br "
-        f"FROM ({base.sql}) AS wk_t WHERE {q(score)} IS NOT NULL AND {q(label)} IS NOT NULL) "
-        "AS wk_b"
+        f"FROM ({base.sql}) AS wk_t WHERE {labelled}) AS wk_b"
     )
     measures = [
         "COUNT(*) AS n",
@@ -117,7 +144,49 @@ def compute_binary_counts(
             parts.sums["br"],
             parts.sums["brq"],
         )
+    if ranks:
+        for key, (rank_sum, positives) in _positive_rank_sums(base, s, y, labelled, engine).items():
+            found = out.get(key)
+            if found is not None and int(found.positives.sum()) == positives:
+                out[key] = replace(found, positive_rank_sum=rank_sum)
     return out
+
+
+def _positive_rank_sums(
+    base: Base, score: str, label: str, where: str, engine: Engine
+) -> dict[Key, tuple[float, int]]:
+    """Per window × version × segment, the sum over positives of their score's rank among
+    the labelled events (ties sharing their average rank), and the positives.
+
+    Ranks are computed over each segment set's own partition (window × version × that
+    set's value), so this query is one GROUP BY per set whether or not the counts are
+    rolled up. An event's average rank is RANK() + (its ties - 1) / 2: twice it is an
+    integer, summed exactly."""
+    q = engine.quote
+    keys = [q(k) for k in base.group_keys()] + [q(f"wk_s{i}") for i in range(len(base.segments))]
+    rows = (
+        f"SELECT {lead(keys)}{score} AS wk_x, {label} AS wk_y "
+        f"FROM ({base.sql}) AS wk_t WHERE {where}"
+    )
+
+    def ranked(partition: Sequence[str]) -> str:
+        over = f"PARTITION BY {', '.join(partition)} " if partition else ""
+        rank = f"CAST(RANK() OVER ({over}ORDER BY wk_x) AS BIGINT)"
+        ties = f"COUNT(*) OVER (PARTITION BY {', '.join([*partition, 'wk_x'])})"
+        return (
+            f"(SELECT {lead(keys)}wk_y, 2 * {rank} + {ties} - 1 AS wk_r2 "
+            f"FROM ({rows}) AS wk_u) AS wk_rk"
+        )
+
+    measures = [
+        "SUM(CASE WHEN wk_y = 1 THEN wk_r2 ELSE 0 END) AS rank2",
+        "SUM(CASE WHEN wk_y = 1 THEN 1 ELSE 0 END) AS positives",
+    ]
+    result = engine.sql(base.query_per_set(ranked, measures))
+    return {
+        key: (parts.sums["rank2"] / 2, round(parts.sums["positives"]))
+        for key, parts in base.collect(result, per_set=True).items()
+    }
 
 
 def compute_regression_sums(
@@ -302,4 +371,5 @@ __all__ = [
     "compute_ranking_sums",
     "compute_regression_sums",
     "compute_score_histogram",
+    "score_bin_sql",
 ]

@@ -7,9 +7,17 @@ MAE is the mean predicted absolute error; its estimated RMSE the root of the mea
 squared error. Both hold while the relation between inputs and label holds (no concept
 shift); the backtest against late labels shows when it does not.
 
-The band is the sampling error of the realized value given the events: an event's absolute
-error varies around its prediction with variance E[e²] - E[|e|]² (both predicted), and its
-squared error with variance at most 2·E[e²]² (exact for a centred normal error).
+The band (95%) is meant to cover the realized value, so its variance is that of realized
+minus estimated, two parts:
+
+- the realized value's sampling error given the events: an event's absolute error varies
+  around its prediction with variance E[e²] - E[|e|]² (both predicted), and its squared
+  error with variance 2·E[e²]² (exact for a centred normal error);
+- the loss model's own error, from a finite reference: the mean of its predictions is
+  anchored to the mean loss of the reference rows it learnt from, which is no surer than
+  a mean over that many events of the same spread: the window's mean per-event variance
+  over the reference's rows. With n events in the window and N reference rows, the
+  sampling variance of the mean is multiplied by 1 + n/N.
 
 Windows are read in batches (``LossSums`` merge), so no window is ever held in memory.
 
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,26 +221,37 @@ class LossSums:
 METHOD = "direct loss estimation"
 
 
-def estimated_mae(s: LossSums) -> Estimate:
+def _inflation(n: int, rows: int | None) -> float:
+    """The variance of a window's mean relative to its sampling part alone: 1 + n/N for a
+    loss model learnt from N reference rows (none given: the sampling part alone)."""
+    return 1.0 + (n / rows if rows else 0.0)
+
+
+def estimated_mae(s: LossSums, rows: int | None = None) -> Estimate:
+    """The mean predicted absolute error; ``rows``: the reference rows the loss model
+    learnt from (its own error widens the band)."""
     if s.n == 0:
         return Estimate(None, None, None, 0, method=METHOD)
     value = s.absolute / s.n
-    half = Z95 * math.sqrt(s.var_absolute) / s.n
+    half = Z95 * math.sqrt(s.var_absolute * _inflation(s.n, rows)) / s.n
     return Estimate(value, max(value - half, 0.0), value + half, s.n, method=METHOD)
 
 
-def estimated_rmse(s: LossSums) -> Estimate:
+def estimated_rmse(s: LossSums, rows: int | None = None) -> Estimate:
     """The root of the estimated MSE; the band is the MSE's, through the root."""
     if s.n == 0:
         return Estimate(None, None, None, 0, method=METHOD)
     mse = s.squared / s.n
-    half = Z95 * math.sqrt(s.var_squared) / s.n
+    half = Z95 * math.sqrt(s.var_squared * _inflation(s.n, rows)) / s.n
     return Estimate(
         math.sqrt(mse), math.sqrt(max(mse - half, 0.0)), math.sqrt(mse + half), s.n, method=METHOD
     )
 
 
-LOSS_ESTIMATES = {"mae": estimated_mae, "rmse": estimated_rmse}
+LOSS_ESTIMATES: dict[str, Callable[[LossSums, int | None], Estimate]] = {
+    "mae": estimated_mae,
+    "rmse": estimated_rmse,
+}
 
 
 def _matrix(

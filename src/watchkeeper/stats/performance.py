@@ -2,10 +2,10 @@
 
 A window's ``BinaryCounts`` are what the engine pushes down: events per score bin × label
 (with the sum of their scores, for calibration), the confusion counts at the decision
-threshold, and the sums behind log loss and the Brier score. Every metric here is a
-function of those counts, returns its sample size and a confidence interval, and states the
-bound where binning makes it approximate (ROC AUC and PR AUC; calibration uses bins by
-definition).
+threshold, the positives' rank sum (for the exact ROC AUC), and the sums behind log loss and
+the Brier score. Every metric here is a function of those counts, returns its sample size
+and a confidence interval, and states the bound where binning makes it approximate (PR AUC,
+and ROC AUC of merged counts, which have no rank sum; calibration uses bins by definition).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from watchkeeper.profiles.counts import EPS, SCORE_BINS, BinaryCounts
+from watchkeeper.profiles.counts import EPS, SCORE_BINS, BinaryCounts, score_bins
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 CALIBRATION_BINS = 10  # the reliability table's bins (each 10 score bins)
@@ -99,16 +99,24 @@ def f1(c: BinaryCounts) -> Estimate:
 
 
 def roc_auc(c: BinaryCounts) -> Estimate:
-    """ROC AUC from score-bin counts: pairs in the same bin count as ties (half). The
-    exact AUC is within half the share of positive-negative pairs that share a bin. Interval:
-    Hanley & McNeil (1982)."""
+    """ROC AUC, exact where the counts carry the positives' rank sum (the Mann-Whitney U
+    over the positive-negative pairs, ties counting half, as scikit-learn's
+    ``roc_auc_score``): (rank sum - n₊(n₊ + 1)/2) / (n₊ n₋). Merged counts have no rank sum:
+    then from the score bins, pairs in the same bin counting as ties (half), within half the
+    share of positive-negative pairs that share a bin of the exact value. Interval: Hanley &
+    McNeil (1982)."""
     pos, neg = np.asarray(c.positives, float), np.asarray(c.negatives, float)
     n_pos, n_neg = pos.sum(), neg.sum()
     if n_pos == 0 or n_neg == 0:
         return Estimate(None, None, None, int(n_pos + n_neg), method="hanley-mcneil")
-    neg_below = np.cumsum(neg) - neg
-    auc = float((pos * (neg_below + 0.5 * neg)).sum() / (n_pos * n_neg))
-    tied = float((pos * neg).sum() / (n_pos * n_neg))
+    if c.positive_rank_sum is not None:
+        auc = (c.positive_rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+        auc = min(max(float(auc), 0.0), 1.0)
+        tied = 0.0
+    else:
+        neg_below = np.cumsum(neg) - neg
+        auc = float((pos * (neg_below + 0.5 * neg)).sum() / (n_pos * n_neg))
+        tied = float((pos * neg).sum() / (n_pos * n_neg))
     q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
     var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (
         n_pos * n_neg
@@ -217,7 +225,7 @@ def counts_from_rows(
     s = np.asarray(scores, float)
     y = np.asarray(labels, int)
     yhat = np.asarray(predictions, int)
-    b = np.minimum((s * bins).astype(int), bins - 1)
+    b = score_bins(s, bins)
     p = np.clip(s, EPS, 1 - EPS)
     ll = -(y * np.log(p) + (1 - y) * np.log(1 - p))
     br = (s - y) ** 2
@@ -233,7 +241,19 @@ def counts_from_rows(
         float((ll**2).sum()),
         float(br.sum()),
         float((br**2).sum()),
+        positive_rank_sum(s, y),
     )
+
+
+def positive_rank_sum(scores: Any, labels: Any) -> float:
+    """The sum over the positives of their score's rank among all the scores (1 for the
+    lowest, ties sharing their average rank), as the engine's window functions compute it."""
+    s, y = np.asarray(scores, float), np.asarray(labels, int)
+    if len(s) == 0:
+        return 0.0
+    _, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
+    average = np.cumsum(counts) - (counts - 1) / 2  # the mean of ranks first..last of a value
+    return float(average[inverse.ravel()][y == 1].sum())
 
 
 __all__ = [
@@ -243,5 +263,6 @@ __all__ = [
     "BinaryCounts",
     "Estimate",
     "counts_from_rows",
+    "positive_rank_sum",
     "wilson",
 ]

@@ -17,7 +17,12 @@ from watchkeeper.profiles.base import Engine, Key, Segment, Source, Windowing
 from watchkeeper.profiles.counts import BinaryCounts
 from watchkeeper.profiles.labelled import compute_binary_counts, compute_score_histogram
 from watchkeeper.stats.comparisons import two_proportions
-from watchkeeper.stats.estimation import ESTIMATES, CalibrationMap, expected_confusion
+from watchkeeper.stats.estimation import (
+    ESTIMATES,
+    CalibrationMap,
+    expected_confusion,
+    one_vs_rest,
+)
 from watchkeeper.stats.performance import METRICS, reliability, wilson
 from watchkeeper.tasks.base import Confusion, Estimated, EstimationInputs, Extra, Gap, Task
 
@@ -103,7 +108,8 @@ def fit_calibration(
     """The calibration map of the reference's ``score`` for its label (or for the label
     being ``positive``, one class against the rest): isotonic over its score bins' positive
     rates where that improves calibration under 5-fold cross-validation, else the scores as
-    they are."""
+    they are. The map depends on the score bins' labels only, not on any prediction
+    (``threshold`` only fills the counts' confusion cells, which it does not read)."""
     if score not in reference.columns or label not in reference.columns:
         return None
     mine = reference
@@ -116,7 +122,7 @@ def fit_calibration(
     mine = mine.mutate(wk_fold=(order % CALIBRATION_FOLDS).cast("string"))
     folds = Segment(tuple(str(i) for i in range(CALIBRATION_FOLDS)), complete=True)
     source = Source(mine, None, ibis.literal(version), segments={"wk_fold": folds})
-    found = compute_binary_counts(source, score, label, None, threshold, None, engine)
+    found = compute_binary_counts(source, score, label, None, threshold, None, engine, ranks=False)
     per_fold = [c for k, c in sorted(found.items()) if k[2] == "wk_fold" and c.n > 0]
     if not per_fold:
         return None
@@ -125,7 +131,13 @@ def fit_calibration(
 
 class Calibrated:
     """Estimated performance: the window's score histogram read through the reference's
-    calibration map gives the expected confusion matrix at the decision threshold."""
+    calibration map gives the expected confusion matrix. Which events are predicted
+    positive is what the model declares: with a prediction column, the histogram is split
+    by it (the events predicted 0, then those predicted 1), as the realized counts are;
+    without one, the score bins at or above the decision threshold. The map is P(label | score
+    bin), fitted without the prediction (``fit_calibration``): both halves of a split
+    histogram are read through it, assuming the prediction says nothing of the label the
+    score does not (as when it cuts the score anywhere)."""
 
     kind = "calibration"
 
@@ -158,16 +170,23 @@ class Calibrated:
     def estimate(
         self, model: ModelConfig, fitted: CalibrationMap, aggregate: np.ndarray[Any, Any]
     ) -> Estimated:
-        expected = expected_confusion(aggregate, fitted, model.decision_threshold)
+        if model.columns.prediction is not None:
+            expected = one_vs_rest(aggregate, fitted)  # the positive class against the rest
+        else:
+            expected = expected_confusion(aggregate, fitted, model.decision_threshold)
         return Estimated({name: f(expected) for name, f in ESTIMATES.items()})
 
 
 def histograms(inputs: EstimationInputs) -> dict[Key, np.ndarray[Any, Any]]:
-    """Events per score bin, labelled or not (what estimation and the proxies read)."""
-    score = inputs.model.columns.score
+    """Events per score bin, labelled or not (what estimation and the proxies read); with a
+    declared prediction column, split by it: the bins of the events predicted 0, then
+    those of the events predicted 1."""
+    score, prediction = inputs.model.columns.score, inputs.model.columns.prediction
     if score is None:
         return {}
-    return compute_score_histogram(inputs.source, score, inputs.windowing, inputs.engine)
+    return compute_score_histogram(
+        inputs.source, score, inputs.windowing, inputs.engine, predicted_positive=prediction
+    )
 
 
 TASK = Task(

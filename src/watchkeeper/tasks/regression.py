@@ -113,7 +113,8 @@ class DirectLoss:
                 f"{aggregate.outside / aggregate.n:.0%} of events outside the reference's "
                 "range, where the loss model cannot extrapolate"
             )
-        return Estimated({name: f(aggregate) for name, f in LOSS_ESTIMATES.items()}, note)
+        found = {name: f(aggregate, fitted.rows) for name, f in LOSS_ESTIMATES.items()}
+        return Estimated(found, note)
 
 
 def loss_sums(

@@ -175,11 +175,18 @@ def _condition(c: ConditionConfig, models: str, window_seconds: float) -> str | 
         )
         spread = f"stddev_over_time(({series})[{span}:])"
         k = c.baseline.k
+        change = c.baseline.min_change
         parts = []
         if c.direction in ("above", "both"):
-            parts.append(f"{series} > {centre} + {k:g} * {spread}")
+            part = f"{series} > {centre} + {k:g} * {spread}"
+            if change is not None:  # and at least this relative change
+                part = f"({part}) and {series} >= {1 + change:g} * {centre}"
+            parts.append(part)
         if c.direction in ("below", "both"):
-            parts.append(f"{series} < {centre} - {k:g} * {spread}")
+            part = f"{series} < {centre} - {k:g} * {spread}"
+            if change is not None:
+                part = f"({part}) and {series} <= {max(1 - change, 0):g} * {centre}"
+            parts.append(part)
         return " or ".join(f"({p})" for p in parts)
     parts = []
     if c.above is not None:

@@ -41,7 +41,7 @@ def triage(
     horizon = size * (CORRELATION_WINDOWS + BASELINE_WINDOWS + 2)
     end = at
     if end is None:
-        end = MetricsTable(store).newest(model.name, [wanted, f"estimated_{wanted}"])
+        end = MetricsTable(store).newest(model.name, [wanted, f"estimated_{wanted}"], size)
         if end is None:
             raise TriageError(f"{model.name} has no {wanted!r} metric yet; run it first")
     m = load(store, model, end - horizon, end + size, size)

@@ -33,7 +33,8 @@ class PageBase:
         )
 
     def newest(self, model: ModelConfig) -> datetime | None:
-        return self.ws.metrics_table.newest(model.name)
+        """The newest window of the model's own size (rules' shorter windows are newer)."""
+        return self.ws.metrics_table.newest(model.name, size=model.monitoring.window)
 
     @staticmethod
     def latest(rows: list[MetricRow], metric: str, column: str = "") -> MetricRow | None:

@@ -307,6 +307,7 @@ class Workspace:
         events: list[alerting.AlertEvent] = []
         queued = 0
         muted: dict[str, str] = {}
+        unjudged: dict[str, str] = {}
         for name in names:
             cfg = self.config.model(name)
             found = alerting.evaluate_model(
@@ -315,7 +316,8 @@ class Workspace:
             events += found.events
             queued += found.notifications
             muted |= found.muted
-        return alerting.Evaluated(events, queued, muted)
+            unjudged |= {f"{name}/{rule}": why for rule, why in found.unjudged.items()}
+        return alerting.Evaluated(events, queued, muted, unjudged)
 
     def deliver_notifications(self, send: Any = None) -> alerting.Delivery:
         """Send the notifications waiting in the outbox (retrying failed ones when due)."""
@@ -387,6 +389,7 @@ class Workspace:
                 [e for f in evaluated for e in f.events],
                 sum(f.notifications for f in evaluated),
                 {k: v for f in evaluated for k, v in f.muted.items()},
+                {k: v for f in evaluated for k, v in f.unjudged.items()},
             )
             done.delivery = self.deliver_notifications()
         return done

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import watchkeeper
@@ -244,3 +245,27 @@ def test_the_default_rules_do_not_page_on_ninety_calm_days(tmp_path: Path, clock
             e.labels["alertname"] for e in w.evaluate_alerts("fraud").events if e.severity == "page"
         ]
         assert paged == ["traffic_drop"]
+
+
+def test_a_rule_the_reference_cannot_judge_says_so(tmp_path: Path, clock: Clock) -> None:
+    yaml = YAML.replace(
+        "  rules:\n",
+        "  rules:\n"
+        "    - name: auc_drop\n"
+        "      severity: page\n"
+        "      conditions:\n"
+        "        - {metric: roc_auc, against: reference, below: -0.05}\n",
+        1,
+    )
+    clock.now = T0
+    with watchkeeper.open(parse_config(yaml, base_dir=tmp_path), clock=clock) as ws:
+        rng = np.random.default_rng(5)
+        reference = {"amount": rng.normal(50, 10, 500), "score": rng.uniform(size=500)}
+        ws.set_reference("fraud", pd.DataFrame(reference), labels=False)
+        write_series(ws, "fraud", "roc_auc", "", [0.8, 0.6, 0.6, 0.6])
+        clock.now = T0 + 5 * HOUR
+        found = ws.evaluate_alerts("fraud")
+    assert [e for e in found.events if e.rule == "auc_drop"] == []
+    why = found.unjudged["fraud/auc_drop"]
+    assert "no value of roc_auc" in why and "reference with labels" in why
+    assert "fraud/volume_drop" not in found.unjudged

@@ -132,7 +132,7 @@ def check(
     value = p.value
     compared: float | None = None
     if c.against == "reference":
-        ref = reference.get((key.model, _unestimated(key.metric), key.column))
+        ref = reference.get((key.model, unestimated(key.metric), key.column))
         if ref is None:
             return evidence(False, None, None, f"{name}: no reference value to compare with")
         compared = ref
@@ -225,7 +225,7 @@ def index_of(points: Sequence[Point], start: datetime) -> int | None:
     return lo if lo < len(points) and points[lo].window_start == start else None
 
 
-def _unestimated(metric: str) -> str:
+def unestimated(metric: str) -> str:
     """An estimated metric is compared with the realized value on the reference."""
     entry = CATALOGUE.get(metric)
     return entry.estimates if entry is not None and entry.estimates else metric
@@ -242,4 +242,14 @@ def _name(key: SeriesKey, versioned: bool = False) -> str:
     return text
 
 
-__all__ = ["ALL", "Evidence", "Point", "Series", "SeriesKey", "check", "matches", "strength"]
+__all__ = [
+    "ALL",
+    "Evidence",
+    "Point",
+    "Series",
+    "SeriesKey",
+    "check",
+    "matches",
+    "strength",
+    "unestimated",
+]

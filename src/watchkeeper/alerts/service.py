@@ -7,18 +7,22 @@ one transaction, so a crash leaves either all of it or none.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from watchkeeper.alerts.conditions import Point, SeriesKey
+from watchkeeper.alerts.conditions import Point, SeriesKey, matches, unestimated
 from watchkeeper.alerts.history import apply_events, load_states, save_states
 from watchkeeper.alerts.machine import AlertEvent, AlertState, evaluate
 from watchkeeper.alerts.noise import reconcile
 from watchkeeper.alerts.series import load_series, rules_for, window_of
 from watchkeeper.config import Config, ModelConfig, RuleConfig
 from watchkeeper.store import Store
+
+log = logging.getLogger(__name__)
+_WARNED: set[tuple[str, str, str]] = set()
 
 ReferenceValues = Mapping[tuple[str, str, str], float]
 
@@ -30,6 +34,9 @@ class Evaluated:
     events: list[AlertEvent]
     notifications: int
     muted: dict[str, str]  # alert_id → why it was not notified
+    # Rules that cannot judge what they select, and why (a reference without the value
+    # they compare with): said, not silent.
+    unjudged: dict[str, str] = field(default_factory=dict)
 
 
 def evaluate_model(
@@ -56,8 +63,14 @@ def evaluate_model(
         series_by_size[size] = load_series(store, model.name, size, group, since)
     new_states: dict[str, AlertState] = {}
     events: list[AlertEvent] = []
+    unjudged: dict[str, str] = {}
     for r in rules:
         size = window_of(r, model)
+        if (why := _without_reference(r, series_by_size[size], ref_values)) is not None:
+            unjudged[r.name] = why
+            if (model.name, r.name, why) not in _WARNED:  # once per process, not every minute
+                _WARNED.add((model.name, r.name, why))
+                log.warning("rule %s cannot judge %s: %s", r.name, model.name, why)
         mine = {fp: s for fp, s in previous.items() if s.rule == r.name}
         states, found = evaluate(r, series_by_size[size], mine, now, size, ref_values)
         new_states.update({fp: s for fp, s in states.items() if s != mine.get(fp)})
@@ -66,7 +79,27 @@ def evaluate_model(
         save_states(store, model.name, new_states, now)
         apply_events(store, events, now)
         muted, queued = reconcile(store, config.alerting, now, model.name)
-    return Evaluated(events, queued, muted)
+    return Evaluated(events, queued, muted, unjudged)
+
+
+def _without_reference(
+    rule: RuleConfig, series: Mapping[SeriesKey, list[Point]], reference: ReferenceValues
+) -> str | None:
+    """Why a rule's comparison with the reference cannot hold, when the model's series it
+    selects have no value on the reference to compare with (a reference set without
+    labels, a metric the reference cannot measure)."""
+    for c in rule.conditions:
+        if c.against != "reference":
+            continue
+        selected = [k for k in series if matches(c, k)]
+        wanted = {(k.model, unestimated(k.metric), k.column) for k in selected}
+        if selected and not any(w in reference for w in wanted):
+            names = ", ".join(sorted({w[1] for w in wanted}))
+            return (
+                f"the reference has no value of {names} to compare with (set a reference "
+                "with labels, or measure what the rule needs)"
+            )
+    return None
 
 
 def _since(

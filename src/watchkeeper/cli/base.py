@@ -149,6 +149,8 @@ def print_cycle(ws: Workspace, done: Cycle, model: str | None) -> None:
         if not found.events:
             firing = ws.alerts(model, state="firing")
             out.print(f"alerts: no change; {len(firing)} firing", highlight=False)
+        for rule, why in sorted(found.unjudged.items()):
+            out.print(f"warning: rule {rule} cannot judge: {why}", highlight=False)
     sent = done.delivery
     if sent is not None and (sent.delivered or sent.failed):
         out.print(

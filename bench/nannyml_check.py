@@ -423,7 +423,7 @@ def compare(ds: Dataset, whl: Path) -> dict[str, Any]:
         ref_value = sklearn_metric(name, ref[ds.label], ref.y_pred_proba, ref.y_pred)
         print(f"\n  {name}: NannyML's thresholds [{lo:.4f}, {hi:.4f}] = mean ± 3 × {ref_sd:.5f} "
               f"(the sd of the realized {name} over the reference's 10 chunks); watchkeeper's "
-              f"band: the reference's {ref_value:.4f} ± 3 sd of the window's own estimate")  # fmt: skip
+              f"band: the reference's {ref_value:.4f} ± 3 sd of a window this size drawn like the reference")  # fmt: skip
         print("  win | watchkeeper estimate [95%]   edge    status   | NannyML   diff       alert "
               "| realized | agree | fixed-band edge  status")  # fmt: skip
         per_chunk = []

@@ -355,3 +355,25 @@ def test_regression_bands_hold_on_stationary_windows(name: str) -> None:
     coverage, width = regression_coverage(3000, 5000)[name]
     assert coverage >= 0.9, (name, coverage)
     assert width < 0.15  # the mean absolute error is about 1
+
+
+def test_an_estimate_is_judged_by_the_spread_a_window_like_the_reference_shows() -> None:
+    from watchkeeper.metrics.estimation import judged
+
+    # A drifted window's own band is wider than a reference-like window's of the same size:
+    # judged by its own it escapes (NannyML's car loan, window 8); by the reference's it does not.
+    window = perf.Estimate(0.9625, 0.9569, 0.9681, 5000)
+    alike = perf.Estimate(0.9710, 0.9660, 0.9760, 5000)  # sd 0.00255
+    assert judged("roc_auc", window, 0.97098)[0] == "ok"
+    status, edge, band = judged("roc_auc", window, 0.97098, alike)
+    assert status == "degraded" and edge == pytest.approx(0.97098 - 3 * 0.00255, abs=1e-4)
+    assert "band [" in band
+    # Lower is better for an error: the band's upper side is read.
+    mae = perf.Estimate(13.0, 11.0, 15.0, 1000)
+    assert judged("mae", mae, 10.0, perf.Estimate(10.0, 9.5, 10.5, 1000))[0] == "degraded"
+    assert judged("mae", mae, 10.0)[0] == "ok"
+    # A band clipped at 1 is read on its lower side, so clipping does not narrow it.
+    clipped = perf.Estimate(0.995, 0.990, 1.0, 2000)
+    assert judged("accuracy", perf.Estimate(0.9895, 0.98, 0.995, 2000), 0.995, clipped)[0] == "ok"
+    # Without a reference value there is nothing to judge by.
+    assert judged("roc_auc", window, None, alike) == ("ok", None, "")

@@ -40,6 +40,8 @@ class Aggregates:
     counts: dict[Key, Any] = field(default_factory=dict)  # the task's labelled counts
     histograms: dict[Key, np.ndarray[Any, Any]] = field(default_factory=dict)  # score bins
     estimated: dict[Key, Estimated] = field(default_factory=dict)
+    # whole-traffic windows: the estimates a window of that size drawn like the reference shows
+    at_reference: dict[Key, Estimated] = field(default_factory=dict)
     estimate_notes: dict[str, str] = field(default_factory=dict)  # per version: how
     label_lags: dict[WindowKey, Quantiles] = field(default_factory=dict)
     residuals: dict[WindowKey, Quantiles] = field(default_factory=dict)

@@ -20,7 +20,7 @@ import ibis.expr.types as ir
 from watchkeeper.config import ModelConfig
 from watchkeeper.metrics.family import Aggregates, Family
 from watchkeeper.metrics.registry import FAMILIES
-from watchkeeper.profiles.base import Segment, Source, Windowing
+from watchkeeper.profiles.base import Key, Segment, Source, Windowing
 from watchkeeper.profiles.binning import Binning
 from watchkeeper.profiles.columns import compute_profiles
 from watchkeeper.profiles.queries import (
@@ -36,6 +36,7 @@ from watchkeeper.profiles.slices import Candidate, slice_sums
 from watchkeeper.profiles.types import Profile
 from watchkeeper.reference.profile import ReferenceProfile, latency_binning
 from watchkeeper.reference.values import reference_values, segment_counts
+from watchkeeper.rows import ALL
 from watchkeeper.schema import BATCH, INGESTED_AT, KEY, MODEL_VERSION, spec_for
 from watchkeeper.store import Store
 from watchkeeper.store.metrics import MetricsTable
@@ -169,6 +170,7 @@ def _version(
         found = task.estimator.aggregate(fitted, replace(inputs, histograms=histograms))
         for key, aggregate in found.items():
             agg.estimated[key] = task.estimator.estimate(model, fitted, aggregate)
+        _at_reference(plan, agg, store, inputs, version, ref, fitted, found)
     if task.items is not None and "columns" in needs and (item := task.items(model)):
         _items(plan, agg, store, inputs, item, version, ref)
     if "labels" not in needs or spec_for("labels", model).table not in source_store.tables():
@@ -217,6 +219,42 @@ def _version(
             agg.counts.update(counts)
             if "segments" in needs and plan.segments:
                 agg.reference_counts[version] = segment_counts(store, model, ref, plan.segments)
+
+
+def _at_reference(
+    plan: Plan,
+    agg: Aggregates,
+    store: Store,
+    inputs: EstimationInputs,
+    version: str,
+    ref: ReferenceProfile,
+    fitted: Any,
+    windows: dict[Key, Any],
+) -> None:
+    """Each whole-traffic window's estimates as a window of its size drawn like the
+    reference would show them: the spread an estimate is judged by is the reference's at
+    that size (as NannyML's reference chunks give it), not the window's own, which widens
+    exactly where the inputs drift."""
+    estimator = plan.task.estimator
+    if estimator is None or not estimator.scales:
+        return
+    table = store.table(spec_for("reference", plan.model).table)
+    mine = table.filter(table[BATCH] == ref.reference_id)
+    source = Source(mine, None, ibis.literal(version))
+    whole = estimator.aggregate(
+        fitted,
+        replace(inputs, source=source, scoped=mine, windowing=None, segments={}, histograms=None),
+    )
+    if len(whole) != 1:
+        return
+    (reference,) = whole.values()
+    for key in windows:
+        if key[2] != ALL or (found := agg.estimated.get(key)) is None:
+            continue
+        events = max((e.sample_size for e in found.estimates.values()), default=0)
+        if events:
+            scaled = estimator.scaled(reference, events)
+            agg.at_reference[key] = estimator.estimate(plan.model, fitted, scaled)
 
 
 def _slices(

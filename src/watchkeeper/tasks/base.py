@@ -72,7 +72,7 @@ class EstimationInputs:
     version: str
     source: Source  # the version's events (unlabelled included), with the run's segments
     scoped: ir.Table  # the same events limited to the run's windows
-    windowing: Windowing
+    windowing: Windowing | None  # None: the table is one window (the reference)
     size: timedelta
     segments: Mapping[str, Segment]
     engine: Engine
@@ -100,6 +100,14 @@ class Estimator(Protocol):
 
     def estimate(self, model: ModelConfig, fitted: Any, aggregate: Any) -> Estimated:
         """The estimated metrics of one aggregate."""
+
+    # Whether ``aggregate`` can count the reference as one window (a score histogram can;
+    # summed predicted losses need the events' times).
+    scales: bool
+
+    def scaled(self, aggregate: Any, events: float) -> Any:
+        """The aggregate as a window of ``events`` events drawn alike would show it: the
+        reference's, to judge a window's estimate against what its own windows vary by."""
 
 
 @dataclass(frozen=True)

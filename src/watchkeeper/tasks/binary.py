@@ -167,6 +167,12 @@ class Calibrated:
             return dict(inputs.histograms)
         return histograms(inputs)
 
+    scales = True
+
+    def scaled(self, aggregate: np.ndarray[Any, Any], events: float) -> np.ndarray[Any, Any]:
+        total = float(aggregate.sum())
+        return aggregate * (events / total) if total else aggregate
+
     def estimate(
         self, model: ModelConfig, fitted: CalibrationMap, aggregate: np.ndarray[Any, Any]
     ) -> Estimated:

@@ -135,6 +135,16 @@ class OneVsRest:
                 out.setdefault(key, {})[cls] = hist
         return out
 
+    scales = True
+
+    def scaled(self, aggregate: dict[str, Any], events: float) -> dict[str, Any]:
+        """Each class's histogram counts every event once (split by the prediction)."""
+        out = {}
+        for cls, hist in aggregate.items():
+            total = float(hist.sum())
+            out[cls] = hist * (events / total) if total else hist
+        return out
+
     def estimate(
         self, model: ModelConfig, fitted: dict[str, CalibrationMap], aggregate: Any
     ) -> Estimated:

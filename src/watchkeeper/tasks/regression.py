@@ -71,6 +71,10 @@ class DirectLoss:
     """A model of each event's absolute and squared error, fitted on the reference."""
 
     kind = "direct_loss"
+    scales = False  # the reference's loss sums would need its events' times
+
+    def scaled(self, aggregate: LossSums, events: float) -> LossSums:
+        raise NotImplementedError("the direct loss estimate is judged by its own band")
 
     def fit(
         self, model: ModelConfig, reference: ir.Table, version: str, engine: Engine

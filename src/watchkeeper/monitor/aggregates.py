@@ -243,7 +243,15 @@ def _at_reference(
     source = Source(mine, None, ibis.literal(version))
     whole = estimator.aggregate(
         fitted,
-        replace(inputs, source=source, scoped=mine, windowing=None, segments={}, histograms=None),
+        replace(
+            inputs,
+            source=source,
+            scoped=mine,
+            windowing=None,
+            segments={},
+            histograms=None,
+            engine=store,  # the reference lives in the store, the events maybe elsewhere
+        ),
     )
     if len(whole) != 1:
         return

@@ -98,6 +98,8 @@ def infer_config(source: Any, *, model: str | None = None, label: str | None = N
 
 def infer(source: Any, *, model: str | None = None, label: str | None = None) -> Inferred:
     """As ``infer_config``, with what was found and what was not."""
+    if model is not None and not re.match(NAME_PATTERN, model):
+        raise InputError(f"model name {model!r}: use lowercase letters, digits and underscores")
     frame, name = _sample(source)
     columns = {c: _typed(c, frame[c]) for c in frame.columns}
     return _Inference(columns, model or _model_name(name), label).run()

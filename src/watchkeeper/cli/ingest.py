@@ -9,6 +9,7 @@ import click
 
 from watchkeeper.cli.base import FILE, JSON, MODEL, out, progress, workspace
 from watchkeeper.config import CONFIG_FILENAME, EXAMPLE_CONFIG
+from watchkeeper.config.infer import infer
 from watchkeeper.ingest import IngestResult
 from watchkeeper.schema import Kind
 
@@ -17,14 +18,39 @@ __all__ = ["COMMANDS", "ingest_cmd", "init", "reference"]
 
 @click.command()
 @click.option("--force", is_flag=True, help="Overwrite an existing config.")
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Write a config for the events in this Parquet, CSV or JSON Lines file.",
+)
+@click.option("--model", "model", help="The model's name (with --from; default: the file's).")
+@click.option("--label", "label", help="The label column in the file (with --from).")
 @click.pass_context
-def init(ctx: click.Context, force: bool) -> None:
-    """Write a commented example watchkeeper.yaml into the current folder."""
+def init(
+    ctx: click.Context, force: bool, source: Path | None, model: str | None, label: str | None
+) -> None:
+    """Write a commented example watchkeeper.yaml into the current folder, or with
+    --from FILE a config for that file's columns (roles guessed from names and values)."""
     target = ctx.obj["config"] or Path(CONFIG_FILENAME)
     if target.exists() and not force:
         raise click.UsageError(f"{target} exists; use --force to overwrite it")
-    target.write_text(EXAMPLE_CONFIG, encoding="utf-8")
-    out.print(f"wrote {target}: edit the model and its columns, then run `watchkeeper ingest`")
+    if source is None:
+        if model or label:
+            raise click.UsageError("--model and --label go with --from FILE")
+        target.write_text(EXAMPLE_CONFIG, encoding="utf-8")
+        out.print(f"wrote {target}: edit the model and its columns, then run `watchkeeper ingest`")
+        return
+    found = infer(source, model=model, label=label)
+    target.write_text(found.yaml, encoding="utf-8")
+    out.print(f"wrote {target} for {source.name}; found:", highlight=False)
+    for f in found.found:
+        out.print(f"  {f.role:<15} {f.column}: {f.reason}", highlight=False, markup=False)
+    if found.missing:
+        out.print("not found, or left out:", highlight=False)
+        for line in found.missing:
+            out.print(f"  {line}", highlight=False, markup=False)
+    out.print("check the roles, then `watchkeeper reference set` and `watchkeeper ingest`")
 
 
 def _ingest(

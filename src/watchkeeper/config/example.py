@@ -1,6 +1,13 @@
-"""The commented example ``watchkeeper init`` writes (it must load without problems)."""
+"""The commented example ``watchkeeper init`` writes (it must load without problems).
 
-EXAMPLE_CONFIG = """\
+Its alerting section is also the default rules ``watchkeeper init --from`` writes
+(config/rules.py reads EXAMPLE_TEMPLATE): the rules' feature lists are a placeholder,
+FEATURES, filled here with the example's features and there with the inferred ones."""
+
+FEATURES = "<features>"
+EXAMPLE_FEATURES = "amount, merchant_category, country, account_age_days, is_new_user"
+
+EXAMPLE_TEMPLATE = """\
 # watchkeeper.yaml: what to monitor and where the data lives.
 # Durations are written as a number and a unit: 30s, 15m, 1h, 14d, 2w.
 
@@ -91,7 +98,7 @@ alerting:
         - {metric: out_of_range_rate, above: 0.25, min_sample_size: 50}
         - {metric: unseen_rate, above: 0.25, min_sample_size: 50}
         - metric: drift_wasserstein
-          column: [amount, merchant_category, country, account_age_days, is_new_user]
+          column: [<features>]
           above: 1.5
           min_sample_size: 50
       for: 2
@@ -127,7 +134,7 @@ alerting:
       description: a feature's distribution moved away from the training data
       conditions:
         - metric: drift
-          column: [amount, merchant_category, country, account_age_days, is_new_user]
+          column: [<features>]
           status: [drifted]
       for: 3                        # each drift test fires on noise 5% of the time
       keep_firing_for: 2
@@ -308,5 +315,6 @@ alerting:
     # - {name: tickets, type: webhook, url: "https://tickets.example.com/hook"}
 """
 
+EXAMPLE_CONFIG = EXAMPLE_TEMPLATE.replace(FEATURES, EXAMPLE_FEATURES)
 
-__all__ = ["EXAMPLE_CONFIG"]
+__all__ = ["EXAMPLE_CONFIG", "EXAMPLE_FEATURES", "EXAMPLE_TEMPLATE", "FEATURES"]

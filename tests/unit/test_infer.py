@@ -183,3 +183,17 @@ def test_the_example_rules_come_back_unchanged_for_the_examples_schema() -> None
     found = default_alerting(inputs)
     assert found.notes == []
     assert found.text == EXAMPLE_CONFIG[EXAMPLE_CONFIG.index("\nalerting:\n") + 1 :]
+
+
+def test_named_outcomes_bring_their_rules() -> None:
+    without = rules(infer_config(fraud_frame(), model="fraud"))
+    text = infer_config(fraud_frame(), model="fraud", outcomes=["confirmed_fraud", "review"])
+    config = parse_config(text)
+    assert [o.name for o in config.model("fraud").outcomes] == ["confirmed_fraud", "review"]
+    found = rules(text)
+    assert "business_kpi_change" in found and "business_kpi_change" not in without
+    degrading = parse_config(text).alerting.rules
+    metrics = [c.metric for r in degrading if r.name == "model_degrading" for c in r.conditions]
+    assert "outcome_rate" in metrics
+    with pytest.raises(InputError, match="outcome name"):
+        infer_config(fraud_frame(), outcomes=["Bad Name"])

@@ -59,8 +59,15 @@ def evaluate_model(
         by_size[window_of(r, model)].append(r)
     previous = load_states(store, model.name)
     for size, group in by_size.items():
-        since = _since(group, previous, size)
-        series_by_size[size] = load_series(store, model.name, size, group, since)
+        # Rules with instances read back from where they judge again; a rule without any
+        # yet (new, or whose metrics never appeared) reads its own series whole, so that
+        # it does not make the others reread theirs every cycle.
+        known = [r for r in group if any(st.rule == r.name for st in previous.values())]
+        fresh = [r for r in group if r not in known]
+        loaded = load_series(store, model.name, size, known, _since(known, previous, size))
+        if fresh:
+            loaded.update(load_series(store, model.name, size, fresh, None))
+        series_by_size[size] = loaded
     new_states: dict[str, AlertState] = {}
     events: list[AlertEvent] = []
     unjudged: dict[str, str] = {}

@@ -26,9 +26,20 @@ __all__ = ["COMMANDS", "ingest_cmd", "init", "reference"]
 )
 @click.option("--model", "model", help="The model's name (with --from; default: the file's).")
 @click.option("--label", "label", help="The label column in the file (with --from).")
+@click.option(
+    "--outcome",
+    "outcomes",
+    multiple=True,
+    help="A business outcome the events lead to (with --from; repeat for several).",
+)
 @click.pass_context
 def init(
-    ctx: click.Context, force: bool, source: Path | None, model: str | None, label: str | None
+    ctx: click.Context,
+    force: bool,
+    source: Path | None,
+    model: str | None,
+    label: str | None,
+    outcomes: tuple[str, ...],
 ) -> None:
     """Write a commented example watchkeeper.yaml into the current folder, or with
     --from FILE a config for that file's columns (roles guessed from names and values)."""
@@ -36,12 +47,12 @@ def init(
     if target.exists() and not force:
         raise click.UsageError(f"{target} exists; use --force to overwrite it")
     if source is None:
-        if model or label:
-            raise click.UsageError("--model and --label go with --from FILE")
+        if model or label or outcomes:
+            raise click.UsageError("--model, --label and --outcome go with --from FILE")
         target.write_text(EXAMPLE_CONFIG, encoding="utf-8")
         out.print(f"wrote {target}: edit the model and its columns, then run `watchkeeper ingest`")
         return
-    found = infer(source, model=model, label=label)
+    found = infer(source, model=model, label=label, outcomes=outcomes)
     target.write_text(found.yaml, encoding="utf-8")
     out.print(f"wrote {target} for {source.name}; found:", highlight=False)
     for f in found.found:

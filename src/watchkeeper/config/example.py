@@ -230,7 +230,7 @@ alerting:
         - {metric: expected_calibration_error, against: reference, change: absolute,
            above: 0.03}
         - metric: outcome_rate
-          column: confirmed_fraud
+          column: "*"               # any outcome the model's decisions lead to
           against: baseline
           direction: both
           baseline: {windows: 14}

@@ -50,7 +50,7 @@ SEGMENTS: tuple[str, ...] = (
     "plan",
 )
 SEGMENTS += ("tier", "segment", "os", "browser", "cohort", "user_segment")
-INPUT_SEGMENTS = ("city", "market", "state", "language", "currency")
+INPUT_SEGMENTS = ("city", "market", "state", "language", "currency", "channel", "plan", "tier")
 
 
 @dataclass(frozen=True)
@@ -90,19 +90,37 @@ class _Column:
         return bool(len(self.values)) and low <= self.values.min() and self.values.max() <= high
 
 
-def infer_config(source: Any, *, model: str | None = None, label: str | None = None) -> str:
+def infer_config(
+    source: Any,
+    *,
+    model: str | None = None,
+    label: str | None = None,
+    outcomes: Sequence[str] = (),
+) -> str:
     """The YAML text of a complete config for the events in ``source`` (a pandas
-    DataFrame, or a Parquet, CSV or JSON Lines file), with the default rules."""
-    return infer(source, model=model, label=label).yaml
+    DataFrame, or a Parquet, CSV or JSON Lines file), with the default rules; ``outcomes``
+    names the business outcomes the model's events lead to (their rules come with them)."""
+    return infer(source, model=model, label=label, outcomes=outcomes).yaml
 
 
-def infer(source: Any, *, model: str | None = None, label: str | None = None) -> Inferred:
+def infer(
+    source: Any,
+    *,
+    model: str | None = None,
+    label: str | None = None,
+    outcomes: Sequence[str] = (),
+) -> Inferred:
     """As ``infer_config``, with what was found and what was not."""
+    for name in outcomes:
+        if not re.match(NAME_PATTERN, name):
+            raise InputError(
+                f"outcome name {name!r}: use lowercase letters, digits and underscores"
+            )
     if model is not None and not re.match(NAME_PATTERN, model):
         raise InputError(f"model name {model!r}: use lowercase letters, digits and underscores")
     frame, name = _sample(source)
     columns = {c: _typed(c, frame[c]) for c in frame.columns}
-    return _Inference(columns, model or _model_name(name), label).run()
+    return _Inference(columns, model or _model_name(name), label, tuple(outcomes)).run()
 
 
 def _sample(source: Any) -> tuple[pd.DataFrame, str]:
@@ -165,8 +183,15 @@ def _looked(patterns: Sequence[str]) -> str:
 
 
 class _Inference:
-    def __init__(self, columns: dict[str, _Column], model: str, label: str | None) -> None:
+    def __init__(
+        self,
+        columns: dict[str, _Column],
+        model: str,
+        label: str | None,
+        outcomes: tuple[str, ...] = (),
+    ) -> None:
         self.columns = columns
+        self.outcomes = outcomes
         self.model = model
         self.label_arg = label
         self.free = dict(columns)  # the columns no role has taken yet
@@ -226,6 +251,7 @@ class _Inference:
             model_version=version is not None,
             segments=bool(segments),
             sensitive=bool(sensitive),
+            outcomes=bool(self.outcomes),
         )
         alerting = default_alerting(inputs)
         self.missing += alerting.notes
@@ -289,6 +315,9 @@ class _Inference:
                         6, f"timestamp: {flow_item(label_ts.name)}", "when the truth became known"
                     )
                 )
+        if self.outcomes:
+            lines.append(_line(4, "outcomes:", "business results the events lead to"))
+            lines += [f"      - name: {flow_item(n)}" for n in self.outcomes]
         lines += [
             "    monitoring:",
             _line(6, "window: 1d", "data and model metrics per day; service rules, hourly"),

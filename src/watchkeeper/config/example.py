@@ -96,7 +96,7 @@ alerting:
         - {metric: missing_rate, against: reference, change: absolute, above: 0.25,
            min_sample_size: 50}
         - {metric: out_of_range_rate, above: 0.25, min_sample_size: 50}
-        - {metric: unseen_rate, above: 0.25, min_sample_size: 50}
+        - {metric: unseen_rate, above: 0.1, min_sample_size: 50}
         - metric: drift_wasserstein
           column: [<features>]
           above: 1.5

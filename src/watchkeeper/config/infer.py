@@ -44,12 +44,10 @@ SEGMENTS: tuple[str, ...] = (
     "region",
     "device*",
     "platform",
-    "channel",
     "user_type",
     "customer_type",
-    "plan",
 )
-SEGMENTS += ("tier", "segment", "os", "browser", "cohort", "user_segment")
+SEGMENTS += ("segment", "os", "browser", "cohort", "user_segment")
 INPUT_SEGMENTS = ("city", "market", "state", "language", "currency", "channel", "plan", "tier")
 
 

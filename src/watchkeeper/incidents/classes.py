@@ -137,7 +137,8 @@ def pipeline_break(draw: Draw, rng: np.random.Generator, start: datetime) -> Tru
         c["tenure_days"] = np.where(gone, np.nan, c["tenure_days"])
         features.append("tenure_days")
     if "rename" in kinds:
-        c["channel"] = np.where(mask & (c["channel"] == "app"), "mobile_app", c["channel"])
+        old = str(rng.choice(["app", "store"]))  # a third or a sixth of the traffic
+        c["channel"] = np.where(mask & (c["channel"] == old), f"{old}_v2", c["channel"])
         features.append("channel")
     rescore(draw, mask)
     return Truth(

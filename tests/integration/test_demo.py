@@ -84,6 +84,10 @@ def test_the_worse_model_version_is_caught_and_rolled_back(
     changed = [a for a in alerts(ws, "model_change") if a["labels"].get("version") == "2"]
     assert changed and first <= min(day(a["window_start"]) for a in changed) < first + 1
     assert all(a["severity"] == "page" for a in changed)
+    # Its triage reads the model's daily windows (the alert's six-hourly ones carry no
+    # headline metric), with the short windows' version comparison as its evidence.
+    early = ws.triage("fraud", alert=changed[0]["alert_id"])
+    assert early.top.cause == "model" and "version 2" in " ".join(early.top.evidence)
 
 
 def test_the_demo_writes_its_report_and_says_how_to_open_the_dashboard(

@@ -31,6 +31,10 @@ class Investigation:
         self.metric = metric
         self.column = column
         self.immature = False  # the drop is measured on labels still arriving
+        # The alert under triage judged something other than the metric investigated (a
+        # new version's scores on short windows): whether the metric fell yet is evidence,
+        # but not evidence that nothing is wrong.
+        self.judged_elsewhere = False
         self.w = w
         self.size = size
         self.alert = alert
@@ -56,6 +60,8 @@ class Investigation:
         return began
 
     def vote(self, cause: str, points: float, reason: str, action: str | None = None) -> None:
+        if cause == "not_real" and self.judged_elsewhere:
+            return
         self.points[cause] += points
         self.reasons[cause].append(reason)
         if action and (cause not in self.actions or points >= 2):

@@ -141,11 +141,17 @@ def _meaningful_gap(metric: str, gap: float, best: float) -> bool:
 def _version_shift(inv: Investigation, s: Step) -> bool:
     """A version whose outputs differ from the established version's on the same traffic,
     at (or up to a day before) the window under triage."""
-    score = inv.model.columns.score or inv.model.columns.prediction
-    if not score:
-        return False
+    cols = inv.model.columns
+    for output in dict.fromkeys(c for c in (cols.score, cols.prediction) if c):
+        if _version_shift_of(inv, s, output):
+            return True
+    return False
+
+
+def _version_shift_of(inv: Investigation, s: Step, score: str) -> bool:
     found = inv.m.by_version.get(("version_shift", score), {})
-    recent = [p for p in sorted(found) if inv.before - inv.size <= p <= inv.w]
+    # At or up to a day before the window under triage; shorter windows inside it count.
+    recent = [p for p in sorted(found) if inv.before - inv.size <= p < inv.w + inv.size]
     for p in reversed(recent):
         for version, row in sorted(found[p].items()):
             if row.status != "drifted":

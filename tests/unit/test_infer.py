@@ -197,3 +197,11 @@ def test_named_outcomes_bring_their_rules() -> None:
     assert "outcome_rate" in metrics
     with pytest.raises(InputError, match="outcome name"):
         infer_config(fraud_frame(), outcomes=["Bad Name"])
+
+
+def test_the_labels_delay_and_coverage_come_from_the_sample() -> None:
+    frame = fraud_frame()  # the demo's labels arrive 2 to 12 days after the event
+    frame.loc[frame.index[:300], "label"] = np.nan  # a tenth never labelled
+    labels = parse_config(infer_config(frame, model="fraud")).model("fraud").labels
+    assert timedelta(days=12) < labels.max_delay <= timedelta(days=15)
+    assert labels.expected_coverage == 0.9

@@ -10,6 +10,7 @@ example config's (config/rules.py), without those whose inputs the schema lacks.
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -170,6 +171,20 @@ def _typed(name: str, series: pd.Series) -> _Column:
     return _Column(name, "string", text, rows)
 
 
+def _max_delay(event: _Column, label: _Column) -> tuple[str, str] | None:
+    """How long labels take at most, from the sample: its 99th percentile delay with a
+    fifth more, in whole hours or days (after it a window's performance is final)."""
+    start = pd.to_datetime(event.values, utc=True, errors="coerce")
+    known = pd.to_datetime(label.values, utc=True, errors="coerce")
+    delays = (known - start.reindex(known.index)).dropna()
+    delays = delays[delays >= pd.Timedelta(0)]
+    if len(delays) < 20:
+        return None
+    hours = delays.quantile(0.99).total_seconds() / 3600 * 1.2
+    text = f"{max(1, math.ceil(hours))}h" if hours < 24 else f"{math.ceil(hours / 24)}d"
+    return text, f"the sample's labels took up to {delays.max().total_seconds() / 3600:,.0f} h"
+
+
 def _named(name: str, patterns: Sequence[str]) -> int | None:
     """The rank of the first pattern the (lowercased) name matches, or None."""
     low = name.lower()
@@ -313,6 +328,19 @@ class _Inference:
                         6, f"timestamp: {flow_item(label_ts.name)}", "when the truth became known"
                     )
                 )
+            share = len(label.values) / label.rows if label.rows else 1.0
+            if share < 0.995:
+                coverage = max(0.05, int(share * 20) / 20)
+                lines.append(
+                    _line(
+                        6,
+                        f"expected_coverage: {coverage:g}",
+                        f"{share:.0%} of the rows are labelled",
+                    )
+                )
+            delay = _max_delay(self.columns[timestamp], label_ts) if label_ts is not None else None
+            if delay is not None:
+                lines.append(_line(6, f"max_delay: {delay[0]}", delay[1]))
         if self.outcomes:
             lines.append(_line(4, "outcomes:", "business results the events lead to"))
             lines += [f"      - name: {flow_item(n)}" for n in self.outcomes]

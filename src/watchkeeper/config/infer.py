@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -180,9 +181,10 @@ def _max_delay(event: _Column, label: _Column) -> tuple[str, str] | None:
     delays = delays[delays >= pd.Timedelta(0)]
     if len(delays) < 20:
         return None
-    hours = delays.quantile(0.99).total_seconds() / 3600 * 1.2
+    seconds = delays.dt.total_seconds().to_numpy()
+    hours = float(np.quantile(seconds, 0.99)) / 3600 * 1.2
     text = f"{max(1, math.ceil(hours))}h" if hours < 24 else f"{math.ceil(hours / 24)}d"
-    return text, f"the sample's labels took up to {delays.max().total_seconds() / 3600:,.0f} h"
+    return text, f"the sample's labels took up to {seconds.max() / 3600:,.0f} h"
 
 
 def _named(name: str, patterns: Sequence[str]) -> int | None:

@@ -139,11 +139,17 @@ class Investigation:
                     "provisional": coverage.provisional,
                 }
             )
-            if coverage.provisional and now_cov < 0.6 * usual_cov:
+            # Labels still arriving: an artefact, unless the drop already clears its
+            # interval on the labels there are (what the alert judged).
+            beyond = self._beyond_interval(row, value, usual)
+            early = coverage.provisional and now_cov < 0.6 * usual_cov
+            if early and beyond:  # an early sample may be a biased one: an older window's
+                beyond = self._confirmed_earlier(usual, usual_cov)  # maturer labels decide
+            if early:
                 detail = coverage.detail or ""
                 self.vote(
                     "not_real",
-                    4,
+                    1 if beyond else 4,
                     f"only {now_cov:.0%} of events are labelled yet (usually "
                     f"{usual_cov:.0%}): early labels are rarely a fair sample",
                     "wait for the labels to mature before acting"
@@ -151,25 +157,59 @@ class Investigation:
                 )
                 s.findings.append("the drop is measured on immature labels: possibly an artefact")
                 self.immature = True
-                estimate = m.value(f"estimated_{self.metric}", w)
-                usual_estimate = m.usual(f"estimated_{self.metric}", self.before)
-                if (
-                    estimate is not None
-                    and usual_estimate is not None
-                    and abs(estimate - usual_estimate) < 0.02
-                ):
+            estimate = m.value(f"estimated_{self.metric}", w)
+            usual_estimate = m.usual(f"estimated_{self.metric}", self.before)
+            if (
+                estimate is not None
+                and usual_estimate is not None
+                and abs(estimate - usual_estimate) < 0.02
+            ):
+                s.findings.append(f"the estimate without labels held at {estimate:.3g}")
+                if beyond:
+                    # The scores look as they did and the realized metric fell beyond doubt:
+                    # what the scores mean has changed (a concept shift).
+                    self.vote(
+                        "model",
+                        3,
+                        f"the realized {self.metric.replace('_', ' ')} fell beyond its interval "
+                        f"while the estimate from the scores held ({estimate:.3g} vs "
+                        f"{usual_estimate:.3g}): a concept shift",
+                        "retrain on recent labelled data: the relation the model learnt changed",
+                    )
+                elif self.immature:
                     self.vote(
                         "not_real",
                         2,
                         "the estimate from the scores held "
                         f"({estimate:.3g} vs {usual_estimate:.3g})",
                     )
-                    s.findings.append(f"the estimate without labels held at {estimate:.3g}")
         gaps = self._missing_windows()
         if gaps:
             s.findings.append(f"{gaps} window(s) without data in the recent past")
             self.vote("infrastructure", 1, f"{gaps} recent window(s) had no events")
         return s
+
+    def _beyond_interval(self, row: Any, value: float | None, usual: float | None) -> bool:
+        """Whether the window is worse than usual with its interval clear of the usual."""
+        if row is None or value is None or usual is None or self.worse(value, usual) <= 0:
+            return False
+        lower, upper = row.lower, row.upper
+        return lower is not None and upper is not None and not (lower <= usual <= upper)
+
+    def _confirmed_earlier(self, usual: float | None, usual_cov: float) -> bool:
+        """Whether a window since the change began, older than this one and with most of
+        its labels in, fell beyond its interval too."""
+        for start in sorted(self.m.series(self.metric, self.column)):
+            if not (self.before <= start < self.w):
+                continue
+            coverage = self.m.row("label_coverage", start)
+            share = (_num(coverage.value) or 0.0) if coverage is not None else 0.0
+            if share < 0.6 * usual_cov:
+                continue
+            row = self.m.row(self.metric, start, self.column)
+            if self._beyond_interval(row, _num(row.value) if row else None, usual):
+                return True
+        return False
 
     def _missing_windows(self) -> int:
         counts = self.m.series("row_count")

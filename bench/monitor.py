@@ -199,7 +199,7 @@ def child_ingest(
     clock = datetime.fromisoformat(now)
     with watchkeeper.open(config, clock=lambda: clock) as ws:
         if reference:
-            ws.set_reference("bench", reference)
+            ws.set_reference("bench", reference, labels=False)  # events carry no label
         result = ws.ingest(kind, "bench", file)  # type: ignore[arg-type]
     return {"accepted": result.accepted}
 

@@ -129,3 +129,25 @@ def test_a_serving_incident_replayed_hour_by_hour_pages_within_the_hour(tmp_path
     ).fetchone()
     con.close()
     assert late == (0,)
+
+
+def test_a_page_on_a_short_window_is_triaged_on_that_windows_evidence(tmp_path: Path) -> None:
+    """A broken feature pages on six-hourly windows, before the day holding it closes:
+    triage reads those windows (the feature, unseen or out of range) and blames the data."""
+    from watchkeeper.incidents.replay import _Clock
+    from watchkeeper.workspace import Workspace
+
+    history = draw("pipeline_break", 4, days=11, start_day=9.25)  # a renamed category
+    end = history.truth.start + timedelta(hours=16)  # type: ignore[operator]
+    (tmp_path / "watchkeeper.yaml").write_text(config_for(history), encoding="utf-8")
+    with Workspace.open(tmp_path / "watchkeeper.yaml", clock=_Clock(end)) as ws:
+        ws.set_reference(history.model, history.reference)
+        ws.ingest_events(history.model, history.events[~after(history.events, end)])
+        arrived = history.labels["label_timestamp"] < pd.Timestamp(end)
+        ws.ingest_labels(history.model, history.labels[arrived])
+        ws.cycle([history.model], full=True)
+        broken = [a for a in ws.alerts(history.model) if a["rule"] == "input_broken"]
+        assert broken and all(a["severity"] == "page" for a in broken)
+        found = ws.triage(history.model, alert=broken[0]["alert_id"])
+    assert found.top.cause == "data", found.top
+    assert "channel" in " ".join(found.top.evidence)

@@ -25,7 +25,6 @@ class Metrics:
     sample size, as the alerts do) and by version."""
 
     def __init__(self, rows: list[MetricRow]) -> None:
-        self.rows = rows
         self.by_key: dict[Key, dict[datetime, MetricRow]] = defaultdict(dict)
         self.by_version: dict[tuple[str, str], dict[datetime, dict[str, MetricRow]]] = defaultdict(
             lambda: defaultdict(dict)

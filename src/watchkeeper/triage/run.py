@@ -11,10 +11,9 @@ from watchkeeper.errors import TriageError
 from watchkeeper.store import Store
 from watchkeeper.store.metrics import MetricsTable
 from watchkeeper.triage import steps
-from watchkeeper.triage.evidence import BASELINE_WINDOWS, CORRELATION_WINDOWS, Metrics, load
+from watchkeeper.triage.evidence import BASELINE_WINDOWS, CORRELATION_WINDOWS, load
 from watchkeeper.triage.investigation import Investigation
 from watchkeeper.triage.model import Triage, default_metric
-from watchkeeper.windows import window_start
 
 
 def triage(
@@ -39,7 +38,6 @@ def triage(
         at = at or alert["window_start"]
         size = timedelta(seconds=int(alert["window_size_s"] or size.total_seconds()))
     wanted = metric or default_metric(model)
-    short: timedelta | None = None  # the alert's window, when shorter than the model's
     horizon = size * (CORRELATION_WINDOWS + BASELINE_WINDOWS + 2)
     end = at
     if end is None:
@@ -55,20 +53,12 @@ def triage(
         wanted = f"estimated_{wanted}"  # no labels yet: the estimate is what there is
         starts = sorted(s for s in m.series(wanted, column) if s <= end)
     if not starts and alert is not None and size != model.monitoring.window:
-        # An alert on a short window (a new version's scores, judged six-hourly) that the
-        # headline metric is not computed on: investigate the model's own window holding
-        # it, with the short windows' version comparisons as evidence.
-        short, size = size, model.monitoring.window
-        end = window_start(end, size)
-        since = end - size * (CORRELATION_WINDOWS + BASELINE_WINDOWS + 2)
-        rows = MetricsTable(store).select(
-            model.name, metrics=["version_shift"], since=since, through=end + size, size=short
-        )
-        m = Metrics(load(store, model, since, end + size, size).rows + rows)
-        starts = sorted(s for s in m.series(wanted, column) if s <= end)
-        if not starts and m.series(f"estimated_{wanted}", column):
-            wanted = f"estimated_{wanted}"
-            starts = sorted(s for s in m.series(wanted, column) if s <= end)
+        # An alert on a short window (a broken feature, a new version's scores, judged
+        # six-hourly) that the headline metric is not computed on: the steps read that
+        # window's own rows (its inputs, its versions), the alert having judged it.
+        inv = Investigation(model, m, wanted, "", end, size, alert)
+        inv.judged_elsewhere = True
+        return investigate(inv)
     if not starts and alert is not None and metric is not None:
         # The alert is on a segment's series (a gap, a slice): what matters is whether the
         # model's headline metric fell, and where.
@@ -77,9 +67,7 @@ def triage(
         raise TriageError(
             f"{model.name} has no {wanted!r} values at or before {end:%Y-%m-%d %H:%M}"
         )
-    inv = Investigation(model, m, wanted, column, starts[-1], size, alert)
-    inv.judged_elsewhere = short is not None
-    return investigate(inv)
+    return investigate(Investigation(model, m, wanted, column, starts[-1], size, alert))
 
 
 def investigate(inv: Investigation) -> Triage:

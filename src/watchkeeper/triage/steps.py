@@ -416,6 +416,10 @@ def business(inv: Investigation) -> Step:
         )
         if abs(now - usual) > 3 * spread:
             s.findings.append(f"{outcome}: {now:.2%} of events (usually {usual:.2%})")
+            row = m.row("outcome_rate", w, outcome)
+            if row is not None and row.provisional:  # still arriving: not yet comparable
+                s.findings.append(f"{outcome} is still arriving for this window")
+                continue
             inv.vote("business", 1.5, f"{outcome} moved to {now:.2%} (usually {usual:.2%})")
     for name in ("net_value", "cost"):
         amount = m.value(name, w)

@@ -67,7 +67,22 @@ def triage(
         raise TriageError(
             f"{model.name} has no {wanted!r} values at or before {end:%Y-%m-%d %H:%M}"
         )
-    return investigate(Investigation(model, m, wanted, column, starts[-1], size, alert))
+    inv = Investigation(model, m, wanted, column, starts[-1], size, alert)
+    inv.judged_elsewhere = alert is not None and not _judged(alert, wanted)
+    return investigate(inv)
+
+
+def _judged(alert: dict[str, Any], metric: str) -> bool:
+    """Whether the alert's own evidence is on ``metric`` (or its estimate): else it fired
+    on other signals (drift, calibration, a segment's gap) and whether the headline metric
+    has fallen yet says nothing about whether the alert is real."""
+    try:
+        evidence = json.loads(alert.get("evidence") or "[]")
+    except (TypeError, ValueError):
+        return True
+    base = metric.removeprefix("estimated_")
+    found = {str(x.get("metric", "")).removeprefix("estimated_") for x in evidence}
+    return not found or base in found
 
 
 def investigate(inv: Investigation) -> Triage:

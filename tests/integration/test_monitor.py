@@ -154,6 +154,33 @@ def test_incremental_runs_equal_a_full_recomputation(tmp_path: Path, clock: Cloc
     assert comparable(incremental) == comparable(everything.metrics)
 
 
+def test_late_labels_re_judge_a_window_at_most_every_quarter_of_it(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """A window only late labels touched is recomputed once a quarter of its size has passed
+    since its last computation; late events recompute it at once."""
+    ref = rows(6000, T0 - timedelta(days=30), 24, seed=1)
+    day1 = rows(2400, T0, 24, seed=7)
+    ids, values = day1["id"].to_pylist(), day1["label"].to_pylist()
+    labels = [{"id": i, "label": int(v)} for i, v in zip(ids[:300], values[:300], strict=True)]
+    more = [{"id": i, "label": int(v)} for i, v in zip(ids[300:500], values[300:500], strict=True)]
+    clock.now = T0 + timedelta(days=1)
+    with open_ws(tmp_path, clock) as ws:
+        ws.set_reference("m", ref)
+        ws.ingest_events("m", day1)
+        assert len(ws.run("m").windows) == 4  # 6-hour windows
+        clock.now += timedelta(minutes=30)
+        ws.ingest_labels("m", labels)
+        assert ws.run("m").windows == []  # computed 30 minutes ago: not yet
+        clock.now += timedelta(hours=1, minutes=5)
+        assert ws.run("m").windows == [T0]  # a quarter of six hours has passed
+        clock.now += timedelta(minutes=10)
+        ws.ingest_labels("m", more)
+        assert ws.run("m").windows == []
+        ws.ingest_events("m", rows(50, T0 + timedelta(hours=1), 1, seed=5, prefix="late"))
+        assert ws.run("m").windows == [T0]  # new events: at once
+
+
 def test_result_size_does_not_grow_with_rows(tmp_path: Path, clock: Clock) -> None:
     sizes = []
     for n in (1500, 15000):

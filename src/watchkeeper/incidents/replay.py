@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,29 +53,19 @@ class Replayed:
     triage: dict[str, Any] | None = None  # of the first alert about the incident
     seconds: float = 0.0
 
-    def _after(self, severity: str) -> list[Raised]:
-        start = self.truth.start
-        return [
-            r for r in self.raised
-            if r.severity == severity and (start is None or r.at >= start)
-        ]  # fmt: skip
-
     def count(self, severity: str, *, before: bool = False) -> int:
         """Distinct alerts of a severity raised (before the incident's start, with
         ``before``: false alarms in an incident's history)."""
         start = self.truth.start
         found = {
             r.alert_id for r in self.raised
-            if r.severity == severity and (before == (start is not None and r.at < start))
+            if r.severity == severity and (start is not None and r.at < start) == before
         }  # fmt: skip
-        if not before and start is None:
-            return len({r.alert_id for r in self.raised if r.severity == severity})
         return len(found)
 
     @property
     def first_page(self) -> Raised | None:
-        found = self._after("page")
-        return found[0] if found else None
+        return self.first("page")
 
     def first(self, severity: str | None) -> Raised | None:
         """The first alert at least that severe raised since the incident began."""
@@ -181,8 +172,6 @@ def replay(
     progress: Callable[[datetime], None] | None = None,
 ) -> Replayed:
     """Live through ``history`` step by step and record what the monitor raised."""
-    import time
-
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="wk-replay-") as tmp:
         where = directory or Path(tmp)

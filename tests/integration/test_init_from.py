@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 import watchkeeper
-from watchkeeper.config.infer import infer_config
 from watchkeeper.demo.scenario import START, fraud_day
+from watchkeeper.ingest.infer import infer_config
 
 
 def test_the_inferred_config_ingests_the_demos_events_with_nothing_quarantined(

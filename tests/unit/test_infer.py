@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from watchkeeper.config import EXAMPLE_CONFIG, parse_config
-from watchkeeper.config.infer import infer, infer_config
 from watchkeeper.config.rules import RuleInputs, default_alerting
 from watchkeeper.demo.scenario import eta_day, fraud_day
 from watchkeeper.errors import InputError
+from watchkeeper.ingest.infer import infer, infer_config
 
 FRAUD_FEATURES = ("amount", "merchant_category", "country", "account_age_days", "is_new_user")
 

@@ -9,8 +9,8 @@ import click
 
 from watchkeeper.cli.base import FILE, JSON, MODEL, out, progress, workspace
 from watchkeeper.config import CONFIG_FILENAME, EXAMPLE_CONFIG
-from watchkeeper.config.infer import infer
 from watchkeeper.ingest import IngestResult
+from watchkeeper.ingest.infer import infer
 from watchkeeper.schema import Kind
 
 __all__ = ["COMMANDS", "ingest_cmd", "init", "reference"]

@@ -21,9 +21,9 @@ from typing import Any
 
 import pandas as pd
 
-from watchkeeper.config.infer import infer_config
 from watchkeeper.errors import TriageError
 from watchkeeper.incidents.classes import History, Truth
+from watchkeeper.ingest.infer import infer_config
 from watchkeeper.workspace import Workspace
 
 STEP = timedelta(hours=1)

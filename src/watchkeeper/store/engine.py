@@ -17,6 +17,7 @@ from ibis.common.exceptions import IbisError
 from watchkeeper.config import Config
 from watchkeeper.errors import StoreError
 from watchkeeper.schema import KINDS, DType, spec_for
+from watchkeeper.store.compiled import install as install_compiled
 from watchkeeper.store.tables import META, SCHEMA_VERSION, SHARED
 
 ROW_GROUP = 122_880
@@ -95,6 +96,7 @@ class Store:
     """A connection to the engine behind Ibis, with watchkeeper's tables."""
 
     def __init__(self, backend: Any, url: str, memory_limit: str | None = None) -> None:
+        install_compiled(backend)
         self.backend = backend
         self.url = url
         self.memory_limit = memory_limit

@@ -20,6 +20,10 @@ from watchkeeper.stats.comparisons import two_proportions, welch
 from watchkeeper.stats.multiple import benjamini_hochberg
 
 MIN_SHARE = 0.01  # a slice must hold at least this share of the window's labelled events
+# and this many labelled events (or ``min_labels`` if lower): a window's metrics want
+# ``min_labels`` to be worth stating, but a slice is tested, and Benjamini-Hochberg pays for
+# every slice tested; a slice of 5% of the traffic holds under 100 labels of a day's 2,000.
+MIN_SLICE_LABELS = 50
 TOP = 5  # slices reported per window
 
 
@@ -133,7 +137,7 @@ def slice_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
                 w.whole,
                 w.slices,
                 agg.slices_are_rates,
-                mon.min_labels,
+                min(mon.min_labels, MIN_SLICE_LABELS),
                 mon.numeric_drift.alpha,
                 reference.slices if (reference := agg.reference_slices.get(version)) else None,
             )
@@ -188,4 +192,4 @@ WEAK_SLICES = Family(
     needs=("labels", "slices"),
 )
 
-__all__ = ["MIN_SHARE", "TOP", "WEAK_SLICES", "Slice", "weak_slices", "worse_p"]
+__all__ = ["MIN_SHARE", "MIN_SLICE_LABELS", "TOP", "WEAK_SLICES", "Slice", "weak_slices", "worse_p"]

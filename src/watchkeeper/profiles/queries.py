@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -36,6 +37,7 @@ class OutcomeSum:
     outcome: str
     total: float
     n: int
+    delay: float | None = None  # per-event outcomes: 99th percentile of seconds after the event
 
 
 @dataclass(frozen=True)
@@ -154,27 +156,42 @@ def outcome_sums(
     key: str,
 ) -> list[OutcomeSum]:
     """Per window and outcome, the total and count of the outcomes in force: per-event
-    outcomes by their event's time, outcomes logged as a time series by their own time."""
+    outcomes by their event's time (with how long after the event they became known),
+    outcomes logged as a time series by their own time."""
     t = outcomes
     order = [ibis.desc(t[ingested_at]), ibis.desc(t[batch])]
     ranked = t.mutate(wk_rank=ibis.row_number().over(group_by=t[key], order_by=order))
     latest = ranked.filter(ranked.wk_rank == 0)
     size_us = int(w.size.total_seconds()) * 1_000_000
     scoped = scope(engine, events, ts, w)
-    per_event = scoped.inner_join(
-        latest.filter(latest.event_id.notnull()), scoped[event_id] == latest.event_id
-    )
+    known = latest.filter(latest.event_id.notnull()).select(
+        wk_event=latest.event_id, outcome=latest.outcome, value=latest.value,
+        wk_known_us=engine.epoch_micros(latest.timestamp),
+    )  # fmt: skip
+    joined = scoped.inner_join(known, scoped[event_id] == known.wk_event)
+    per_event = joined.mutate(wk_at_us=engine.epoch_micros(joined[ts]))
     series = scope(engine, latest.filter(latest.event_id.isnull()), "timestamp", w)
+    series = series.mutate(wk_at_us=engine.epoch_micros(series.timestamp))
     out = []
-    for kind, table, at in (("event", per_event, ts), ("series", series, "timestamp")):
+    for kind, table in (("event", per_event), ("series", series)):
+        metrics: dict[str, Any] = {"total": ibis._.value.sum(), "n": ibis._.count()}
+        if kind == "event":
+            after = (table.wk_known_us - table.wk_at_us).cast("float64") / 1e6
+            metrics["delay"] = after.quantile(0.99)
         found = engine.execute(
-            table.mutate(wk_w=engine.epoch_micros(table[at]) // size_us)
+            table.mutate(wk_w=table.wk_at_us // size_us)
             .group_by(["wk_w", "outcome"])
-            .aggregate(total=ibis._.value.sum(), n=ibis._.count())
+            .aggregate(**metrics)
         )
         for r in found.to_pylist():
             start = EPOCH + timedelta(microseconds=r["wk_w"] * size_us)
-            out.append(OutcomeSum(kind, start, r["outcome"], float(r["total"] or 0.0), int(r["n"])))
+            delay = r.get("delay")
+            out.append(
+                OutcomeSum(
+                    kind, start, r["outcome"], float(r["total"] or 0.0), int(r["n"]),
+                    None if delay is None else max(0.0, float(delay)),
+                )
+            )  # fmt: skip
     return out
 
 

@@ -38,7 +38,7 @@ from watchkeeper.monitor.backtest import load as load_backtest
 from watchkeeper.monitor.runs import Planned, planned_runs
 from watchkeeper.profiles.queries import latest_per_key
 from watchkeeper.reference import ReferenceProfile, stored
-from watchkeeper.reference.values import reference_values
+from watchkeeper.reference.values import ReferenceValues, reference_values
 from watchkeeper.report import build as build_report
 from watchkeeper.schema import BATCH, INGESTED_AT, MODEL_VERSION, Kind, spec_for
 from watchkeeper.store import Store
@@ -83,6 +83,9 @@ class Workspace:
         self.events_store = events or store
         self.metrics_table = MetricsTable(store)
         self._borrowed_events = False
+        # Reference profiles and their values, read once per fitted reference, not per cycle.
+        self._profiles: dict[tuple[str, str], tuple[Any, ReferenceProfile]] = {}
+        self._reference_values: dict[str, tuple[ReferenceProfile, ReferenceValues]] = {}
 
     @classmethod
     def open(
@@ -184,20 +187,26 @@ class Workspace:
         """Store the reference data (training or validation set) for a model version, and
         fit its reference profile (the bins every window of that version is counted in).
         It must carry the label column unless ``labels=False``."""
+        self._forget_reference()
         return self.ingest("reference", model, data, version=version, labels=labels, **kwargs)
 
     def fit_reference(self, model: str, version: str | None = None) -> ReferenceProfile:
         """(Re)fit and store the reference profile of a model version from its reference
         (and its estimator of performance without labels, where the task has one)."""
         cfg = self.config.model(model)
+        self._forget_reference()
         return stored.fit_reference(
             self.store, cfg, version or cfg.version, slice_columns(cfg), self.clock()
         )
 
+    def _forget_reference(self) -> None:
+        self._profiles.clear()
+        self._reference_values.clear()
+
     def reference_profile(self, model: str, version: str | None = None) -> ReferenceProfile | None:
         """The reference profile fitted last for a model version, if any."""
         cfg = self.config.model(model)
-        return stored.load_profile(self.store, model, version or cfg.version)
+        return stored.load_profile(self.store, model, version or cfg.version, self._profiles)
 
     # -- monitoring ---------------------------------------------------------------------
 
@@ -292,7 +301,12 @@ class Workspace:
         """Each metric's value on the reference of the model's current version."""
         cfg = self.config.model(model)
         ref = self.reference_profile(model, cfg.version)
-        return {} if ref is None else reference_values(self.store, cfg, ref)
+        if ref is None:
+            return {}
+        known = self._reference_values.get(model)  # valid while it is the same profile
+        if known is None or known[0] is not ref:
+            known = self._reference_values[model] = (ref, reference_values(self.store, cfg, ref))
+        return dict(known[1])
 
     def evaluate_alerts(self, model: str | None = None) -> alerting.Evaluated:
         """Evaluate the alert rules over the windows closed since the last evaluation (for

@@ -216,9 +216,11 @@ alerting:
           column: [positive_rate, recall]
           segment: any
           against: baseline
-          baseline: {windows: 14, k: 4, min_change: 0.2}
+          # the median of the last two weeks, so that a gap's first day does not hide its
+          # second; a group of a tenth of the traffic has a few hundred decisions a day
+          baseline: {windows: 14, method: median_mad, k: 3, min_change: 0.2}
           max_p_value: 0.01
-          min_sample_size: 200
+          min_sample_size: 100
       for: 2
     # Drift alone opens a ticket; drift with a calibration slip and a falling KPI pages.
     - name: model_degrading

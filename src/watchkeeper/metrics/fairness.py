@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from watchkeeper.metrics.family import Aggregates, Context, Family
+from watchkeeper.metrics.labels import coverage
 from watchkeeper.profiles.base import OTHER_SEGMENT, Key
 from watchkeeper.rows import ALL, MetricRow, Where
 from watchkeeper.stats.comparisons import homogeneity_p, two_proportions
@@ -61,7 +62,9 @@ def fairness_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
             enough = [k for k in groups if k in decisions and decisions[k].n >= minimum]
             everyone = decisions.get((start, version, ALL, ALL))
             if everyone is not None:
-                rows += _to_overall(ctx, enough, decisions, everyone)
+                share, _ = coverage(ctx, agg, (start, version, ALL, ALL))
+                early = not ctx.final(start, share)
+                rows += _to_overall(ctx, enough, decisions, everyone, early)
             if len(enough) < 2:
                 continue
             small = [k[3] for k in groups if k not in enough]
@@ -111,10 +114,15 @@ def _disparities(
 
 
 def _to_overall(
-    ctx: Context, groups: list[Key], decisions: dict[Key, Confusion], everyone: Confusion
+    ctx: Context,
+    groups: list[Key],
+    decisions: dict[Key, Confusion],
+    everyone: Confusion,
+    early: bool,
 ) -> list[MetricRow]:
     """Each group's rates against the whole traffic's: ``difference_to_overall`` (with the
-    p-value of the group against the rest) and ``ratio_to_overall``; column: the rate."""
+    p-value of the group against the rest) and ``ratio_to_overall``; column: the rate.
+    Measured on labelled decisions, so provisional (``early``) while labels arrive."""
     out = []
     for key in groups:
         c = decisions[key]
@@ -129,11 +137,27 @@ def _to_overall(
             detail = f"{rate:.3g} against {overall:.3g} overall"
             out.append(
                 where.row(
-                    "difference_to_overall", name, rate - overall, n, p_value=p, detail=detail
+                    "difference_to_overall",
+                    name,
+                    rate - overall,
+                    n,
+                    p_value=p,
+                    detail=detail,
+                    provisional=early,
                 )
             )
             ratio = rate / overall if overall else None
-            out.append(where.row("ratio_to_overall", name, ratio, n, p_value=p, detail=detail))
+            out.append(
+                where.row(
+                    "ratio_to_overall",
+                    name,
+                    ratio,
+                    n,
+                    p_value=p,
+                    detail=detail,
+                    provisional=early,
+                )
+            )
     return out
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from watchkeeper.metrics.family import Aggregates, Context, Family
+from watchkeeper.metrics.labels import coverage
 from watchkeeper.profiles.slices import SliceLoss
 from watchkeeper.rows import ALL, OK, MetricRow, Where
 from watchkeeper.stats.comparisons import two_proportions, welch
@@ -142,6 +143,10 @@ def slice_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
                 reference.slices if (reference := agg.reference_slices.get(version)) else None,
             )
             where = Where(w.window_start, w.window_start + ctx.size, version, ALL, ALL)
+            # Provisional while the window's labels are still arriving, so that a rule
+            # judges it again as they mature (a slice's gap shows once its labels have).
+            share, _ = coverage(ctx, agg, (w.window_start, version, ALL, ALL))
+            early = not ctx.final(w.window_start, share)
             # One row per searched window, found or not: a rule sees the search came up
             # empty (a window without rows would leave an alert as it was).
             out.append(
@@ -151,6 +156,7 @@ def slice_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
                     found[0].loss - found[0].rest_loss if found else 0.0,
                     w.whole.n,
                     status="worse" if found else OK,
+                    provisional=early,
                     detail=f"{len(found)} weak slice(s); the worst: {found[0].description}"
                     if found
                     else "no slice is significantly worse than the rest",
@@ -165,6 +171,7 @@ def slice_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
                         s.events,
                         status="worse",
                         p_value=s.q_value,
+                        provisional=early,
                         detail=f"{what} {s.loss:.3g} against {s.rest_loss:.3g} elsewhere"
                         + (
                             f" and {before:.3g} on the reference"

@@ -164,12 +164,14 @@ def outcome_sums(
     latest = ranked.filter(ranked.wk_rank == 0)
     size_us = int(w.size.total_seconds()) * 1_000_000
     scoped = scope(engine, events, ts, w)
-    known = latest.filter(latest.event_id.notnull()).select(
-        wk_event=latest.event_id, outcome=latest.outcome, value=latest.value,
-        wk_known_us=engine.epoch_micros(latest.timestamp),
-    )  # fmt: skip
-    joined = scoped.inner_join(known, scoped[event_id] == known.wk_event)
-    per_event = joined.mutate(wk_at_us=engine.epoch_micros(joined[ts]))
+    known = latest.filter(latest.event_id.notnull())
+    joined = scoped.inner_join(
+        known.select("event_id", "outcome", "value", wk_known=known.timestamp),
+        scoped[event_id] == known.event_id,
+    )
+    per_event = joined.mutate(
+        wk_at_us=engine.epoch_micros(joined[ts]), wk_known_us=engine.epoch_micros(joined.wk_known)
+    )
     series = scope(engine, latest.filter(latest.event_id.isnull()), "timestamp", w)
     series = series.mutate(wk_at_us=engine.epoch_micros(series.timestamp))
     out = []

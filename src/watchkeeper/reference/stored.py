@@ -4,6 +4,7 @@ and the estimator) and storing it as data, and reading the fitted profile back."
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -72,21 +73,36 @@ def fit_reference(
     return profile
 
 
-def load_profile(store: Store, model: str, version: str) -> ReferenceProfile | None:
-    """The reference profile fitted last for a model version, if any."""
+def load_profile(
+    store: Store,
+    model: str,
+    version: str,
+    cache: dict[tuple[str, str], tuple[Any, ReferenceProfile]] | None = None,
+) -> ReferenceProfile | None:
+    """The reference profile fitted last for a model version, if any. With ``cache``, a
+    profile read before is kept while it is still the last fitted (one small query)."""
     t = store.table(REFERENCE_PROFILES)
     mine = t.filter((t.model == model) & (t.model_version == version))
-    last = store.execute(mine.order_by(ibis.desc(mine.fitted_at)).limit(1))
+    last = store.execute(
+        mine.order_by(ibis.desc(mine.fitted_at)).limit(1).select("fitted_at", "reference_id")
+    )
     if last.num_rows == 0:
         return None
     fitted_at = last["fitted_at"][0].as_py()
+    stamp = (fitted_at, last["reference_id"][0].as_py())
+    known = cache.get((model, version)) if cache is not None else None
+    if known is not None and known[0] == stamp:
+        return known[1]
     rows = store.execute(mine.filter(mine.fitted_at == fitted_at).select("column", "profile"))
-    return ReferenceProfile.from_rows(
+    profile = ReferenceProfile.from_rows(
         model,
         version,
-        last["reference_id"][0].as_py(),
+        stamp[1],
         list(zip(rows["column"].to_pylist(), rows["profile"].to_pylist(), strict=True)),
     )
+    if cache is not None:
+        cache[(model, version)] = (stamp, profile)
+    return profile
 
 
 __all__ = ["fit_reference", "load_profile", "reference_id", "reference_rows"]

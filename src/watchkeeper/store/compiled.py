@@ -46,24 +46,37 @@ def _abstract(lit: ops.Literal) -> bool:
     return bool(dtype.is_timestamp() and dtype.timezone in (None, "UTC"))
 
 
-def _fingerprint(node: Any, seen: dict[Any, Any], found: dict[ops.Literal, int]) -> Any:
-    """A node's structure as nested tuples, abstracted literals as their type and their
-    place among the distinct literals (equal shapes number them alike)."""
-    if isinstance(node, ops.Node):
-        known = seen.get(node)
-        if known is not None:
-            return known
-        if isinstance(node, ops.Literal) and _abstract(node):
-            key: Any = ("?", node.dtype, found.setdefault(node, len(found)))
-        else:
-            key = (type(node), *(_fingerprint(a, seen, found) for a in node.__args__))
-        seen[node] = key
-        return key
-    if isinstance(node, tuple | list):
-        return tuple(_fingerprint(a, seen, found) for a in node)
-    if isinstance(node, dict):  # FrozenOrderedDict of a projection or aggregate
-        return tuple((k, _fingerprint(v, seen, found)) for k, v in node.items())
-    return node
+_REF = object()  # marks a reference to an earlier node of a fingerprint
+
+
+def _fingerprint(op: ops.Node, found: dict[ops.Literal, int]) -> tuple[Any, ...]:
+    """A query's structure as one flat tuple, a row per distinct node (children by their
+    row number, so a relation that a hundred fields point at is spelled once), abstracted
+    literals as their type and their place among the distinct literals (equal shapes
+    number them alike)."""
+    rows: list[Any] = []
+    ids: dict[ops.Node, tuple[object, int]] = {}
+
+    def visit(node: Any) -> Any:
+        if isinstance(node, ops.Node):
+            ref = ids.get(node)
+            if ref is not None:
+                return ref
+            if isinstance(node, ops.Literal) and _abstract(node):
+                row: Any = ("?", node.dtype, found.setdefault(node, len(found)))
+            else:
+                row = (type(node), *(visit(a) for a in node.__args__))
+            ref = ids[node] = (_REF, len(rows))
+            rows.append(row)
+            return ref
+        if isinstance(node, tuple | list):
+            return tuple(visit(a) for a in node)
+        if isinstance(node, dict):  # FrozenOrderedDict of a projection or aggregate
+            return tuple((k, visit(v)) for k, v in node.items())
+        return node
+
+    visit(op)
+    return tuple(rows)
 
 
 class _Shape:
@@ -115,8 +128,8 @@ class CompiledQueries:
         op = expr.op()
         found: dict[ops.Literal, int] = {}
         try:
-            shape = _Shape((_fingerprint(op, {}, found), limit))
-        except TypeError:  # an unhashable argument somewhere: no shape to key on
+            shape = _Shape((_fingerprint(op, found), limit))
+        except (TypeError, RecursionError):  # an unhashable argument, or a deep graph
             return str(self.plain(expr, limit=limit))
         literals = list(found)
         if shape in self._shapes:

@@ -90,6 +90,11 @@ def test_metrics_equal_scikit_learn_and_mature_with_late_labels(
         skm.accuracy_score(first["label"], (first["score"] >= 0.5).astype(int))
     )
     assert acc["sample_size"] == 1200
+    # Everything measured on labels is provisional, so that rules judge it again later.
+    on_labels = {"segment_gap", "weak_slice", "roc_auc", "accuracy", "label_coverage"}
+    early = [r for r in result.to_pylist() if r["metric"] in on_labels]
+    assert {r["metric"] for r in early} == on_labels
+    assert all(r["provisional"] for r in early)
 
     # The rest of the labels arrive: the window is dirty, recomputed, and now final.
     clock.now += timedelta(days=1)
@@ -99,6 +104,7 @@ def test_metrics_equal_scikit_learn_and_mature_with_late_labels(
     assert again.windows == [T0]
     result = again.metrics
     assert metric(result, "label_coverage")["provisional"] is False
+    assert not any(r["provisional"] for r in result.to_pylist() if r["metric"] in on_labels)
     for name, reference in [
         ("precision", lambda y, s: skm.precision_score(y, s >= 0.5)),
         ("recall", lambda y, s: skm.recall_score(y, s >= 0.5)),

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from watchkeeper.metrics.family import Aggregates, Context, Family
+from watchkeeper.metrics.labels import coverage
 from watchkeeper.rows import ALL, MetricRow
 from watchkeeper.stats.multiple import benjamini_hochberg
 from watchkeeper.tasks.base import Gap, Task
@@ -39,6 +40,8 @@ def gap_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
         if n < minimum or n_all - n < minimum:
             continue
         where = ctx.where(key)
+        share, _ = coverage(ctx, agg, (start, version, ALL, ALL))
+        early = not ctx.final(start, share)  # judged again as the labels mature
         before = agg.reference_counts.get(version, {}).get((seg_col, key[3]))
         then = _against_reference(task, c, before, minimum)
         for gap in task.gaps(c, whole):
@@ -53,8 +56,9 @@ def gap_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
                     p = None
                     detail += ", as on the reference"
             row = where.row(
-                "segment_gap", gap.metric, gap.difference, n, p_value=gap.p_value, detail=detail
-            )
+                "segment_gap", gap.metric, gap.difference, n, p_value=gap.p_value,
+                detail=detail, provisional=early,
+            )  # fmt: skip
             pending[start].append((row, p))
     out: list[MetricRow] = []
     alpha = ctx.model.monitoring.numeric_drift.alpha

@@ -100,17 +100,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated classes")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("incidents.jsonl"))
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the histories already in --out, run the rest"
+    )
     args = parser.parse_args(argv)
     kinds = args.only.split(",") if args.only else [*CLASSES, *REGRESSION]
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else range(1, args.draws + 1)
-    jobs = [(k, s) for k in kinds for s in seeds]
-    started = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    args.out.write_text("", encoding="utf-8")
+    if args.resume and args.out.exists():
+        rows = [json.loads(line) for line in args.out.read_text(encoding="utf-8").splitlines()]
+    else:
+        args.out.write_text("", encoding="utf-8")
+    done = {r["history"] for r in rows}
+    # The long histories first (a month, or ten times the traffic), so none is left alone
+    # at the end while the other worker idles.
+    jobs = sorted(
+        ((k, s) for k in kinds for s in seeds if f"{k}/{s}" not in done),
+        key=lambda j: (j[0] not in QUIET, j[0] != "trivial_shift"),
+    )
+    started = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         futures = {pool.submit(one, k, s): (k, s) for k, s in jobs}
         for future in as_completed(futures):
-            row = future.result()
+            kind, seed = futures[future]
+            try:
+                row = future.result()
+            except Exception as exc:  # one broken history must not lose the others
+                print(f"  {kind}/{seed}: failed: {exc!r}", file=sys.stderr, flush=True)
+                continue
             rows.append(row)
             with args.out.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(row, default=str) + "\n")

@@ -306,6 +306,19 @@ def test_an_alert_the_matured_labels_contradict_is_resolved() -> None:
     assert next(iter(states.values())).state == "inactive"
 
 
+def test_an_alert_the_matured_labels_reveal_says_what_holds() -> None:
+    r = rule(name="drop", conditions=[{"metric": "roc_auc", "below": 0.8}])
+    key = SeriesKey("m", "roc_auc", "", "*", "*")
+    early = {key: [Point(T0, T0 + HOUR, 0.88, sample_size=50, provisional=True)]}
+    states, events = evaluate(r, early, {}, T0 + HOUR, HOUR)
+    assert events == []
+    matured = {key: [Point(T0, T0 + HOUR, 0.62, sample_size=900)]}
+    states, events = evaluate(r, matured, states, T0 + 2 * HOUR, HOUR)
+    assert [e.kind for e in events] == ["firing"]
+    assert "0.62" in events[0].summary and "labels matured" in events[0].summary
+    assert events[0].evidence and events[0].evidence[0].series.metric == "roc_auc"
+
+
 def test_an_absent_condition_holds_when_nothing_it_selects_is_unusual() -> None:
     r = rule(
         name="model_change",

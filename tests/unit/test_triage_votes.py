@@ -92,3 +92,23 @@ def test_an_alert_on_other_signals_is_not_called_unreal_for_a_headline_that_held
     assert not any(
         h.cause == "not_real" and h.score for h in triage_of(calm, drift, judged=False).hypotheses
     )
+
+
+def test_an_outcome_rate_a_few_percent_off_is_not_a_business_change() -> None:
+    # 0.06 every day: the spread is nil, and a 5% move is still no change of behaviour.
+    slight = triage_of(calm_last(outcome_rate={"value": 0.057, "column": "confirmed_fraud"}))
+    assert not any(h.cause == "business" and h.score for h in slight.hypotheses)
+
+
+def test_a_weak_slice_alert_blames_the_model_on_that_slice() -> None:
+    rows = calm_last(roc_auc={"value": 0.82, "lower": 0.80, "upper": 0.84})
+    worst = "region=west & device=android"
+    rows.append(
+        row("weak_slice", 10, 0.15, worst, sample_size=95, status="worse",
+            detail="error rate 0.27 against 0.12 elsewhere")
+    )  # fmt: skip
+    inv = Investigation(MODEL, Metrics(rows), "weak_slice", "", T0 + 10 * DAY, DAY, None)
+    inv.judged_elsewhere = True
+    found = investigate(inv)
+    assert found.top.cause == "model"
+    assert any(worst in e for e in found.top.evidence)

@@ -218,14 +218,16 @@ def evaluate(
         settled = replace(state, settled=None)  # nothing judged again before it
         settling = True
         corrected = seen_until is None
+        shown: list[Evidence] = []  # what held at the newest window judged
         for start in sorted(starts):
             end = starts[start]
             if not corrected and start > seen_until:  # type: ignore[operator]
-                events += _corrections(rule, before, state, labels, now, size)
+                events += _corrections(rule, before, state, labels, now, size, shown)
                 corrected = True
             held, seen, final = _judge(rule, keys, series, start, reference, state, versioned)
             if seen == 0:
                 continue  # no data for this window: nothing changes
+            shown = held
             state, event = step(rule, state, len(held), need, hold_for, keep_for, start)
             state = replace(state, last_window=start)
             if event == "firing":
@@ -252,7 +254,7 @@ def evaluate(
             if settling:
                 settled = replace(state, settled=None)
         if not corrected:
-            events += _corrections(rule, before, state, labels, now, size)
+            events += _corrections(rule, before, state, labels, now, size, shown)
         out[fp] = replace(state, settled=settled)
     return out, events
 
@@ -308,15 +310,24 @@ def _corrections(
     labels: Mapping[str, str],
     now: datetime,
     size: timedelta,
+    held: Sequence[Evidence] = (),
 ) -> list[AlertEvent]:
     """What changed about windows already judged, now that their labels matured: an alert
-    that no longer holds is resolved, one that now holds fires, a stronger one escalates."""
+    that no longer holds is resolved, one that now holds fires, a stronger one escalates
+    (saying what holds now: ``held``, the evidence of the newest window judged)."""
     out: list[AlertEvent] = []
     at = before.last_window
     if at is None:
         return out
 
     def event(kind: str, alert_id: str, severity: str, window: datetime) -> AlertEvent:
+        if kind != "resolved" and held:
+            summary = summarize(rule, labels, list(held), kind)
+            return AlertEvent(
+                kind, alert_id, before.fingerprint, rule.name, labels, severity, window,
+                window + size, now, f"{summary} (now that the windows' labels matured)",
+                tuple(held),
+            )  # fmt: skip
         what = (
             "resolved: its windows' matured labels no longer show it"
             if kind == "resolved"

@@ -289,7 +289,10 @@ alerting:
           column: "*"
           against: baseline
           direction: both
-          baseline: {windows: 24, method: mean_std, k: 4, min_change: 0.2}
+          # the median of the recent windows, which the change's first days do not move
+          # (a mean and standard deviation would take in the first day's drop and miss
+          # the second)
+          baseline: {windows: 24, method: median_mad, k: 4, min_change: 0.2}
           mature_only: true
       for: 2
     - name: cost_of_mistakes

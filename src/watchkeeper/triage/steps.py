@@ -14,6 +14,8 @@ from watchkeeper.triage.evidence import BASELINE_WINDOWS, CORRELATION_WINDOWS, _
 from watchkeeper.triage.investigation import Investigation
 from watchkeeper.triage.model import Step
 
+MIN_OUTCOME_MOVE = 0.1  # an outcome rate must move by a tenth of its usual level to count
+
 
 # 2 -------------------------------------------------------------------------------------
 def data(inv: Investigation) -> Step:
@@ -395,9 +397,18 @@ def where(inv: Investigation) -> Step:
         for (metric, col, sc, sv), found in m.by_key.items()
         if metric == "weak_slice" and col and (r := found.get(w)) is not None
     ]
-    for r in sorted(slices, key=lambda r: -(_num(r.value) or 0))[:3]:
+    worst = sorted(slices, key=lambda r: -(_num(r.value) or 0))[:3]
+    for r in worst:
         s.findings.append(f"weak slice: {r.column} ({r.detail})")
         s.evidence.append({"weak_slice": r.column, "value": _num(r.value)})
+    if worst and inv.metric == "weak_slice" and concentrated is None:
+        # The alert is the slice: the model fails there while the rest is as it was.
+        inv.vote(
+            "model",
+            2,
+            f"the model does worse on {worst[0].column} than elsewhere ({worst[0].detail})",
+            f"look at {worst[0].column}: retrain with more of it, or add a guardrail there",
+        )
     return s
 
 
@@ -414,7 +425,9 @@ def business(inv: Investigation) -> Step:
         s.evidence.append(
             {"metric": "outcome_rate", "column": outcome, "value": now, "usual": usual}
         )
-        if abs(now - usual) > 3 * spread:
+        # Beyond its noise, and by a tenth or more: a rate over thousands of events has a
+        # small spread, and a move of a few percent is not what changed the model's metric.
+        if abs(now - usual) > max(3 * spread, MIN_OUTCOME_MOVE * abs(usual)):
             s.findings.append(f"{outcome}: {now:.2%} of events (usually {usual:.2%})")
             row = m.row("outcome_rate", w, outcome)
             if row is not None and row.provisional:  # still arriving: not yet comparable

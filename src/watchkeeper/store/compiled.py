@@ -22,6 +22,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.operations as ops
 
 SIZE = 1024  # shapes kept
+_UNKNOWN: tuple[str, tuple[str, ...]] = ("", ())  # not looked at yet (by identity)
 _TRACES = ("wksentinel", "7777777", "2077777", "MAKE_TIMESTAMPTZ(1111, ", "MAKE_TIMESTAMP(1111, ")
 
 
@@ -132,9 +133,9 @@ class CompiledQueries:
         except (TypeError, RecursionError):  # an unhashable argument, or a deep graph
             return str(self.plain(expr, limit=limit))
         literals = list(found)
-        if shape in self._shapes:
-            entry = self._shapes[shape]
-        else:
+        # One lookup (a server's threads share the cache; another may clear it meanwhile).
+        entry = self._shapes.get(shape, _UNKNOWN)
+        if entry is _UNKNOWN:
             entry = self._learn(shape, op, limit, literals)
         if entry is None:
             self.misses += 1

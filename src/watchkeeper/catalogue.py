@@ -359,8 +359,8 @@ outcome_total | business | value | none | yes | no | all | outcome | Sum of a bu
 outcome_rate | business | value | none | no | no | all | outcome | A per-event outcome's total over
     the window's events.
 outcome_delay | business | seconds | down | no | no | all | outcome | 99th percentile of the time
-    from an event to its outcome, in the window's complete outcomes (how long after a window
-    its outcome rate is complete).
+    from an event to its outcome's arrival, in the window's complete outcomes (how long after a
+    window its outcome rate is complete).
 outcome_change | business | times_usual | none | no | no | all | outcome | An outcome rate over the
     median of the recent windows'.
 quarantined_rows | arrivals | count | down | yes | no | all | reason | Rows refused at ingestion,

@@ -86,3 +86,22 @@ def test_installed_on_a_store_backend(tmp_path) -> None:  # type: ignore[no-unty
         assert again.backend.compile is store.backend.compile
     finally:
         store.close()
+
+
+def test_literals_that_look_like_sentinels_or_name_a_column_stay_exact(con) -> None:  # type: ignore[no-untyped-def]
+    cache = CompiledQueries(con)
+    t = con.table("t")
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    tricky = [
+        (t.name == "7777777000001") & (t.n >= 8_000_000_000),  # a literal holding a sentinel
+        (t.n == 7777777000001) | (t.n == 1_000_000_000_000),
+        (t.n == 7777777001000) | (t.n == 5),
+    ]
+    for _round in range(2):
+        for expr in tricky:
+            assert cache(t.filter(expr)) == con.compile(t.filter(expr))
+        for name in ("it's", 'say "hi"', "plain"):
+            for scalar in ((t.ts >= since).sum(), (t.name == name).sum()):
+                assert cache(scalar) == con.compile(scalar)
+                got = con.raw_sql(cache(scalar)).fetchall()
+                assert got == [(scalar.execute(),)]

@@ -227,7 +227,8 @@ def evaluate(
             held, seen, final = _judge(rule, keys, series, start, reference, state, versioned)
             if seen == 0:
                 continue  # no data for this window: nothing changes
-            shown = held
+            if len(held) >= need:
+                shown = held  # the evidence of the newest window where the rule held
             state, event = step(rule, state, len(held), need, hold_for, keep_for, start)
             state = replace(state, last_window=start)
             if event == "firing":

@@ -100,11 +100,8 @@ def _disparities(
         "equalized_odds_ratio": (min(_ratio(tp_rates), _ratio(fp_rates)), eo_p),
     }
     n = sum(x.n for x in c)
-    total = agg.profiles.get((start, version, ALL, ALL))
-    everyone = agg.counts.get((start, version, ALL, ALL))
-    labelled = ctx.task.labelled(everyone) if everyone is not None else 0
-    coverage = labelled / total.rows if everyone is not None and total and total.rows else 0.0
-    final = ctx.final(start, coverage)
+    share, _ = coverage(ctx, agg, (start, version, ALL, ALL))
+    final = ctx.final(start, share)  # as the rows against the whole traffic say
     note = f"groups with too few labels left out: {', '.join(small)}" if small else ""
     where = Where(start, start + ctx.size, version, column, ALL)
     return [

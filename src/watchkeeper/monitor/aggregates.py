@@ -121,7 +121,15 @@ def gather(
         wanted = {m for f in plan.families for m in f.history}
         if not agg.outcomes:  # nothing to compare outcome rates of: skip their history
             wanted.discard("outcome_rate")
-        agg.history = {m: reader.totals(name, m, plan.size, since, until) for m in wanted}
+        # An outcome's delay is stored for complete windows only (older than the labels'
+        # maximum delay): its history reaches back past them.
+        longest = plan.model.labels.max_delay
+        agg.history = {
+            m: reader.totals(
+                name, m, plan.size, since - longest if m == "outcome_delay" else since, until
+            )
+            for m in wanted
+        }
     return agg
 
 

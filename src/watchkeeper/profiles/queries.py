@@ -156,7 +156,8 @@ def outcome_sums(
     key: str,
 ) -> list[OutcomeSum]:
     """Per window and outcome, the total and count of the outcomes in force: per-event
-    outcomes by their event's time (with how long after the event they became known),
+    outcomes by their event's time (with how long after the event they were stored: their
+    arrival, not the time they say they happened, which a daily batch can long precede),
     outcomes logged as a time series by their own time."""
     t = outcomes
     order = [ibis.desc(t[ingested_at]), ibis.desc(t[batch])]
@@ -166,7 +167,7 @@ def outcome_sums(
     scoped = scope(engine, events, ts, w)
     known = latest.filter(latest.event_id.notnull())
     joined = scoped.inner_join(
-        known.select("event_id", "outcome", "value", wk_known=known.timestamp),
+        known.select("event_id", "outcome", "value", wk_known=known[ingested_at]),
         scoped[event_id] == known.event_id,
     )
     per_event = joined.mutate(

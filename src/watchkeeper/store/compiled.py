@@ -15,6 +15,7 @@ literal types, intervals, booleans, the tables and their schemas) is part of the
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,11 @@ import ibis.expr.datatypes as dt
 import ibis.expr.operations as ops
 
 SIZE = 1024  # shapes kept
-_UNKNOWN: tuple[str, tuple[str, ...]] = ("", ())  # not looked at yet (by identity)
+# Integer sentinels are a thousand apart, so that a compile rule doing arithmetic on a value
+# (an index + 1) leaves a number no sentinel has, whose trace then refuses the shape.
+MAX_LITERALS = 999
+Entry = tuple[str, tuple[str, ...], "re.Pattern[str]"]  # SQL, sentinel texts, their pattern
+_UNKNOWN: Entry = ("", (), re.compile("(?!)"))  # not looked at yet (by identity)
 _TRACES = ("wksentinel", "7777777", "2077777", "MAKE_TIMESTAMPTZ(1111, ", "MAKE_TIMESTAMP(1111, ")
 
 
@@ -30,9 +35,9 @@ def _sentinel(i: int, dtype: dt.DataType) -> Any:
     if dtype.is_string():
         return f"wksentinel{i:05d}q"
     if dtype.is_int64():
-        return 7_777_777_000_000 + i
+        return 7_777_777_000_000 + i * 1000
     if dtype.is_int32():
-        return 2_077_777_000 + i
+        return 2_077_777_000 + i * 1000
     zoned = dtype.timezone == "UTC"
     return datetime(1111, 1, 1, 1, 1, 1, i + 1, tzinfo=UTC if zoned else None)
 
@@ -103,7 +108,7 @@ class CompiledQueries:
         self.backend = backend
         self.plain = backend.compile
         self.size = size
-        self._shapes: dict[_Shape, tuple[str, tuple[str, ...]] | None] = {}
+        self._shapes: dict[_Shape, Entry | None] = {}
         self.hits = 0
         self.misses = 0
 
@@ -126,6 +131,9 @@ class CompiledQueries:
     ) -> str:
         if params or pretty:
             return str(self.plain(expr, limit=limit, params=params, pretty=pretty))
+        # Compile names an unnamed column or scalar from its expression: name it from the
+        # real literals first, so that the name is part of the shape, not the sentinels'.
+        expr = expr.as_table()
         op = expr.op()
         found: dict[ops.Literal, int] = {}
         try:
@@ -133,6 +141,8 @@ class CompiledQueries:
         except (TypeError, RecursionError):  # an unhashable argument, or a deep graph
             return str(self.plain(expr, limit=limit))
         literals = list(found)
+        if len(literals) > MAX_LITERALS:
+            return str(self.plain(expr, limit=limit))
         # One lookup (a server's threads share the cache; another may clear it meanwhile).
         entry = self._shapes.get(shape, _UNKNOWN)
         if entry is _UNKNOWN:
@@ -140,18 +150,20 @@ class CompiledQueries:
         if entry is None:
             self.misses += 1
             return str(self.plain(expr, limit=limit))
-        sql: str = entry[0]
-        for text, lit in zip(entry[1], literals, strict=True):
-            sql = sql.replace(text, self._render(lit))
-        if any(trace in sql for trace in _TRACES):
-            self.misses += 1
+        rendered = [self._render(lit) for lit in literals]
+        if any(trace in text for text in rendered for trace in _TRACES):
+            self.misses += 1  # a literal that looks like a sentinel: no safe substitution
             return str(self.plain(expr, limit=limit))
+        # Every sentinel at once: one by one, a literal's text holding a later sentinel's
+        # text would be rewritten again.
+        by_text = dict(zip(entry[1], rendered, strict=True))
+        sql = entry[2].sub(lambda m: by_text[m.group(0)], entry[0])
         self.hits += 1
         return sql
 
     def _learn(
         self, shape: Any, op: ops.Node, limit: int | None, literals: list[ops.Literal]
-    ) -> tuple[str, tuple[str, ...]] | None:
+    ) -> Entry | None:
         marks = {
             lit: ops.Literal(_sentinel(i, lit.dtype), lit.dtype) for i, lit in enumerate(literals)
         }
@@ -162,7 +174,8 @@ class CompiledQueries:
         for text in texts:
             rest = rest.replace(text, "")
         usable = all(text in sql for text in texts) and not any(t in rest for t in _TRACES)
-        entry = (sql, texts) if usable else None
+        pattern = re.compile("|".join(re.escape(t) for t in texts) or "(?!)")
+        entry = (sql, texts, pattern) if usable else None
         if len(self._shapes) >= self.size:  # queries of one-off tables: start afresh
             self._shapes.clear()
         self._shapes[shape] = entry

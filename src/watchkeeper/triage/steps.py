@@ -405,7 +405,7 @@ def where(inv: Investigation) -> Step:
         # The alert is the slice: the model fails there while the rest is as it was.
         inv.vote(
             "model",
-            2,
+            1 if worst[0].provisional else 2,  # less while its labels are still arriving
             f"the model does worse on {worst[0].column} than elsewhere ({worst[0].detail})",
             f"look at {worst[0].column}: retrain with more of it, or add a guardrail there",
         )

@@ -112,11 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args.out.write_text("", encoding="utf-8")
     done = {r["history"] for r in rows}
-    # The long histories first (a month, or ten times the traffic), so none is left alone
-    # at the end while the other worker idles.
+    # Draw by draw (a stopped run leaves whole draws), the long histories of each first (a
+    # month, or ten times the traffic), so none is left alone at the end of a draw.
     jobs = sorted(
         ((k, s) for k in kinds for s in seeds if f"{k}/{s}" not in done),
-        key=lambda j: (j[0] not in QUIET, j[0] != "trivial_shift"),
+        key=lambda j: (j[1], j[0] not in QUIET, j[0] != "trivial_shift"),
     )
     started = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from watchkeeper.incidents import CLASSES, QUIET, REGRESSION, draw
+from watchkeeper.incidents.classes import INCIDENT_DAYS, QUIET_DAYS
 from watchkeeper.incidents.replay import replay
 
 
@@ -72,7 +73,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 def totals(rows: list[dict[str, Any]]) -> str:
     quiet = [r for r in rows if r["class"] in QUIET or r["class"] == "regression_calm"]
     calm = [r for r in rows if r["class"] in ("calm", "regression_calm")]
-    calm_days = 30 * len(calm)
+    # calm runs a month, the regression's calm history an incident history's length
+    calm_days = sum(QUIET_DAYS if r["class"] in QUIET else INCIDENT_DAYS for r in calm)
     incidents = [r for r in rows if r["want"] != "quiet"]
     layered = [r for r in incidents if r["want_layer"]]
     right = sum(r["top_layer"] == r["want_layer"] for r in layered)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from watchkeeper.metrics.family import Aggregates, Context, Family
-from watchkeeper.metrics.labels import coverage
+from watchkeeper.metrics.labels import arriving
 from watchkeeper.profiles.base import OTHER_SEGMENT, Key
 from watchkeeper.rows import ALL, MetricRow, Where
 from watchkeeper.stats.comparisons import homogeneity_p, two_proportions
@@ -62,8 +62,7 @@ def fairness_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
             enough = [k for k in groups if k in decisions and decisions[k].n >= minimum]
             everyone = decisions.get((start, version, ALL, ALL))
             if everyone is not None:
-                share, _ = coverage(ctx, agg, (start, version, ALL, ALL))
-                early = not ctx.final(start, share)
+                early = arriving(ctx, agg, start, version)
                 rows += _to_overall(ctx, enough, decisions, everyone, early)
             if len(enough) < 2:
                 continue
@@ -100,8 +99,7 @@ def _disparities(
         "equalized_odds_ratio": (min(_ratio(tp_rates), _ratio(fp_rates)), eo_p),
     }
     n = sum(x.n for x in c)
-    share, _ = coverage(ctx, agg, (start, version, ALL, ALL))
-    final = ctx.final(start, share)  # as the rows against the whole traffic say
+    final = not arriving(ctx, agg, start, version)  # as the rows against the whole traffic
     note = f"groups with too few labels left out: {', '.join(small)}" if small else ""
     where = Where(start, start + ctx.size, version, column, ALL)
     return [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from watchkeeper.metrics.family import Aggregates, Context, Family
 from watchkeeper.rows import ALL, MetricRow, Where
 
@@ -13,6 +15,13 @@ def coverage(ctx: Context, agg: Aggregates, key: tuple) -> tuple[float, int]:  #
     fallback = ctx.task.labelled(counts) if counts is not None else 0
     n = agg.labelled.get(key, fallback)
     return (n / total if total else 0.0), total
+
+
+def arriving(ctx: Context, agg: Aggregates, start: datetime, version: str) -> bool:
+    """Whether a window's labels are still arriving (its whole traffic's coverage short of
+    final): what is measured on them is provisional, to be judged again as they mature."""
+    share, _ = coverage(ctx, agg, (start, version, ALL, ALL))
+    return not ctx.final(start, share)
 
 
 def label_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from watchkeeper.metrics.family import Aggregates, Context, Family
-from watchkeeper.metrics.labels import coverage
+from watchkeeper.metrics.labels import arriving
 from watchkeeper.rows import ALL, MetricRow
 from watchkeeper.stats.multiple import benjamini_hochberg
 from watchkeeper.tasks.base import Gap, Task
@@ -40,8 +40,7 @@ def gap_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
         if n < minimum or n_all - n < minimum:
             continue
         where = ctx.where(key)
-        share, _ = coverage(ctx, agg, (start, version, ALL, ALL))
-        early = not ctx.final(start, share)  # judged again as the labels mature
+        early = arriving(ctx, agg, start, version)  # judged again as the labels mature
         before = agg.reference_counts.get(version, {}).get((seg_col, key[3]))
         then = _against_reference(task, c, before, minimum)
         for gap in task.gaps(c, whole):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from watchkeeper.metrics.family import Aggregates, Context, Family
-from watchkeeper.metrics.labels import coverage
+from watchkeeper.metrics.labels import arriving
 from watchkeeper.profiles.slices import SliceLoss
 from watchkeeper.rows import ALL, OK, MetricRow, Where
 from watchkeeper.stats.comparisons import two_proportions, welch
@@ -145,8 +145,7 @@ def slice_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
             where = Where(w.window_start, w.window_start + ctx.size, version, ALL, ALL)
             # Provisional while the window's labels are still arriving, so that a rule
             # judges it again as they mature (a slice's gap shows once its labels have).
-            share, _ = coverage(ctx, agg, (w.window_start, version, ALL, ALL))
-            early = not ctx.final(w.window_start, share)
+            early = arriving(ctx, agg, w.window_start, version)
             # One row per searched window, found or not: a rule sees the search came up
             # empty (a window without rows would leave an alert as it was).
             out.append(

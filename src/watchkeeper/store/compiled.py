@@ -170,11 +170,9 @@ class CompiledQueries:
         masked = op.replace(marks) if marks else op
         sql = str(self.plain(masked.to_expr(), limit=limit))
         texts = tuple(self._render(s) for s in marks.values())
-        rest = sql
-        for text in texts:
-            rest = rest.replace(text, "")
-        usable = all(text in sql for text in texts) and not any(t in rest for t in _TRACES)
         pattern = re.compile("|".join(re.escape(t) for t in texts) or "(?!)")
+        rest = pattern.sub("", sql)
+        usable = all(text in sql for text in texts) and not any(t in rest for t in _TRACES)
         entry = (sql, texts, pattern) if usable else None
         if len(self._shapes) >= self.size:  # queries of one-off tables: start afresh
             self._shapes.clear()

@@ -18,7 +18,7 @@ from tests.helpers import simulate
         ("version", None, "model"),
         ("latency", "latency_p99", "infrastructure"),
         ("label_delay", None, "not_real"),
-        ("behaviour", None, "business"),
+        ("behaviour", None, "model"),  # a concept shift: the model learnt another world
         ("none", None, "not_real"),  # a calm stretch: nothing to blame
     ],
 )

@@ -31,6 +31,7 @@ class Investigation:
         self.metric = metric
         self.column = column
         self.immature = False  # the drop is measured on labels still arriving
+        self.concept: str | None = None  # realized fell beyond doubt, the estimate held
         # The alert under triage judged something other than the metric investigated (a
         # new version's scores on short windows): whether the metric fell yet is evidence,
         # but not evidence that nothing is wrong.
@@ -166,15 +167,13 @@ class Investigation:
             ):
                 s.findings.append(f"the estimate without labels held at {estimate:.3g}")
                 if beyond:
-                    # The scores look as they did and the realized metric fell beyond doubt:
-                    # what the scores mean has changed (a concept shift).
-                    self.vote(
-                        "model",
-                        3,
+                    # The estimate held and the realized metric fell beyond doubt: what the
+                    # scores mean may have changed (a concept shift). The model step decides,
+                    # once it has seen whether the scores themselves moved.
+                    self.concept = (
                         f"the realized {self.metric.replace('_', ' ')} fell beyond its interval "
                         f"while the estimate from the scores held ({estimate:.3g} vs "
-                        f"{usual_estimate:.3g}): a concept shift",
-                        "retrain on recent labelled data: the relation the model learnt changed",
+                        f"{usual_estimate:.3g}): a concept shift"
                     )
                 elif self.immature:
                     self.vote(

@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from watchkeeper.catalogue import needs_labels
 from watchkeeper.config import ModelConfig
 from watchkeeper.errors import TriageError
 from watchkeeper.store import Store
@@ -33,7 +34,7 @@ def triage(
         labels = json.loads(alert["labels"])
         # A rule on one series names its metric; a combined rule's drop is the model's
         # headline metric (its conditions are the evidence, not the thing that fell).
-        metric = metric or labels.get("metric")
+        metric = metric or labels.get("metric") or _fell(alert, model)
         column = labels.get("column") or ""
         at = at or alert["window_start"]
         size = timedelta(seconds=int(alert["window_size_s"] or size.total_seconds()))
@@ -72,17 +73,38 @@ def triage(
     return investigate(inv)
 
 
+def _held(alert: dict[str, Any]) -> set[str] | None:
+    """The metrics (estimates counted as what they estimate) of the alert's conditions that
+    held (None: the alert carries no readable evidence)."""
+    try:
+        evidence = json.loads(alert.get("evidence") or "[]")
+    except (TypeError, ValueError):
+        return None
+    if not evidence:
+        return None
+    return {
+        str(x.get("metric", "")).removeprefix("estimated_")
+        for x in evidence
+        if x.get("holds", True)
+    }
+
+
+def _fell(alert: dict[str, Any], model: ModelConfig) -> str | None:
+    """The performance metric a rule over several fired on, when the headline is not among
+    those that held (precision fell while ROC AUC held): triage what fell."""
+    held = _held(alert)
+    if not held or default_metric(model) in held:
+        return None
+    fell = sorted(k for k in held if needs_labels(k))
+    return fell[0] if fell else None
+
+
 def _judged(alert: dict[str, Any], metric: str) -> bool:
     """Whether the alert's own evidence is on ``metric`` (or its estimate): else it fired
     on other signals (drift, calibration, a segment's gap) and whether the headline metric
     has fallen yet says nothing about whether the alert is real."""
-    try:
-        evidence = json.loads(alert.get("evidence") or "[]")
-    except (TypeError, ValueError):
-        return True
-    base = metric.removeprefix("estimated_")
-    found = {str(x.get("metric", "")).removeprefix("estimated_") for x in evidence}
-    return not found or base in found
+    held = _held(alert)
+    return not held or metric.removeprefix("estimated_") in held
 
 
 def investigate(inv: Investigation) -> Triage:

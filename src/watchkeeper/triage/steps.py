@@ -242,15 +242,18 @@ def model(inv: Investigation) -> Step:
         s.findings.append(f"calibration error {ece:.3f} (usually {usual_ece:.3f})")
         inv.vote("model", 1, f"calibration worsened ({ece:.3f} vs {usual_ece:.3f})")
     score = inv.model.columns.score or inv.model.columns.prediction
+    scores_moved = False
     if score:
         row = m.row("drift", w, score)
         if row is not None and row.status == "drifted":
+            scores_moved = True
             s.findings.append(f"the scores drifted (distance {_num(row.value) or 0:.2g})")
             s.evidence.append({"metric": "drift", "column": score, "value": _num(row.value)})
     realized = m.value(base, w)
     estimate = m.value(f"estimated_{base}", w)
     usual_realized = m.usual(base, inv.before)
     usual_estimate = m.usual(f"estimated_{base}", inv.before)
+    concept = inv.concept
     if None not in (realized, estimate, usual_realized, usual_estimate):
         assert realized is not None and estimate is not None
         assert usual_realized is not None and usual_estimate is not None
@@ -268,22 +271,33 @@ def model(inv: Investigation) -> Step:
                 "usual_estimated": usual_estimate,
             }
         )
-        if blamed or inv.immature:
-            pass  # a worse version, or labels not yet in, explain the gap
-        elif realized_drop > 0.02 and estimate_drop < realized_drop / 3:
-            inv.vote(
-                "business",
-                3,
+        if concept is None and realized_drop > 0.02 and estimate_drop < realized_drop / 3:
+            concept = (
                 f"labels say {base} fell to {realized:.3g} while the scores predicted "
-                f"{estimate:.3g}: the link between inputs and outcome changed",
-                "retrain on recent data; meanwhile review the decision threshold",
-            )
-            s.findings.append(
-                "the estimate held while the labels dropped: the relation "
-                "between inputs and outcome changed (concept shift)"
+                f"{estimate:.3g}: the link between inputs and outcome changed"
             )
         elif realized_drop > 0.02 and estimate_drop >= realized_drop / 2:
             inv.vote("data", 1, "the drop shows in the scores' own estimate too: the inputs moved")
+    if concept is None or blamed or inv.immature:
+        pass  # a worse version, or labels not yet in, explain the gap
+    elif scores_moved:
+        # Inputs moved into a region where the model is wrong, and its estimate cannot see
+        # that: a covariate shift the data step weighs, not a change of what scores mean.
+        s.findings.append(
+            "the estimate held while the labels dropped, but the scores moved too: the "
+            "inputs changed, not only their relation to the outcome"
+        )
+    else:
+        inv.vote(
+            "model",
+            3,
+            concept,
+            "retrain on recent labelled data: the relation the model learnt changed",
+        )
+        s.findings.append(
+            "the estimate held while the labels dropped: the relation "
+            "between inputs and outcome changed (concept shift)"
+        )
     return s
 
 

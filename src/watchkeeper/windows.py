@@ -16,6 +16,11 @@ _UNITS = {
 }
 
 
+LONGEST = timedelta(days=36_600)  # a century: longer is a typo, and overflows date arithmetic
+EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=UTC)  # the times a query may name
+LATEST_TIME = datetime(3000, 1, 1, tzinfo=UTC)
+
+
 def parse_duration(text: str | int | float | timedelta) -> timedelta:
     """A duration such as ``"90s"``, ``"15m"``, ``"1h"``, ``"14d"`` (or seconds) as a timedelta."""
     if isinstance(text, timedelta):
@@ -23,11 +28,17 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
     if isinstance(text, bool):
         raise ValueError("expected a duration such as 1h, 15m or 14d")
     if isinstance(text, int | float):
-        return timedelta(seconds=float(text))
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a duration; use a number and a unit: ms, s, m, h, d, w")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+        seconds = float(text)
+    else:
+        match = _DURATION.match(text)
+        if not match:
+            raise ValueError(
+                f"{text!r} is not a duration; use a number and a unit: ms, s, m, h, d, w"
+            )
+        seconds = float(match.group(1)) * _UNITS[match.group(2)].total_seconds()
+    if not 0 <= seconds <= LONGEST.total_seconds():
+        raise ValueError(f"{text!r} is not a duration between 0 and {LONGEST.days} days")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:
@@ -47,11 +58,20 @@ def as_utc(value: datetime) -> datetime:
 def parse_time(text: str | datetime) -> datetime:
     """An ISO 8601 time (naive means UTC) as an aware UTC datetime."""
     if isinstance(text, datetime):
-        return as_utc(text)
-    try:
-        return as_utc(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
-    except ValueError as exc:
-        raise ValueError(f"{text!r} is not an ISO 8601 time such as 2026-01-31T12:00:00Z") from exc
+        found = as_utc(text)
+    else:
+        try:
+            found = as_utc(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+        except (ValueError, OverflowError) as exc:
+            raise ValueError(
+                f"{text!r} is not an ISO 8601 time such as 2026-01-31T12:00:00Z"
+            ) from exc
+    if not EARLIEST_TIME <= found < LATEST_TIME:
+        raise ValueError(
+            f"{text!s} is outside the times watchkeeper answers for "
+            f"({EARLIEST_TIME.year} to {LATEST_TIME.year - 1})"
+        )
+    return found
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -52,6 +52,8 @@ def test_every_reason_code_reaches_the_quarantine(
     rows[3]["country"] = "XX"  # unknown_category
     rows[4]["score"] = None  # null_in_required
     rows[5]["ts"] = "tomorrow"  # unparseable_timestamp
+    rows[7]["ts"] = "9999-12-31T23:59:59Z"  # timestamp_out_of_range
+    rows[8]["amount"] = "Infinity"  # non_finite_number
     rows.append(dict(rows[6]))  # duplicate_id
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken\n")  # unparseable_row
@@ -59,7 +61,7 @@ def test_every_reason_code_reaches_the_quarantine(
     missing = ws.ingest_events("fraud", [{k: v for k, v in event(99).items() if k != "amount"}])
     found = set(result.quarantined) | set(missing.quarantined)
     assert found == set(REASONS)
-    assert result.accepted == 5
+    assert result.accepted == 3
     reasons = {r["reason"] for r in ws.quarantine("fraud").to_pylist()}
     assert reasons == set(REASONS)
 
@@ -411,3 +413,48 @@ def test_a_group_commit_tells_each_request_what_it_would_have_been_told_alone(
     # The bad e11 is quarantined, so the second e11 is the first valid one and lands.
     assert alone[0][1]["accepted"] == 3 and alone[0][1]["quarantined"] == {"out_of_range": 1}
     assert alone[0][0]["duplicates"] == 1 and alone[0][2]["duplicates"] == 1
+
+
+@pytest.mark.parametrize("stamp", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"])
+def test_an_event_at_the_end_of_time_is_quarantined_and_runs_go_on(
+    ws: watchkeeper.Workspace, clock: Clock, stamp: str
+) -> None:
+    """One event stamped at year 9999 (or 1) used to make every later run overflow."""
+    ws.set_reference("fraud", [event(i, is_fraud=i % 3 == 0) for i in range(200)])
+    result = ws.ingest_events("fraud", [event(0), event(1, ts=stamp), event(2)])
+    assert result.accepted == 2
+    assert dict(result.quarantined) == {"timestamp_out_of_range": 1}
+    detail = ws.quarantine("fraud").to_pylist()[0]["detail"]
+    assert "ts: outside the accepted times" in detail and "times:" in detail
+    clock.now += timedelta(days=2)
+    done = ws.run("fraud")
+    assert done.windows  # the good rows' windows were computed
+
+
+def test_the_accepted_times_are_a_setting(tmp_path: Path, clock: Clock) -> None:
+    text = MODEL_YAML.replace(
+        "    task: binary_classification\n",
+        "    task: binary_classification\n    times: {earliest: 2026-04-30T10:00:00Z, ahead: 2h}\n",
+        1,
+    )
+    path = tmp_path / "watchkeeper.yaml"
+    path.write_text(text)
+    with watchkeeper.Workspace.open(path, clock=clock) as ws:
+        late = clock.now + timedelta(hours=3)
+        result = ws.ingest_events(
+            "fraud", [event(3), event(12), event(13, ts=f"{late:%Y-%m-%dT%H:%M:%SZ}")]
+        )
+    assert result.accepted == 1  # 03:15 is before the earliest, the third too far ahead
+    assert dict(result.quarantined) == {"timestamp_out_of_range": 2}
+
+
+def test_every_documented_timestamp_form_is_accepted(ws: watchkeeper.Workspace) -> None:
+    forms = [
+        "2026-04-30",
+        "2026-04-30T10:00:00.123456789Z",
+        "2026-04-30T10:00:00+02:00",
+        "2026-04-30 10:00:00",
+        "2026-04-30T10:00Z",
+    ]
+    result = ws.ingest_events("fraud", [event(i, ts=f) for i, f in enumerate(forms)])
+    assert result.accepted == len(forms), dict(result.quarantined)

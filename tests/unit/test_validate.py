@@ -45,6 +45,9 @@ def reasons(rows: list[dict[str, object]]) -> dict[int, str]:
         ({"ts": "yesterday"}, "unparseable_timestamp"),
         ({"ts": "2026-13-45T00:00:00"}, "unparseable_timestamp"),
         ({"ts": None}, "null_in_required"),
+        ({"amount": "Infinity"}, "non_finite_number"),
+        ({"amount": float("-inf")}, "non_finite_number"),
+        ({"latency_ms": float("inf")}, "non_finite_number"),
     ],
 )
 def test_each_reason(override: dict[str, object], reason: str) -> None:
@@ -178,3 +181,32 @@ def test_a_failed_request_is_stored_without_its_output(status: str) -> None:
         ]
     )
     assert found == {1: "null_in_required", 2: "null_in_required"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-03-01", datetime(2026, 3, 1, tzinfo=UTC)),
+        ("2026-03-01Z", datetime(2026, 3, 1, tzinfo=UTC)),
+        ("2026-03-01T10:00:00.123456789Z", datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=UTC)),
+        ("2026-03-01T10:00:00.1234567", datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=UTC)),
+        ("2026-03-01 10:00:00+05:30", datetime(2026, 3, 1, 4, 30, tzinfo=UTC)),
+        ("2026-03-01T10:00:00-0800", datetime(2026, 3, 1, 18, tzinfo=UTC)),
+        ("2026-03-01T10:00-08", datetime(2026, 3, 1, 18, tzinfo=UTC)),
+        ("2026-03-01T10:00:00 Z", datetime(2026, 3, 1, 10, tzinfo=UTC)),
+    ],
+)
+def test_every_iso_form_the_docs_list_is_read(text: str, expected: datetime) -> None:
+    checked = validate(rows_to_table([event(0, ts=text)]), EVENTS)
+    assert not checked.problems.rows
+    assert checked.good.column("ts").to_pylist() == [expected]
+
+
+def test_times_outside_the_accepted_window_are_quarantined() -> None:
+    rows = [event(0), event(1, ts="9999-12-31T23:59:59Z"), event(2, ts="1969-12-31T23:00:00Z")]
+    times = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC))
+    checked = validate(rows_to_table(rows), EVENTS, times)
+    assert {r: checked.problems.primary(r)[0] for r in checked.problems.rows} == {
+        1: "timestamp_out_of_range",
+        2: "timestamp_out_of_range",
+    }

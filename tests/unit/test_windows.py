@@ -46,3 +46,13 @@ def test_parse_time_treats_naive_as_utc() -> None:
     assert parse_time("2026-03-01T10:00:00") == datetime(2026, 3, 1, 10, tzinfo=UTC)
     assert parse_time("2026-03-01T10:00:00+02:00") == datetime(2026, 3, 1, 8, tzinfo=UTC)
     assert parse_time("2026-03-01T10:00:00Z") == datetime(2026, 3, 1, 10, tzinfo=UTC)
+
+
+def test_an_hour_at_the_edge_of_time_has_no_windows_rather_than_an_overflow() -> None:
+    from watchkeeper.monitor.windows import windows_of_hour
+
+    last = datetime(9999, 12, 31, 23, tzinfo=UTC)
+    assert list(windows_of_hour(last, timedelta(hours=1))) == []
+    assert list(windows_of_hour(datetime(1, 1, 1, tzinfo=UTC), timedelta(days=1))) == [
+        datetime(1, 1, 1, tzinfo=UTC)
+    ]

@@ -4,11 +4,18 @@ duration types they use, and the names and constants other modules rely on."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+)
 
 from watchkeeper.errors import UnknownModelError
 from watchkeeper.windows import format_duration, parse_duration
@@ -130,6 +137,27 @@ class CostConfig(_Frozen):
     true_positive_value: float = 0.0
 
 
+class TimesConfig(_Frozen):
+    """The event times a model accepts: a row stamped outside is quarantined as
+    ``timestamp_out_of_range`` (a clock at year 1 or 9999 would otherwise make windows no
+    run can compute)."""
+
+    earliest: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    ahead: Duration = timedelta(days=1)  # how far past the ingest clock a time may lie
+
+    @field_validator("earliest")
+    @classmethod
+    def _zoned(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    @field_validator("ahead")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be positive, such as 1d")
+        return value
+
+
 class ModelConfig(_Frozen):
     name: str = Field(pattern=NAME_PATTERN)
     task: Task
@@ -143,6 +171,7 @@ class ModelConfig(_Frozen):
     outcome_columns: OutcomeColumnsConfig = OutcomeColumnsConfig()
     costs: CostConfig | None = None
     monitoring: MonitoringConfig = MonitoringConfig()
+    times: TimesConfig = TimesConfig()
 
     @property
     def decision_threshold(self) -> float:

@@ -70,7 +70,8 @@ class BatchRun:
         """Validate and store one batch; returns the positions of the rows stored and the
         rows quarantined (position, reason, detail). ``row_numbers`` are the numbers the
         quarantine reports for the positions (default: ``offset`` + position)."""
-        checked = validate(batch, self.spec)
+        times = self.model.times
+        checked = validate(batch, self.spec, (times.earliest, self.now + times.ahead))
         self._note_columns(checked)
         bad: list[tuple[int, str, str]] = [
             (row, *checked.problems.primary(row)) for row in sorted(checked.problems.rows)

@@ -9,14 +9,17 @@ line that does not parse) is kept as a rejected line with its text.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import itertools
 import json
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
@@ -90,26 +93,83 @@ def require_column(source: Source, column: str, message: str) -> Source:
 def _open_file(path: Path, batch_rows: int) -> Source:
     if not path.exists():
         raise InputError(f"no such file: {path}")
-    suffix = "".join(s for s in path.suffixes[-2:] if s != ".gz").lower() or path.suffix.lower()
+    suffixes = [x.lower() for x in path.suffixes[-2:]]
+    suffix = "".join(x for x in suffixes if x not in _COMPRESSED) or path.suffix.lower()
+    kind = next(
+        (k for k, ends in _KINDS.items() if suffix.endswith(ends)),
+        None,
+    )
+    if kind is None:
+        raise InputError(
+            f"{path}: unknown file type; use .parquet, .csv, .tsv, .jsonl or .json "
+            "(each may be compressed: .gz, .zst)"
+        )
     try:
-        if suffix.endswith((".parquet", ".pq")):
+        if kind == "parquet":
             reader = pq.ParquetFile(path, pre_buffer=False)
-            return Source(
+            source = Source(
                 str(path),
                 reader.iter_batches(batch_size=batch_rows),
                 reader.metadata.num_rows,
             )
-        if suffix.endswith((".csv", ".tsv")):
-            return _open_csv(path, batch_rows, delimiter="\t" if suffix.endswith(".tsv") else ",")
-        if suffix.endswith((".jsonl", ".ndjson", ".json")):
-            return _open_json(path, batch_rows)
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from exc
-    raise InputError(f"{path}: unknown file type; use .parquet, .csv, .tsv, .jsonl or .json")
+        elif kind in ("csv", "tsv"):
+            source = _open_csv(path, batch_rows, delimiter="\t" if kind == "tsv" else ",")
+        else:
+            source = _open_json(path, batch_rows)
+    except (pa.ArrowException, OSError, UnicodeError, EOFError, zlib.error) as exc:
+        raise InputError(f"cannot read {path} as {kind}: {_said(exc)}") from exc
+    source.batches = _guarded(source.batches, f"cannot read {path} as {kind}")
+    return source
+
+
+_COMPRESSED = (".gz", ".gzip", ".zst", ".zstd")
+_KINDS = {
+    "parquet": (".parquet", ".pq"),
+    "csv": (".csv",),
+    "tsv": (".tsv",),
+    "json": (".jsonl", ".ndjson", ".json"),
+}
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def _compression(path: Path) -> str | None:
+    """The compression of a file, from its first bytes (whatever its name says)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(_ZSTD_MAGIC):
+        return "zstd"
+    return None
+
+
+def _open_binary(path: Path) -> Any:
+    """A file opened for reading, decompressed if it is gzip or zstd."""
+    found = _compression(path)
+    if found == "gzip":
+        return gzip.open(path, "rb")
+    if found == "zstd":
+        return pa.input_stream(str(path), compression="zstd")
+    return open(path, "rb")
+
+
+def _guarded(batches: Iterator[pa.RecordBatch], doing: str) -> Iterator[pa.RecordBatch]:
+    """Batches whose reading fails midway (corrupt pages, a truncated archive) raise an
+    InputError that says so, not the reader's own exception."""
+    try:
+        yield from batches
+    except (pa.ArrowException, OSError, UnicodeError, EOFError, zlib.error) as exc:
+        raise InputError(f"{doing}: {_said(exc)}") from exc
+
+
+def _said(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= 300 else text[:300] + "..."
 
 
 def _open_csv(path: Path, batch_rows: int, delimiter: str) -> Source:
-    with open(path, newline="", encoding="utf-8") as fh:
+    with _open_binary(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
         header = next(csv.reader(fh, delimiter=delimiter), None)
     if not header:
         raise InputError(f"{path}: empty CSV file (no header line)")
@@ -125,8 +185,9 @@ def _open_csv(path: Path, batch_rows: int, delimiter: str) -> Source:
         )
         return "skip"
 
+    compression = _compression(path)
     reader = pacsv.open_csv(
-        path,
+        pa.input_stream(str(path), compression=compression) if compression else path,
         read_options=pacsv.ReadOptions(block_size=64 << 20),
         parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
         convert_options=pacsv.ConvertOptions(
@@ -140,22 +201,120 @@ def _open_csv(path: Path, batch_rows: int, delimiter: str) -> Source:
 
 
 def _open_json(path: Path, batch_rows: int) -> Source:
-    with open(path, "rb") as fh:
+    with _open_binary(path) as fh:
         head = fh.read(4096).lstrip()
     source = Source(str(path), iter(()))
     if head.startswith(b"["):
-        try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: not valid JSON: {exc}") from exc
-        if not all(isinstance(r, dict) for r in rows):
-            raise InputError(f"{path}: a JSON array must hold one object per row")
-        table = rows_to_table(rows)
+        with _open_binary(path) as fh:
+            body = fh.read()
+        table = json_array(body, source, str(path))
         source.batches = iter(table.to_batches(batch_rows))
-        source.total_rows = table.num_rows
+        source.total_rows = table.num_rows + len(source.rejected)
         return source
     source.batches = _json_lines(path, source)
     return source
+
+
+def json_array(body: bytes | str, source: Source, name: str) -> pa.Table:
+    """A JSON array of objects as a table. An element nested too deeply to parse, or with
+    text that is not Unicode (a lone surrogate), is rejected by itself; the rest is kept."""
+    try:
+        rows = json.loads(body)
+    except RecursionError:
+        rows = _elements(body, source)
+    except ValueError as exc:  # also a number beyond Python's 4,300 digits
+        raise InputError(f"{name}: not valid JSON: {exc}") from exc
+    if not isinstance(rows, list) or (rows and not any(isinstance(r, dict) for r in rows)):
+        raise InputError(f"{name}: a JSON body must be an array of objects, one per row")
+    objects = []
+    for number, row in enumerate(rows, start=1):
+        if isinstance(row, dict):
+            objects.append(row)
+        else:  # rejected by itself, as a JSON line that is not an object is
+            try:
+                text = json.dumps(row)[:200]
+            except (RecursionError, ValueError):
+                text = "(a nested value)"
+            source.rejected.append(Rejected(number, text, "a row must be a JSON object"))
+    return _table_of(objects, source)
+
+
+_TOO_DEEP = "nested too deeply to read"
+
+
+def _elements(body: bytes | str, source: Source) -> list[Any]:
+    """The elements of a JSON array one at a time, those too deep rejected."""
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc}") from exc
+    decoder = json.JSONDecoder()
+    i = _space(text, text.index("[") + 1)
+    rows: list[Any] = []
+    number = 0
+    while i < len(text) and text[i] != "]":
+        number += 1
+        try:
+            row, end = decoder.raw_decode(text, i)
+            rows.append(row)
+        except RecursionError:
+            end = _value_end(text, i)
+            source.rejected.append(Rejected(number, text[i : min(end, i + 200)], _TOO_DEEP))
+        except ValueError as exc:
+            raise InputError(f"not valid JSON: {exc}") from exc
+        i = _space(text, end)
+        if i < len(text) and text[i] == ",":
+            i = _space(text, i + 1)
+    return rows
+
+
+def _space(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t\r\n":
+        i += 1
+    return i
+
+
+def _value_end(text: str, i: int) -> int:
+    """Where the JSON value starting at ``i`` ends (brackets counted outside strings)."""
+    depth, in_string, escaped = 0, False, False
+    for j in range(i, len(text)):
+        ch = text[j]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+            if depth <= 0:
+                return j + 1
+    return len(text)
+
+
+def _table_of(rows: list[dict[str, Any]], source: Source) -> pa.Table:
+    """Rows as a table; a row whose text is not Unicode is rejected by itself."""
+    try:
+        return rows_to_table(rows)
+    except UnicodeEncodeError:
+        pass
+    good: list[dict[str, Any]] = []
+    for number, row in enumerate(rows, start=1):
+        try:
+            json.dumps(row, ensure_ascii=False, default=str).encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(row, default=str)[:200]
+            source.rejected.append(
+                Rejected(number, text, "a string is not valid Unicode (a lone surrogate)")
+            )
+            continue
+        good.append(row)
+    return rows_to_table(good)
 
 
 BODY_FORMATS = ("json", "jsonl", "arrow", "parquet")
@@ -166,14 +325,11 @@ def open_bytes(body: bytes, fmt: str, name: str = "request body") -> Source:
     stream or a Parquet file. Broken JSON lines are rejected one by one, as in files."""
     try:
         if fmt == "json":
-            try:
-                rows = json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise InputError(f"{name}: not valid JSON: {exc}") from exc
-            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-                raise InputError(f"{name}: a JSON body must be an array of objects, one per row")
-            table = rows_to_table(rows)
-            return Source(name, iter(table.to_batches(DEFAULT_BATCH_ROWS)), table.num_rows)
+            source = Source(name, iter(()))
+            table = json_array(body, source, name)
+            source.batches = iter(table.to_batches(DEFAULT_BATCH_ROWS))
+            source.total_rows = table.num_rows + len(source.rejected)
+            return source
         if fmt == "jsonl":
             source = Source(name, iter(()))
             source.batches = _json_chunks(io.BytesIO(body), source)
@@ -184,8 +340,11 @@ def open_bytes(body: bytes, fmt: str, name: str = "request body") -> Source:
             return Source(name, iter(table.to_batches(DEFAULT_BATCH_ROWS)), table.num_rows)
         if fmt == "parquet":
             parquet = pq.ParquetFile(io.BytesIO(body))
+            batches = parquet.iter_batches(batch_size=DEFAULT_BATCH_ROWS)
             return Source(
-                name, parquet.iter_batches(batch_size=DEFAULT_BATCH_ROWS), parquet.metadata.num_rows
+                name,
+                _guarded(batches, f"{name}: cannot read it as parquet"),
+                parquet.metadata.num_rows,
             )
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{name}: cannot read it as {fmt}: {exc}") from exc
@@ -193,7 +352,7 @@ def open_bytes(body: bytes, fmt: str, name: str = "request body") -> Source:
 
 
 def _json_lines(path: Path, source: Source) -> Iterator[pa.RecordBatch]:
-    with open(path, "rb") as fh:
+    with _open_binary(path) as fh:
         yield from _json_chunks(fh, source)
 
 
@@ -207,6 +366,8 @@ def _json_chunks(fh: Any, source: Source) -> Iterator[pa.RecordBatch]:
         chunk += fh.readline()
         lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
         try:
+            if nesting(chunk) > MAX_NESTING:  # Arrow's parser recurses without a limit:
+                raise pa.ArrowInvalid("nested too deeply")  # deep input would crash it
             table = pajson.read_json(io.BytesIO(chunk))
             yield from table.to_batches()
         except pa.ArrowInvalid:
@@ -216,9 +377,14 @@ def _json_chunks(fh: Any, source: Source) -> Iterator[pa.RecordBatch]:
                     continue
                 try:
                     row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    text = line.decode("utf-8", "replace")
-                    source.rejected.append(Rejected(i, text, f"not valid JSON: {exc.msg}"))
+                except ValueError as exc:  # also a number beyond 4,300 digits
+                    text = line.decode("utf-8", "replace")[:10_000]
+                    said = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                    source.rejected.append(Rejected(i, text, f"not valid JSON: {said}"))
+                    continue
+                except RecursionError:
+                    text = line.decode("utf-8", "replace")[:200]
+                    source.rejected.append(Rejected(i, text, _TOO_DEEP))
                     continue
                 if not isinstance(row, dict):
                     text = line.decode("utf-8", "replace")
@@ -226,8 +392,37 @@ def _json_chunks(fh: Any, source: Source) -> Iterator[pa.RecordBatch]:
                     continue
                 rows.append(row)
             if rows:
-                yield from rows_to_table(rows).to_batches()
+                yield from _table_of(rows, source).to_batches()
         line_no += lines
+
+
+MAX_NESTING = 64  # deeper JSON goes through Python's parser, which stops at its limit
+
+
+def nesting(chunk: bytes) -> int:
+    """The deepest nesting of brackets in JSON text, outside strings, counted line by line
+    (a raw newline cannot be inside a JSON string, so a broken line cannot hide the next)."""
+    b = np.frombuffer(chunk, dtype=np.uint8)
+    n = len(b)
+    if n == 0:
+        return 0
+    idx = np.arange(n)
+    newline = b == 10
+    line_start = np.maximum.accumulate(np.where(newline, idx, -1))
+    # A quote is escaped when an odd run of backslashes precedes it.
+    backslash = b == 92
+    last_plain = np.maximum.accumulate(np.where(backslash, -1, idx))
+    run_before = np.zeros(n, dtype=np.int64)
+    run_before[1:] = idx[:-1] - last_plain[:-1]
+    quote = (b == 34) & (run_before % 2 == 0)
+    quotes = np.cumsum(quote)
+    at_line = np.where(line_start >= 0, quotes[np.maximum(line_start, 0)], 0)
+    inside = (quotes - at_line) % 2 == 1
+    opens = ((b == 91) | (b == 123)) & ~inside
+    closes = ((b == 93) | (b == 125)) & ~inside
+    depth = np.cumsum(opens.astype(np.int64) - closes.astype(np.int64))
+    floor = np.minimum.accumulate(np.minimum(depth, 0))
+    return int((depth - floor).max())
 
 
 def _rebatch(reader: pa.RecordBatchReader, batch_rows: int) -> Iterator[pa.RecordBatch]:

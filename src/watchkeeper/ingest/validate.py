@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,9 @@ from watchkeeper.store.engine import ARROW_TYPES
 MISSING_COLUMN = "missing_column"
 NULL_IN_REQUIRED = "null_in_required"
 UNPARSEABLE_TIMESTAMP = "unparseable_timestamp"
+TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
 BAD_TYPE = "bad_type"
+NON_FINITE = "non_finite_number"
 OUT_OF_RANGE = "out_of_range"
 UNKNOWN_CATEGORY = "unknown_category"
 DUPLICATE_ID = "duplicate_id"
@@ -34,7 +37,9 @@ REASONS = (
     MISSING_COLUMN,
     NULL_IN_REQUIRED,
     UNPARSEABLE_TIMESTAMP,
+    TIMESTAMP_OUT_OF_RANGE,
     BAD_TYPE,
+    NON_FINITE,
     OUT_OF_RANGE,
     UNKNOWN_CATEGORY,
     DUPLICATE_ID,
@@ -46,7 +51,7 @@ _ISO = (
     r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?"
     r"\s*(Z|z|[+-]\d{2}(:?\d{2})?)?$"
 )
-_ZONED = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"
+_ZONED = r"(Z|z|[T ]\d{2}:\d{2}.*[+-]\d{2}(:?\d{2})?)$"  # a date's own "-01" is no zone
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
 
@@ -101,7 +106,12 @@ def failed_requests(batch: pa.RecordBatch | pa.Table, spec: TableSpec) -> np.nda
     return _mask(pc.and_(pc.is_valid(text), pc.not_equal(text, "ok")))
 
 
-def validate(batch: pa.RecordBatch | pa.Table, spec: TableSpec) -> Validated:
+def validate(
+    batch: pa.RecordBatch | pa.Table,
+    spec: TableSpec,
+    times: tuple[datetime, datetime] | None = None,
+) -> Validated:
+    """Check and coerce ``batch``; ``times`` bounds every timestamp (earliest, latest)."""
     n = batch.num_rows
     problems = Problems(n)
     present = set(batch.schema.names)
@@ -121,7 +131,7 @@ def validate(batch: pa.RecordBatch | pa.Table, spec: TableSpec) -> Validated:
         if isinstance(raw, pa.ChunkedArray):
             raw = raw.combine_chunks()
         output = col.role in OUTPUT_ROLES or col.role.startswith("score:")
-        arrays[col.name] = _check_column(raw, col, problems, failed if output else None)
+        arrays[col.name] = _check_column(raw, col, problems, failed if output else None, times)
     declared = {c.input_name for c in spec.columns}
     unexpected = tuple(name for name in batch.schema.names if name not in declared)
 
@@ -163,6 +173,7 @@ def _check_column(
     col: ColumnSpec,
     problems: Problems,
     exempt: np.ndarray[Any, Any] | None = None,
+    times: tuple[datetime, datetime] | None = None,
 ) -> pa.Array:
     """Coerce a column and record its problems; ``exempt`` rows may be null where it is
     required (failed requests' outputs)."""
@@ -170,10 +181,25 @@ def _check_column(
     values, failed = coerce(raw, col.dtype)
     if col.dtype == "timestamp":
         problems.add(failed, UNPARSEABLE_TIMESTAMP, f"{name}: not an ISO 8601 time")
+        if times is not None:
+            earliest, latest = (pa.scalar(t, values.type) for t in times)
+            outside = pc.or_(pc.less(values, earliest), pc.greater(values, latest))
+            problems.add(
+                _mask(outside),
+                TIMESTAMP_OUT_OF_RANGE,
+                f"{name}: outside the accepted times [{times[0]:%Y-%m-%d %H:%M}, "
+                f"{times[1]:%Y-%m-%d %H:%M}] UTC (the model's times: setting)",
+            )
     else:
         problems.add(failed, BAD_TYPE, f"{name}: not {_A[col.dtype]}")
     if col.dtype == "float64":
         values = pc.if_else(pc.is_nan(values), pa.scalar(None, pa.float64()), values)
+        # Stored, an infinity would turn a window's mean and spread into null.
+        infinite = _mask(pc.is_inf(values))
+        if infinite.any():
+            problems.add(infinite, NON_FINITE, f"{name}: not a finite number")
+            values = pc.if_else(pc.is_inf(values), pa.scalar(None, pa.float64()), values)
+            failed = failed | infinite
     nulls = _mask(values.is_null()) & ~failed
     required = nulls & ~exempt if exempt is not None else nulls
     if col.required and required.any():
@@ -330,6 +356,10 @@ def _to_timestamp(raw: pa.Array) -> Coerced:
     zoned = pc.and_(ok, pc.match_substring_regex(raw, _ZONED))
     naive = pc.and_(ok, pc.invert(zoned))
     normal = pc.replace_substring_regex(raw, r"\s+([+-]\d{2}(:?\d{2})?|Z|z)$", r"\1")
+    # A date alone is its midnight; digits past the microsecond (the store's precision) are
+    # dropped, as a nanosecond Arrow timestamp's are.
+    normal = pc.replace_substring_regex(normal, r"^(\d{4}-\d{2}-\d{2})(Z|z)?$", r"\1T00:00:00\2")
+    normal = pc.replace_substring_regex(normal, r"(\.\d{6})\d+", r"\1")
     out = pa.nulls(n, target)
     failed = _mask(pc.invert(ok))
     for part, parse in ((zoned, _parse_zoned), (naive, _parse_naive)):

@@ -65,11 +65,18 @@ def dirty_windows(
 
 
 def windows_of_hour(hour: datetime, size: timedelta) -> Iterable[datetime]:
-    """The windows of ``size`` that an event-time hour overlaps."""
-    start = window_start(hour, size)
-    while start < hour + HOUR:
+    """The windows of ``size`` that an event-time hour overlaps (none for an hour at the
+    edge of time, which a store written before times were bounded may hold)."""
+    try:
+        start, end = window_start(hour, size), hour + HOUR
+    except (OverflowError, ValueError):
+        return
+    while start < end:
         yield start
-        start += size
+        try:
+            start += size
+        except OverflowError:
+            return
 
 
 __all__ = ["dirty_windows", "windows_of_hour"]

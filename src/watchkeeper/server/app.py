@@ -8,6 +8,8 @@ serialized by a lock).
 
 from __future__ import annotations
 
+from typing import Any
+
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -56,6 +58,14 @@ def create_app(
         },
     )
     app.state.service = service
+
+    @app.middleware("http")
+    async def refuse_nul(request: Request, call_next: Any) -> Any:
+        # No name, id or time holds a NUL; a query carrying one would reach SQL literals.
+        if "\x00" in request.url.path or "%00" in str(request.url.query):
+            where = "path" if "\x00" in request.url.path else "query"
+            return error_response(400, f"the {where} holds a NUL character (%00)", where)
+        return await call_next(request)
 
     @app.exception_handler(ApiError)
     async def apierror_response(request: Request, exc: ApiError) -> JSONResponse:

@@ -64,24 +64,39 @@ async def read_body(request: Request, limit: int) -> bytes:
     body = b"".join(chunks)
     encoding = request.headers.get("content-encoding", "").strip().lower()
     if encoding in ("gzip", "deflate"):
-        try:
-            decoder = (
-                zlib.decompressobj(16 + zlib.MAX_WBITS)
-                if encoding == "gzip"
-                else zlib.decompressobj()
-            )
-            body = decoder.decompress(body, limit + 1)
-        except zlib.error as exc:
-            raise ApiError(
-                400, f"the body is not valid {encoding}: {exc}", "content-encoding"
-            ) from None
-        if len(body) > limit or decoder.unconsumed_tail:
-            raise ApiError(413, f"the decompressed body is larger than {limit:,} bytes", "body")
+        body = _decompressed(body, encoding, limit)
     elif encoding not in ("", "identity"):
         raise ApiError(415, f"unsupported content encoding {encoding!r}", "content-encoding")
     if not body:
         raise ApiError(400, "the body is empty", "body")
     return body
+
+
+def _decompressed(body: bytes, encoding: str, limit: int) -> bytes:
+    """A gzip (every member of it) or deflate body, whole, within ``limit`` bytes."""
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    out = bytearray()
+    data = body
+    while data:
+        decoder = zlib.decompressobj(wbits)
+        try:
+            out += decoder.decompress(data, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise ApiError(
+                400, f"the body is not valid {encoding}: {exc}", "content-encoding"
+            ) from None
+        if len(out) > limit or decoder.unconsumed_tail:
+            raise ApiError(413, f"the decompressed body is larger than {limit:,} bytes", "body")
+        if not decoder.eof:
+            raise ApiError(
+                400, f"the body is not valid {encoding}: it is cut short", "content-encoding"
+            )
+        data = decoder.unused_data
+        if data and encoding != "gzip":
+            raise ApiError(
+                400, f"the body is not valid {encoding}: data after its end", "content-encoding"
+            )
+    return bytes(out)
 
 
 def query_time(text: str | None, where: str) -> datetime | None:

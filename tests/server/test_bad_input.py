@@ -9,7 +9,6 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -112,15 +111,35 @@ def corpus() -> Iterator[Case]:
         yield from row_cases(f"latency {raw}", with_value("latency_ms", raw), "non_finite")
     for raw in ("NaN", '"nan"'):  # missing, as documented: stored as null, counted as missing
         n += 1
-        yield Case(f"latency {raw}", "POST", EVENTS,
-                   f"{_good(n)}\n{with_value('latency_ms', raw)}\n".encode(), NDJSON, 2)  # fmt: skip
+        yield Case(
+            f"latency {raw}",
+            "POST",
+            EVENTS,
+            f"{_good(n)}\n{with_value('latency_ms', raw)}\n".encode(),
+            NDJSON,
+            2,
+        )
     for raw in ("1" + "0" * 5000, "-" + "9" * 4400):
         n += 1
-        yield Case(f"{len(raw)}-digit number (json)", "POST", EVENTS,
-                   f"[{_good(n)}, {with_value('amount', raw)}]".encode(), JSON, None, "JSON")  # fmt: skip
+        yield Case(
+            f"{len(raw)}-digit number (json)",
+            "POST",
+            EVENTS,
+            f"[{_good(n)}, {with_value('amount', raw)}]".encode(),
+            JSON,
+            None,
+            "JSON",
+        )
         n += 1
-        yield Case(f"{len(raw)}-digit number (jsonl)", "POST", EVENTS,
-                   f"{_good(n)}\n{with_value('amount', raw)}\n".encode(), NDJSON, 1, "")  # fmt: skip
+        yield Case(
+            f"{len(raw)}-digit number (jsonl)",
+            "POST",
+            EVENTS,
+            f"{_good(n)}\n{with_value('amount', raw)}\n".encode(),
+            NDJSON,
+            1,
+            "",
+        )
     # Wrong shapes and types.
     for bad, label in (
         ("[1, 2]", "an array as a row"),
@@ -154,13 +173,13 @@ def corpus() -> Iterator[Case]:
             gzip.compress(b"[" + _good(1).encode() + b"]")[:20],
             {**JSON, "Content-Encoding": "gzip"},
             "gzip",
-        ),  # fmt: skip
+        ),
         (
             "gzip of garbage",
             gzip.compress(b"\xff" * 100),
             {**JSON, "Content-Encoding": "gzip"},
             "JSON",
-        ),  # fmt: skip
+        ),
         ("unknown encoding", b"[]", {**JSON, "Content-Encoding": "br"}, "encoding"),
         ("unknown content type", b"a,b\n1,2", {"Content-Type": "text/csv"}, "content type"),
         ("empty body", b"", JSON, "empty"),
@@ -169,17 +188,30 @@ def corpus() -> Iterator[Case]:
     for name, content, headers, says in broken:
         yield Case(name, "POST", EVENTS, content, headers, None, says)
     for kind in ("labels", "outcomes", "reference", "nonsense"):
-        yield Case(f"{kind}: truncated JSON", "POST", f"/api/v1/models/fraud/{kind}",
-                   b"[{", JSON, None, "")  # fmt: skip
+        yield Case(
+            f"{kind}: truncated JSON", "POST", f"/api/v1/models/fraud/{kind}", b"[{", JSON, None, ""
+        )
     # Query parameters out of every range.
     for window in ("99999999999999999d", "0.0000001ms", "-1h", "1y", "1e309h", "h", "∞"):
-        yield Case(f"window={window}", "GET", f"/api/v1/models/fraud/metrics?window={window}",
-                   says="window")  # fmt: skip
-    for at in ("0001-01-01", "9999-12-31T23:59:59Z", "1899-12-31", "10000-01-01", "2026-13-01",
-               "now", "2026-04-30T10:00:00+99:00"):  # fmt: skip
+        yield Case(
+            f"window={window}",
+            "GET",
+            f"/api/v1/models/fraud/metrics?window={window}",
+            says="window",
+        )
+    for at in (
+        "0001-01-01",
+        "9999-12-31T23:59:59Z",
+        "1899-12-31",
+        "10000-01-01",
+        "2026-13-01",
+        "now",
+        "2026-04-30T10:00:00+99:00",
+    ):
         yield Case(f"triage at={at}", "GET", f"/api/v1/models/fraud/triage?at={at}", says="at")
-        yield Case(f"metrics since={at}", "GET", f"/api/v1/models/fraud/metrics?since={at}",
-                   says="since")  # fmt: skip
+        yield Case(
+            f"metrics since={at}", "GET", f"/api/v1/models/fraud/metrics?since={at}", says="since"
+        )
         yield Case(f"alerts since={at}", "GET", f"/api/v1/alerts?since={at}", says="since")
     for limit in ("-1", "0", "99999999999999999999", "x"):
         yield Case(f"limit={limit}", "GET", f"/api/v1/models/fraud/metrics?limit={limit}")
@@ -187,17 +219,30 @@ def corpus() -> Iterator[Case]:
     for last in ("-5", "0", "1" + "0" * 30):
         yield Case(f"backtest last={last}", "GET", f"/api/v1/models/fraud/backtest?last={last}")
     for segment in ("=", "a=b=c", "x" * 501, "%00"):
-        yield Case(f"segment={segment[:20]}", "GET",
-                   f"/api/v1/models/fraud/metrics?segment={segment}")  # fmt: skip
+        yield Case(
+            f"segment={segment[:20]}", "GET", f"/api/v1/models/fraud/metrics?segment={segment}"
+        )
     for model in ("nope", "%2e%2e", "a" * 300, "FRAUD"):
         yield Case(f"model {model[:20]}", "GET", f"/api/v1/models/{model}/metrics")
-        yield Case(f"ingest model {model[:20]}", "POST", f"/api/v1/models/{model}/events",
-                   _good(1).encode(), NDJSON)  # fmt: skip
+        yield Case(
+            f"ingest model {model[:20]}",
+            "POST",
+            f"/api/v1/models/{model}/events",
+            _good(1).encode(),
+            NDJSON,
+        )
     for alert in ("nope", "x" * 300, "%00"):
         yield Case(f"alert {alert[:10]}", "GET", f"/api/v1/alerts/{alert}")
         yield Case(f"ack {alert[:10]}", "POST", f"/api/v1/alerts/{alert}/ack", b"{}", JSON)
-    for body in (b"", b"[]", b'{"model": 1}', b'{"model": "nope"}', b'{"model": "fraud", "now": "x"}',
-                 b"{", b'{"model": "fraud", "window": "-1h"}'):  # fmt: skip
+    for body in (
+        b"",
+        b"[]",
+        b'{"model": 1}',
+        b'{"model": "nope"}',
+        b'{"model": "fraud", "now": "x"}',
+        b"{",
+        b'{"model": "fraud", "window": "-1h"}',
+    ):
         yield Case(f"runs body {body[:30]!r}", "POST", "/api/v1/runs", body, JSON)
 
 

@@ -8,11 +8,10 @@ serialized by a lock).
 
 from __future__ import annotations
 
-from typing import Any
-
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError

@@ -45,9 +45,13 @@ def test_ingest_prints_a_summary_and_json(tmp_path: Path) -> None:
     rows[2]["amount"] = -4.0
     pq.write_table(rows_to_table(rows), tmp_path / "events.parquet")
     done = run(tmp_path, "ingest", "events", "--model", "fraud", "events.parquet")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 3, done.stderr  # rows were quarantined: scripts are told
     assert "6 rows read; 5 accepted, 0 duplicates, 1 quarantined (out_of_range: 1)" in done.stdout
-    again = run(tmp_path, "ingest", "events", "-m", "fraud", "events.parquet", "--json")
+    assert "out_of_range, for example: amount: outside [0, 1000]" in done.stdout
+    again = run(
+        tmp_path, "ingest", "events", "-m", "fraud", "events.parquet", "--json", "--partial-ok"
+    )
+    assert again.returncode == 0, again.stderr
     summary = json.loads(again.stdout)
     assert (summary["accepted"], summary["duplicates"]) == (0, 5)
     shown = run(tmp_path, "quarantine", "--model", "fraud")

@@ -9,6 +9,7 @@ one way (commands -> main).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -40,6 +41,8 @@ __all__ = [
     "workspace",
 ]
 
+INTERNAL_EXIT = 70  # EX_SOFTWARE: watchkeeper itself failed
+
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 if not out.is_terminal:  # a pipe or a file: do not fold tables at 80 columns
@@ -53,8 +56,23 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except WatchkeeperError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            err.print("[bold red]error:[/] ", end="", highlight=False, markup=True)
+            err.print(str(exc), highlight=False, markup=False, soft_wrap=True)
             ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # a bug: still one line, the traceback on request
+            if os.environ.get("WATCHKEEPER_DEBUG"):
+                raise
+            err.print("[bold red]internal error:[/] ", end="", highlight=False, markup=True)
+            err.print(
+                f"{type(exc).__name__}: {exc} (set WATCHKEEPER_DEBUG=1 for the traceback; "
+                "please report it)",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+            ctx.exit(INTERNAL_EXIT)
 
 
 @click.group(cls=_Group)

@@ -64,6 +64,17 @@ def init(
     out.print("check the roles, then `watchkeeper reference set` and `watchkeeper ingest`")
 
 
+# The exit code of an ingestion that quarantined rows (the good ones are stored): scripts
+# learn that something was refused; --partial-ok makes it 0.
+QUARANTINED_EXIT = 3
+
+PARTIAL_OK = click.option(
+    "--partial-ok",
+    is_flag=True,
+    help=f"Exit 0 when some rows are quarantined (default: exit {QUARANTINED_EXIT}).",
+)
+
+
 def _ingest(
     ctx: click.Context,
     kind: Kind,
@@ -72,10 +83,13 @@ def _ingest(
     version: str | None,
     as_json: bool,
     labels: bool = True,
+    partial_ok: bool = False,
 ) -> None:
     with workspace(ctx) as ws, progress(f"{kind} ← {path.name}") as advance:
         result = ws.ingest(kind, model, path, version=version, progress=advance, labels=labels)
     _print_result(result, as_json)
+    if result.quarantined_total and not partial_ok:
+        ctx.exit(QUARANTINED_EXIT)
 
 
 def _print_result(result: IngestResult, as_json: bool) -> None:
@@ -90,16 +104,25 @@ def _print_result(result: IngestResult, as_json: bool) -> None:
 @MODEL
 @FILE
 @click.option("--version", help="Model version for events that carry none.")
+@PARTIAL_OK
 @JSON
 @click.pass_context
 def ingest_cmd(
-    ctx: click.Context, kind: Kind, model: str, file: Path, version: str | None, as_json: bool
+    ctx: click.Context,
+    kind: Kind,
+    model: str,
+    file: Path,
+    version: str | None,
+    partial_ok: bool,
+    as_json: bool,
 ) -> None:
-    """Validate and store events, labels or outcomes from a Parquet, CSV or JSON Lines file.
+    """Validate and store events, labels or outcomes from a Parquet, CSV or JSON Lines file
+    (each may be gzip or zstd compressed).
 
-    Bad rows go to quarantine with their reason; rows already stored are skipped.
+    Bad rows go to quarantine with their reason and the good ones are stored; rows already
+    stored are skipped. Exits 3 when rows were quarantined, unless --partial-ok.
     """
-    _ingest(ctx, kind, model, file, version, as_json)
+    _ingest(ctx, kind, model, file, version, as_json, partial_ok=partial_ok)
 
 
 @click.group()
@@ -116,13 +139,21 @@ def reference() -> None:
     is_flag=True,
     help="The reference has no label column (no performance to compare with).",
 )
+@PARTIAL_OK
 @JSON
 @click.pass_context
 def reference_set(
-    ctx: click.Context, model: str, file: Path, version: str | None, no_labels: bool, as_json: bool
+    ctx: click.Context,
+    model: str,
+    file: Path,
+    version: str | None,
+    no_labels: bool,
+    partial_ok: bool,
+    as_json: bool,
 ) -> None:
-    """Store the reference (training or validation) data for a model version."""
-    _ingest(ctx, "reference", model, file, version, as_json, labels=not no_labels)
+    """Store the reference (training or validation) data for a model version. Exits 3 when
+    rows were quarantined, unless --partial-ok."""
+    _ingest(ctx, "reference", model, file, version, as_json, not no_labels, partial_ok)
 
 
 @reference.command("fit")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import click
 
 from watchkeeper.cli.base import err, out
-from watchkeeper.config import load_config
+from watchkeeper.config import NAME_PATTERN, load_config
 from watchkeeper.windows import parse_time
 from watchkeeper.workspace import find_config
 
@@ -119,11 +120,18 @@ def keys_new(name: str, scopes: str) -> None:
         raise click.BadParameter(
             f"scopes are ingest, read, admin; not {unknown}", param_hint="--scopes"
         )
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise click.BadParameter(
+            f"{name!r}: a key's name is lowercase letters, digits and _, starting with a letter",
+            param_hint="--name",
+        )
     key, digest = new_key()
-    out.print(f"key (shown once; give it to the client): {key}", highlight=False)
+    out.print(f"key (shown once; give it to the client): {key}", highlight=False, markup=False)
     out.print("add to watchkeeper.yaml under server.api_keys:", highlight=False)
     out.print(
-        f"  - {{name: {name}, scopes: [{', '.join(wanted)}], sha256: {digest}}}", highlight=False
+        f"    - {{name: {name}, scopes: [{', '.join(wanted)}], sha256: {digest}}}",
+        highlight=False,
+        markup=False,  # [ingest] is YAML here, not terminal markup
     )
 
 

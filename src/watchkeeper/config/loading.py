@@ -5,7 +5,7 @@ structure is sound, the cross-field checks. Every mistake is reported, all toget
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,17 @@ def load_config(path: str | Path) -> Config:
     """Read and validate a config file; raises ConfigError naming every mistake."""
     source = Path(path)
     try:
-        text = source.read_text(encoding="utf-8")
+        raw = source.read_bytes()
     except OSError as exc:
         raise ConfigError([ConfigProblem("", f"cannot read {source}: {exc.strerror}")]) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        problem = ConfigProblem(
+            "", f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8", line
+        )
+        raise ConfigError([problem], str(source)) from None
     return parse_config(text, source=str(source), base_dir=source.resolve().parent)
 
 
@@ -37,7 +45,13 @@ def parse_config(text: str, source: str = "<config>", base_dir: Path | None = No
         problem = str(getattr(exc, "problem", None) or exc)
         raise ConfigError([ConfigProblem("", f"not valid YAML: {problem}", line)], source) from exc
     if data is None:
-        data = {}
+        raise ConfigError(
+            [ConfigProblem("", "the config is empty; `watchkeeper init` writes an example")],
+            source,
+        )
+    duplicates = list(_duplicate_keys(node))
+    if duplicates:
+        raise ConfigError(duplicates, source)
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem("", "the top level must be a mapping")], source)
     data = {**data, "base_dir": base_dir or Path(".")}
@@ -52,6 +66,27 @@ def parse_config(text: str, source: str = "<config>", base_dir: Path | None = No
     if problems:
         raise ConfigError(problems, source)
     return config
+
+
+def _duplicate_keys(node: yaml.Node | None, path: str = "") -> Iterator[ConfigProblem]:
+    """Keys given twice in one mapping (YAML keeps the last silently)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            here = f"{path}.{name}" if path else name
+            if name in seen:
+                yield ConfigProblem(
+                    here,
+                    f"a duplicate key (first on line {seen[name]}); YAML would keep only the last",
+                    key.start_mark.line + 1,
+                )
+            else:
+                seen[name] = key.start_mark.line + 1
+            yield from _duplicate_keys(value, here)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _duplicate_keys(item, f"{path}[{i}]")
 
 
 def _format_loc(loc: Sequence[int | str]) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -29,6 +30,21 @@ FeatureKind = Literal["numeric", "categorical", "boolean"]
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than zero, such as 1m or 1h")
+    return value
+
+
+# A window, an interval or a timeout: zero would divide by zero or tick back to back.
+PositiveDuration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    AfterValidator(_positive),
     PlainSerializer(format_duration, return_type=str),
 ]
 
@@ -74,7 +90,7 @@ class FeatureConfig(_Frozen):
 
 
 class MonitoringConfig(_Frozen):
-    window: Duration = timedelta(hours=1)
+    window: PositiveDuration = timedelta(hours=1)
     min_rows: int = Field(default=100, ge=1)  # fewer rows: drift is insufficient_data
     min_labels: int = Field(default=100, ge=1)  # fewer labelled events: performance is too
     ranking_k: int = Field(default=10, ge=1)  # the cut-off of precision@k and NDCG@k
@@ -143,19 +159,12 @@ class TimesConfig(_Frozen):
     run can compute)."""
 
     earliest: datetime = datetime(1970, 1, 1, tzinfo=UTC)
-    ahead: Duration = timedelta(days=1)  # how far past the ingest clock a time may lie
+    ahead: PositiveDuration = timedelta(days=30)  # how far past the ingest clock a time may lie
 
     @field_validator("earliest")
     @classmethod
     def _zoned(cls, value: datetime) -> datetime:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-    @field_validator("ahead")
-    @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be positive, such as 1d")
-        return value
 
 
 class ModelConfig(_Frozen):
@@ -208,7 +217,7 @@ class BaselineConfig(_Frozen):
     # without the highest and lowest tenth (robust to a past incident, steady on few values).
     method: Literal["mean_std", "median_mad", "trimmed_mean_std"] = "median_mad"
     k: float = Field(default=3.0, gt=0)  # how many spreads away counts as unusual
-    seasonal: Duration | None = None  # e.g. 1d: compare with the same hour of earlier days
+    seasonal: PositiveDuration | None = None  # e.g. 1d: compare with the same hour of earlier days
     min_history: int = Field(default=5, ge=2)  # fewer past values: the condition cannot hold
     # Also at least this relative change from the usual level (0.5: half as much again), so
     # a flat series' tiny spread does not turn a trivial change into a page.
@@ -258,7 +267,7 @@ class RuleConfig(_Frozen):
     severity: Severity = "ticket"
     owner: str = "model"  # data, model, infrastructure, business, or a team
     description: str = ""
-    window: Duration | None = None  # the windows evaluated (default: each model's window)
+    window: PositiveDuration | None = None  # the windows evaluated (default: each model's window)
     conditions: tuple[ConditionConfig, ...] = Field(min_length=1)
     require: Literal["all", "any"] | int = "all"
     escalate: EscalationConfig | None = None
@@ -295,7 +304,7 @@ class ReceiverConfig(_Frozen):
     type: Literal["webhook", "slack", "alertmanager", "log"]
     url: str | None = None
     match: Mapping[str, str] = {}  # label patterns an alert must match to be sent here
-    timeout: Duration = timedelta(seconds=10)
+    timeout: PositiveDuration = timedelta(seconds=10)
 
 
 class AlertingConfig(_Frozen):
@@ -332,7 +341,7 @@ class ServerConfig(_Frozen):
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     # How often the scheduler runs every model (closed and dirty windows, alerts, delivery);
     # null: never (runs come from the CLI or the API).
-    schedule_every: Duration | None = timedelta(minutes=1)
+    schedule_every: PositiveDuration | None = timedelta(minutes=1)
     group_commit_rows: int = Field(default=200_000, ge=1)  # rows per group commit, at most
     api_keys: tuple[ApiKeyConfig, ...] = ()
     prometheus: PrometheusConfig = PrometheusConfig()
@@ -385,6 +394,7 @@ __all__ = [
     "MonitoringConfig",
     "OutcomeColumnsConfig",
     "OutcomeConfig",
+    "PositiveDuration",
     "PrometheusConfig",
     "ReceiverConfig",
     "RuleConfig",

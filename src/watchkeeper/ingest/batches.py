@@ -96,6 +96,9 @@ class BatchRun:
         return positions, bad
 
     def _note_columns(self, checked: Validated) -> None:
+        for name in checked.absent_required:
+            if name not in self.result.absent_required:
+                self.result.absent_required.append(name)
         for name in checked.missing_columns:
             if name not in self.result.missing_columns:
                 self.result.missing_columns.append(name)
@@ -307,6 +310,7 @@ class BatchRun:
         keep = [i for i, fp in enumerate(prints) if fp not in known]
         for i in range(len(rows)):
             self.result.quarantined[rows[i][1]] += 1
+            self.result.examples.setdefault(rows[i][1], rows[i][2])
         if not keep:
             return
         n = len(keep)

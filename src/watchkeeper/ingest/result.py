@@ -27,6 +27,8 @@ class IngestResult:
     quarantined: Counter[str] = field(default_factory=Counter)
     missing_columns: list[str] = field(default_factory=list)
     unexpected_columns: list[str] = field(default_factory=list)
+    absent_required: list[str] = field(default_factory=list)  # every row quarantined for them
+    examples: dict[str, str] = field(default_factory=dict)  # reason -> its first row's detail
 
     @property
     def quarantined_total(self) -> int:
@@ -44,6 +46,13 @@ class IngestResult:
         parts.append(quarantined)
         line = f"{self.kind} for {self.model}: {self.rows:,} rows read; " + ", ".join(parts)
         notes = []
+        if self.absent_required:
+            notes.append(
+                "required columns missing, so every row was quarantined: "
+                + ", ".join(self.absent_required)
+            )
+        for reason, detail in sorted(self.examples.items()):
+            notes.append(f"  {reason}, for example: {detail}")
         if self.missing_columns:
             notes.append(f"columns missing, stored as null: {', '.join(self.missing_columns)}")
         if self.unexpected_columns:
@@ -65,6 +74,8 @@ class IngestResult:
             "quarantined": dict(self.quarantined),
             "missing_columns": list(self.missing_columns),
             "unexpected_columns": list(self.unexpected_columns),
+            "absent_required": list(self.absent_required),
+            "examples": dict(self.examples),
         }
 
 

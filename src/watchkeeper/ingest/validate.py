@@ -89,6 +89,7 @@ class Validated:
     problems: Problems
     missing_columns: tuple[str, ...]  # optional columns absent from the input, filled with nulls
     unexpected_columns: tuple[str, ...]  # input columns the schema does not declare
+    absent_required: tuple[str, ...] = ()  # required columns absent: every row quarantined
 
 
 # A failed request (status not ok) has no model output: its missing score or prediction is
@@ -118,11 +119,13 @@ def validate(
     failed = failed_requests(batch, spec)
     arrays: dict[str, pa.Array] = {}
     missing: list[str] = []
+    absent: list[str] = []
     for col in spec.columns:
         source = col.input_name
         if source not in present:
             if col.must_exist:
                 problems.add_all(MISSING_COLUMN, f"{source}: column is missing")
+                absent.append(source)
             elif not source.startswith("wk_"):
                 missing.append(source)
             arrays[col.name] = pa.nulls(n, ARROW_TYPES[col.dtype])
@@ -140,7 +143,7 @@ def validate(
     table = pa.table(arrays)
     if bad.any():
         table = table.filter(pa.array(~bad))
-    return Validated(table, good_rows, problems, tuple(missing), unexpected)
+    return Validated(table, good_rows, problems, tuple(missing), unexpected, tuple(absent))
 
 
 def raw_rows(batch: pa.RecordBatch | pa.Table, rows: list[int]) -> list[str]:

@@ -42,6 +42,8 @@ class IngestResponse(BaseModel):
     quarantined: dict[str, int] = Field(description="rows refused, by reason code")
     missing_columns: list[str]
     unexpected_columns: list[str]
+    absent_required: list[str] = []  # required columns absent: every row quarantined
+    examples: dict[str, str] = {}  # one quarantined row's detail per reason
 
 
 class ModelInfo(BaseModel):

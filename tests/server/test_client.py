@@ -90,3 +90,39 @@ def test_the_direct_logger_writes_to_the_store(tmp_path: Path) -> None:
         logger.log_label("e3", 1)
         logger.close()
         assert ws.count("fraud", "events") == 70 and ws.count("fraud", "labels") == 1
+
+
+def test_the_logger_counts_and_warns_about_quarantined_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = config(tmp_path)
+    port = free_port()
+    with serving(cfg, port):
+        logger = Logger(f"http://127.0.0.1:{port}", "fraud", flush_interval=0.05)
+        logger.log_prediction(event(1))
+        logger.log_prediction(event(2, amount=-5.0))
+        logger.log_prediction({k: v for k, v in event(3).items() if k != "score"})
+        assert logger.flush(timeout=20)
+        logger.close()
+    assert logger.stats.sent == 3 and logger.stats.quarantined == 2
+    assert logger.stats.reasons == {"out_of_range": 1, "null_in_required": 1}
+    assert "quarantined 2 of 3 events" in caplog.text and "amount: outside" in caplog.text
+
+
+def test_the_readme_example_is_stored_under_the_example_config(tmp_path: Path) -> None:
+    import ast
+    import re
+
+    from watchkeeper.config import EXAMPLE_CONFIG
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    found = re.search(r"log\.log_prediction\((\{.*?\})\)", readme, re.S)
+    assert found, "the README shows log.log_prediction"
+    row = ast.literal_eval(found.group(1))
+    cfg = parse_config(EXAMPLE_CONFIG, base_dir=tmp_path)
+    with watchkeeper.open(cfg, clock=Clock(NOW)) as ws:
+        logger = DirectLogger(ws, "fraud")
+        logger.log_prediction(row)
+        logger.close()
+        assert logger.stats.quarantined == 0, ws.quarantine("fraud").to_pylist()
+        assert ws.count("fraud", "events") == 1

@@ -13,6 +13,7 @@ retry of a batch the server did commit is stored once. ``close`` (also at exit) 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gzip
 import json
 import logging
@@ -21,7 +22,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -67,7 +68,35 @@ class Stats:
     sent: int = 0  # rows the server acknowledged
     dropped: int = 0  # rows refused because the queue was full
     rejected: int = 0  # rows in batches the server refused as bad input (4xx)
+    quarantined: int = 0  # rows of acknowledged batches the server quarantined as bad rows
     retries: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)  # quarantined rows per reason
+
+
+def _count_quarantined(stats: Stats, kind: str, answer: Mapping[str, Any]) -> None:
+    """Add an ingest answer's quarantined rows to ``stats``, with a warning naming the
+    reasons (a serving team must learn that its rows are refused)."""
+    found = {str(k): int(v) for k, v in (answer.get("quarantined") or {}).items()}
+    total = sum(found.values())
+    if not total:
+        return
+    stats.quarantined += total
+    for reason, n in found.items():
+        stats.reasons[reason] = stats.reasons.get(reason, 0) + n
+    examples = answer.get("examples") or {}
+    said = "; ".join(
+        f"{reason}: {n}" + (f" (e.g. {examples[reason]})" if reason in examples else "")
+        for reason, n in sorted(found.items())
+    )
+    missing = answer.get("absent_required") or []
+    log.warning(
+        "watchkeeper quarantined %d of %d %s: %s%s",
+        total,
+        int(answer.get("rows") or total),
+        kind,
+        said,
+        f"; required columns missing: {', '.join(missing)}" if missing else "",
+    )
 
 
 def _json_default(value: Any) -> Any:
@@ -207,7 +236,7 @@ class Logger(_Rows):
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                answer.read()
+                said = answer.read()
         except urllib.error.HTTPError as exc:
             if 400 <= exc.code < 500 and exc.code not in (408, 429):
                 self.stats.rejected += len(rows)
@@ -217,6 +246,9 @@ class Logger(_Rows):
         except (OSError, urllib.error.URLError):
             return False
         self.stats.sent += len(rows)
+        # An answer that is not the ingest summary has nothing more to count.
+        with contextlib.suppress(ValueError, AttributeError):
+            _count_quarantined(self.stats, kind, json.loads(said))
         return True
 
 
@@ -247,8 +279,9 @@ class DirectLogger(_Rows):
     def _write(self, kind: str) -> None:
         rows, self._rows[kind] = self._rows[kind], []
         if rows:
-            self.ws.ingest(kind, self.model, rows)
+            result = self.ws.ingest(kind, self.model, rows)
             self.stats.sent += len(rows)
+            _count_quarantined(self.stats, kind, result.to_dict())
 
     def flush(self, timeout: float = 0.0) -> bool:
         for kind in KINDS:

@@ -233,3 +233,43 @@ def test_triage_and_report_from_the_command_line(tmp_path: Path) -> None:
     assert "model health report" in (tmp_path / "out.html").read_text()
     bad = run(tmp_path, "triage", "-m", "fraud", "--metric", "nonsense")
     assert bad.returncode != 0 and "no 'nonsense' metric" in bad.stderr
+
+
+def test_the_cli_beside_a_running_server_names_it(tmp_path: Path) -> None:
+    import time
+    import urllib.request
+
+    from tests.helpers import free_port
+
+    (tmp_path / "watchkeeper.yaml").write_text(MODEL_YAML)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "WATCHKEEPER_CONFIG"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "watchkeeper.cli", "serve", "--port", str(port), "--no-schedule"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
+                time.sleep(0.3)
+        listed = run(tmp_path, "alerts", "list")
+        assert listed.returncode != 0
+        said = listed.stderr.strip()
+        assert f"held by `watchkeeper serve` at http://127.0.0.1:{port}" in said, said
+        assert "Traceback" not in said and len(said.splitlines()) == 1, said
+        second = run(tmp_path, "serve", "--port", str(free_port()), "--no-schedule")
+        assert second.returncode != 0 and "held by `watchkeeper serve`" in second.stderr
+        assert "Application startup failed" not in second.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert not (tmp_path / "store.duckdb.server.json").exists()
+    assert run(tmp_path, "alerts", "list").returncode == 0  # the store is free again

@@ -20,9 +20,10 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from watchkeeper.config import CONFIG_FILENAME
-from watchkeeper.errors import WatchkeeperError
+from watchkeeper.config import CONFIG_FILENAME, load_config
+from watchkeeper.errors import StoreError, WatchkeeperError
 from watchkeeper.monitor import Cycle
+from watchkeeper.store.holder import explain_lock, is_locked
 from watchkeeper.windows import parse_duration, parse_time
 from watchkeeper.workspace import Workspace, find_config
 
@@ -95,15 +96,28 @@ def workspace(ctx: click.Context, now: str | None = None) -> Iterator[Workspace]
     """The workspace of the config given with --config (or found the usual way); with
     ``now`` its clock stands still at that time (replaying history, tests)."""
     config = find_config(ctx.obj["config"])
-    if now is None:
-        with Workspace.open(config) as ws:
-            yield ws
-        return
+    clock = None
+    if now is not None:
+        try:
+            frozen = parse_time(now)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--now") from None
+        clock = lambda: frozen  # noqa: E731 - a clock that stands still
+    with open_workspace(config, clock) as ws:
+        yield ws
+
+
+@contextmanager
+def open_workspace(config: Any, clock: Callable[[], datetime] | None = None) -> Iterator[Workspace]:
+    """The workspace, or one line saying who holds the store (a running `serve`)."""
+    loaded = load_config(config) if isinstance(config, str | Path) else config
     try:
-        frozen = parse_time(now)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--now") from None
-    with Workspace.open(config, clock=lambda: frozen) as ws:
+        ws = Workspace.open(loaded, clock=clock) if clock else Workspace.open(loaded)
+    except StoreError as exc:
+        if is_locked(exc):
+            raise explain_lock(loaded.engine_url(), exc) from None
+        raise
+    with ws:
         yield ws
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import click
 
-from watchkeeper.cli.base import err, out
+from watchkeeper.cli.base import err, open_workspace, out
 from watchkeeper.config import NAME_PATTERN, load_config
+from watchkeeper.store.holder import holding
 from watchkeeper.windows import parse_time
 from watchkeeper.workspace import find_config
 
@@ -51,9 +52,13 @@ def serve(
             highlight=False,
         )
     frozen = parse_time(now) if now else None
+    with open_workspace(config):
+        pass  # the store is free (else: one line naming who holds it, before any startup)
     app = create_app(config, clock=(lambda: frozen) if frozen else None, schedule=not no_schedule)
-    err.print(f"watchkeeper serving on http://{bind}:{listen} (API docs at /docs)", highlight=False)
-    uvicorn.run(app, host=bind, port=listen, log_level="warning", access_log=False)
+    url = f"http://{'127.0.0.1' if bind in ('0.0.0.0', '::') else bind}:{listen}"
+    err.print(f"watchkeeper serving on {url} (API docs at /docs)", highlight=False)
+    with holding(config.engine_url(), url):
+        uvicorn.run(app, host=bind, port=listen, log_level="warning", access_log=False)
 
 
 @click.group()

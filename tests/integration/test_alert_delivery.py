@@ -82,6 +82,8 @@ def alertmanager(tmp_path: Path) -> Iterator[tuple[str, Hook]]:
     config = tmp_path / "alertmanager.yml"
     config.write_text(
         f"""\
+global:
+  resolve_timeout: 3s  # short, so an alert that is not re-sent resolves within a test
 route:
   receiver: fallback
   group_by: [alertname, model]
@@ -184,6 +186,44 @@ def test_a_page_reaches_the_receiver_through_alertmanager_and_resolves(
         assert ws.deliver_notifications().delivered == 1
         resolved = hook.wait_for(lambda b: b["status"] == "resolved")[0]
         assert resolved["alerts"][0]["labels"]["alertname"] == "error_rate"
+
+
+def test_a_firing_page_is_re_sent_so_alertmanager_keeps_it_active(
+    tmp_path: Path, alertmanager: tuple[str, Hook]
+) -> None:
+    """Alertmanager resolves an alert a client stops sending after its resolve_timeout
+    (3 s here): a page that still fires here is sent again every resend_every (1 s)."""
+    import json
+    import urllib.request
+
+    url, hook = alertmanager
+    t0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 6 * HOUR
+    clock = Clock(t0 + 3 * HOUR)
+    yaml = YAML.format(url=url) + "  resend_every: 1s\n"
+    with watchkeeper.open(parse_config(yaml, base_dir=tmp_path), clock=clock) as ws:
+        write_series(ws, "fraud", "error_rate", "", [0.01, 0.3, 0.3], start=_hours(t0))
+        ws.evaluate_alerts("fraud")
+        assert ws.deliver_notifications().delivered == 1
+        hook.wait_for(lambda b: b["status"] == "firing")
+        sent = 1
+        ends = time.monotonic() + 8
+        while time.monotonic() < ends:
+            time.sleep(0.5)
+            clock.now = t0 + 3 * HOUR + timedelta(seconds=time.monotonic() - ends + 8)
+            sent += ws.deliver_notifications().delivered
+        assert sent >= 5, sent  # about one a second, not one for each delivery call
+        with urllib.request.urlopen(f"{url}/api/v2/alerts?active=true", timeout=5) as answer:
+            active = json.loads(answer.read())
+        assert [a["labels"]["alertname"] for a in active] == ["error_rate"], active
+        assert not [b for _, b in hook.received if b["status"] == "resolved"]
+        # Resolved here: one resolution with its endsAt, and no refresh re-opens it.
+        write_series(ws, "fraud", "error_rate", "", [0.01], start=_hours(t0) + 3)
+        clock.now = t0 + 4 * HOUR
+        assert [e.kind for e in ws.evaluate_alerts("fraud").events] == ["resolved"]
+        ws.deliver_notifications()
+        hook.wait_for(lambda b: b["status"] == "resolved")
+        clock.now += timedelta(minutes=5)
+        assert ws.deliver_notifications().delivered == 0
 
 
 def _hours(t: datetime) -> int:

@@ -137,9 +137,73 @@ def reconcile(
             changed.append({**row, "resolved_notified": True})
     latest = {r["alert_id"]: r for r in changed}
     replace_episodes(store, list(latest.values()))
-    if notes:
-        store.insert(OUTBOX, shared_rows(OUTBOX, notes))
+    resolved = [r["alert_id"] for r in rows if r["state"] != "firing"]
+    if resolved:  # a refresh still queued must not re-open what has resolved
+        store.delete(
+            OUTBOX,
+            lambda t: t.alert_id.isin(resolved) & (t.kind == REFRESH) & t.delivered_at.isnull(),
+        )
+    sent = [
+        r
+        for r in rows
+        if r["state"] == "firing"
+        and r["alert_id"] not in muted
+        and r["notified_severity"] == r["severity"]
+        and r["alert_id"] not in {n["alert_id"] for n in notes}
+    ]
+    refresh = refreshes(store, alerting, sent, now)
+    if refresh:
+        ids = [n["notification_id"] for n in refresh]
+        store.delete(OUTBOX, lambda t: t.notification_id.isin(ids))
+    if notes or refresh:
+        store.insert(OUTBOX, shared_rows(OUTBOX, notes + refresh))
     return muted, len(notes)
+
+
+REFRESH = "refresh"
+
+
+def refreshes(
+    store: Store, alerting: AlertingConfig, rows: list[dict[str, Any]], now: datetime
+) -> list[dict[str, Any]]:
+    """Alertmanager expects a client to keep sending the alerts that are active, and
+    resolves one it has not heard of for its ``resolve_timeout``: each firing alert sent
+    to an Alertmanager receiver is sent again once ``resend_every`` has passed since it
+    last was (one row per alert and receiver, replaced each time)."""
+    managers = [r for r in alerting.receivers if r.type == "alertmanager"]
+    if not rows or not managers:
+        return []
+    t = store.table(OUTBOX)
+    ids = [r["alert_id"] for r in rows]
+    found = store.execute(
+        t.filter(t.alert_id.isin(ids))
+        .group_by(["alert_id", "receiver"])
+        .aggregate(last=t.created_at.max(), pending=(t.delivered_at.isnull() & ~t.gave_up).any())
+    ).to_pylist()
+    last = {(f["alert_id"], f["receiver"]): f for f in found}
+    out = []
+    for row in rows:
+        labels = alert_labels(row)
+        for receiver in managers:
+            if not matches_all(receiver.match, labels):
+                continue
+            seen = last.get((row["alert_id"], receiver.name))
+            if seen is None or seen["pending"] or now - seen["last"] < alerting.resend_every:
+                continue  # never sent here (muted when it fired), on its way, or recent
+            out.append(
+                {
+                    "notification_id": f"{REFRESH}-{row['alert_id']}-{receiver.name}",
+                    "receiver": receiver.name,
+                    "alert_id": row["alert_id"],
+                    "kind": REFRESH,
+                    "payload": json.dumps(payload(receiver, alerting, row, "firing", now)),
+                    "created_at": now,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "gave_up": False,
+                }
+            )
+    return out
 
 
 def notifications(

@@ -313,6 +313,9 @@ class AlertingConfig(_Frozen):
     receivers: tuple[ReceiverConfig, ...] = ()
     dashboard_url: str = "http://127.0.0.1:8765"  # link targets in alerts' evidence
     max_attempts: int = Field(default=20, ge=1)  # delivery attempts before giving up
+    # Firing alerts are sent to Alertmanager again this often: below its resolve_timeout
+    # (5m by default), which resolves an alert a client has stopped sending.
+    resend_every: PositiveDuration = timedelta(minutes=1)
 
 
 Scope = Literal["ingest", "read", "admin"]

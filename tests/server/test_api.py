@@ -354,3 +354,51 @@ alerting:
         service.scheduler.tick()  # a late event: its window is recomputed, not added to
         assert state(c) == (121, 1)
         assert service.scheduler.errors == 0
+
+
+def test_the_api_takes_a_key_from_headers_not_from_a_cookie(tmp_path: Path, clock: Clock) -> None:
+    admin_key, admin_hash = new_key()
+    yaml = (
+        MODEL_YAML
+        + SERVER
+        + f"  api_keys:\n    - {{name: ops, scopes: [admin], sha256: {admin_hash}}}\n"
+    )
+    config = with_reference(parse_config(yaml, base_dir=tmp_path))
+    with TestClient(create_app(config, clock=clock), base_url="http://testserver") as c:
+        url = "/api/v1/models/fraud/events"
+        body = json.dumps(events(2)).encode()
+        # A page of another site makes the browser send the cookie: it is not a key.
+        c.cookies.set("wk_session", admin_key)
+        forged = c.post(url, content=body, headers={"Origin": "http://evil.example"})
+        assert forged.status_code == 403 and "evil.example" in forged.json()["error"]["message"]
+        assert (
+            c.post(url, content=body, headers={"Content-Type": "application/json"}).status_code
+            == 401
+        )
+        c.cookies.clear()
+        # Signing in sets an HttpOnly session cookie and a CSRF token beside it.
+        wrong = c.post("/login", data={"key": "nope"}, follow_redirects=False)
+        assert wrong.status_code == 401 and "not valid" in wrong.text
+        signed = c.post("/login", data={"key": admin_key}, follow_redirects=False)
+        assert signed.status_code == 303
+        cookies = signed.headers.get_list("set-cookie")
+        session = next(x for x in cookies if x.startswith("wk_session="))
+        assert "HttpOnly" in session and "SameSite=strict" in session
+        token = signed.cookies["wk_csrf"]
+        assert c.get("/").status_code == 200  # the dashboard's pages take the cookie
+        json_type = {"Content-Type": "application/json"}
+        assert c.post(url, content=body, headers=json_type).status_code == 401
+        own = c.post(
+            url,
+            content=body,
+            headers={**json_type, "X-CSRF-Token": token, "Origin": "http://testserver"},
+        )
+        assert own.status_code == 200, own.text
+        bad_token = c.post(url, content=body, headers={**json_type, "X-CSRF-Token": "x"})
+        assert bad_token.status_code == 401
+        # Clients that are not browsers send no Origin and a header key, as before.
+        c.cookies.clear()
+        assert (
+            c.post(url, json=events(2, start=5), headers={"X-API-Key": admin_key}).status_code
+            == 200
+        )

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from watchkeeper.config import Config
 from watchkeeper.errors import WatchkeeperError
 from watchkeeper.server import api_alerts, api_ingest, api_reads, api_service, dashboard
+from watchkeeper.server.auth import same_origin
 from watchkeeper.server.http import ApiError, error_response
 from watchkeeper.server.models import ErrorResponse
 from watchkeeper.server.service import Service
@@ -64,6 +65,14 @@ def create_app(
         if "\x00" in request.url.path or "%00" in str(request.url.query):
             where = "path" if "\x00" in request.url.path else "query"
             return error_response(400, f"the {where} holds a NUL character (%00)", where)
+        # A browser's state-changing request from another site's page is refused whatever
+        # it carries (the API is on loopback without keys, or a session cookie is sent).
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not same_origin(
+            request.headers, request.url.scheme
+        ):
+            return error_response(
+                403, f"a request from {request.headers.get('origin')} is not allowed", "origin"
+            )
         return await call_next(request)
 
     @app.exception_handler(ApiError)

@@ -85,11 +85,37 @@ def check(keys: Sequence[Key], presented: str | None, scope: str) -> str | None:
 
 
 def presented_key(
-    headers: Mapping[str, str], cookies: Mapping[str, str] | None = None
+    headers: Mapping[str, str],
+    cookies: Mapping[str, str] | None = None,
+    allow_cookie: bool = False,
 ) -> str | None:
-    """The key of a request: the Authorization or X-API-Key header, or the dashboard's
-    cookie."""
+    """The key of a request: the Authorization or X-API-Key header; the dashboard's session
+    cookie only where ``allow_cookie`` (its pages, and its own calls that carry the CSRF
+    token), so a cookie alone never authenticates an API call a foreign page makes."""
     auth = headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip() or None
-    return headers.get("x-api-key") or (cookies or {}).get("wk_key") or None
+    if headers.get("x-api-key"):
+        return headers["x-api-key"]
+    return (cookies or {}).get(SESSION_COOKIE) or None if allow_cookie else None
+
+
+SESSION_COOKIE = "wk_session"  # HttpOnly: the key, out of reach of the page's scripts
+CSRF_COOKIE = "wk_csrf"  # readable by the dashboard's script, which echoes it in a header
+CSRF_HEADER = "x-csrf-token"
+
+
+def csrf_ok(headers: Mapping[str, str], cookies: Mapping[str, str]) -> bool:
+    """The double-submit check: the header equals the cookie only on the dashboard's own
+    pages, since a foreign page can neither read the cookie nor set the header cross-site."""
+    token, cookie = headers.get(CSRF_HEADER, ""), cookies.get(CSRF_COOKIE, "")
+    return bool(token) and bool(cookie) and hmac.compare_digest(token, cookie)
+
+
+def same_origin(headers: Mapping[str, str], scheme: str) -> bool:
+    """Whether a browser's request comes from a page of this server (no Origin: not a
+    browser's cross-site request, as from the SDK, curl or Prometheus)."""
+    origin = headers.get("origin")
+    if origin is None:
+        return True
+    return origin == f"{scheme}://{headers.get('host', '')}"

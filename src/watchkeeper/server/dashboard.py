@@ -6,12 +6,16 @@ reader workspace), never the store.
 
 from __future__ import annotations
 
+import html
+import secrets
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from watchkeeper.server.auth import CSRF_COOKIE, SESSION_COOKIE, Denied, check
 from watchkeeper.server.http import ApiError
 from watchkeeper.server.pages.alerts import AlertsPage
 from watchkeeper.server.pages.drift import DriftPage
@@ -28,13 +32,16 @@ def _asset(name: str) -> bytes:
     return resources.files("watchkeeper.server").joinpath("static", name).read_bytes()
 
 
-def login_page() -> str:
+def login_page(said: str = "") -> str:
     return """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>watchkeeper</title>
 <link rel="stylesheet" href="/assets/dashboard.css"><link rel="icon" href="data:,">
 </head><body><main><h1>Sign in</h1>
-<form id="login"><label>API key with the read scope <input type="password" name="key"></label>
-<button type="submit">open the dashboard</button></form>
-<script src="/assets/login.js"></script></main></body></html>"""
+<form method="post" action="/login"><label>API key with the read scope
+<input type="password" name="key" autocomplete="off"></label>
+<button type="submit">open the dashboard</button></form>{said}
+</main></body></html>""".replace(
+        "{said}", f'<p class="error">{html.escape(said)}</p>' if said else ""
+    )
 
 
 def mount(app: FastAPI, service: Any) -> None:
@@ -88,11 +95,31 @@ def mount(app: FastAPI, service: Any) -> None:
     def login() -> Response:
         return HTMLResponse(login_page())
 
+    @app.post("/login", include_in_schema=False)
+    async def sign_in(request: Request) -> Response:
+        """Check the key, then keep it in an HttpOnly cookie (no script can read it) with a
+        CSRF token beside it that the dashboard's own script echoes in a header."""
+        body = (await request.body())[:4096].decode("utf-8", "replace")
+        key = (parse_qs(body).get("key") or [""])[0].strip()
+        try:
+            check(service.keys, key, "read")
+        except Denied as exc:
+            return HTMLResponse(login_page(exc.message), status_code=exc.status)
+        answer = RedirectResponse("/", status_code=303)
+        secure = request.url.scheme == "https"
+        answer.set_cookie(
+            SESSION_COOKIE, key, httponly=True, samesite="strict", secure=secure, path="/"
+        )
+        answer.set_cookie(
+            CSRF_COOKIE, secrets.token_urlsafe(24), samesite="strict", secure=secure, path="/"
+        )
+        return answer
+
     types = {"js": "text/javascript", "css": "text/css"}
 
     @app.get("/assets/{name}", include_in_schema=False)
     def asset(name: str) -> Response:
-        if name not in ("charts.js", "dashboard.css", "login.js"):
+        if name not in ("charts.js", "dashboard.css"):
             return Response(status_code=404)
         return Response(
             _asset(name),

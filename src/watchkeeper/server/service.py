@@ -12,7 +12,7 @@ from fastapi import Request
 from prometheus_client import CollectorRegistry
 
 from watchkeeper.config import Config
-from watchkeeper.server.auth import Denied, check, load_keys, presented_key
+from watchkeeper.server.auth import Denied, check, csrf_ok, load_keys, presented_key
 from watchkeeper.server.exporter import StoreCollector
 from watchkeeper.server.http import ApiError
 from watchkeeper.server.scheduler import Scheduler
@@ -76,8 +76,12 @@ class Service:
         }
 
     def authorize(self, request: Request, scope: str) -> None:
+        # The session cookie counts for the dashboard's pages, and for the API only with
+        # the CSRF token the dashboard's script sends beside it.
+        page = not request.url.path.startswith(("/api/", "/metrics"))
+        allow = page or csrf_ok(request.headers, request.cookies)
         try:
-            check(self.keys, presented_key(request.headers, request.cookies), scope)
+            check(self.keys, presented_key(request.headers, request.cookies, allow), scope)
         except Denied as exc:
             raise ApiError(exc.status, exc.message, "authorization") from None
 

@@ -122,8 +122,12 @@
         ev.preventDefault();
         var body = {};
         new FormData(form).forEach(function (v, k) { body[k] = v; });
+        // The session cookie counts for the API only beside this token (read from its
+        // cookie, which a page of another site cannot read).
+        var csrf = (document.cookie.match(/(?:^|; )wk_csrf=([^;]*)/) || [])[1] || "";
         fetch(form.getAttribute("data-api"), {
-          method: "POST", headers: { "Content-Type": "application/json" },
+          method: "POST",
+          headers: { "Content-Type": "application/json", "X-CSRF-Token": decodeURIComponent(csrf) },
           credentials: "same-origin", body: JSON.stringify(body)
         }).then(function (r) {
           if (!r.ok) { return r.json().then(function (e) { throw new Error(e.error.message); }); }

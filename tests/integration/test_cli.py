@@ -273,3 +273,16 @@ def test_the_cli_beside_a_running_server_names_it(tmp_path: Path) -> None:
         server.wait(timeout=30)
     assert not (tmp_path / "store.duckdb.server.json").exists()
     assert run(tmp_path, "alerts", "list").returncode == 0  # the store is free again
+
+
+def test_a_report_after_a_daily_run_reports_the_daily_windows(tmp_path: Path) -> None:
+    from tests.helpers import TRIAGE_YAML, simulate
+
+    ws, _ = simulate(tmp_path, "none")  # daily windows only
+    ws.close()
+    hourly = TRIAGE_YAML.replace("monitoring: {window: 1d,", "monitoring: {window: 1h,")
+    assert hourly != TRIAGE_YAML
+    (tmp_path / "watchkeeper.yaml").write_text(hourly)
+    written = run(tmp_path, "report", "-m", "fraud", "-o", "out.html")
+    assert written.returncode == 0, written.stderr
+    assert "model health report" in (tmp_path / "out.html").read_text()

@@ -79,6 +79,9 @@ def build(
     size = model.monitoring.window
     reader = ws.metrics_table
     newest = reader.newest(model.name, size=size)
+    if newest is None and (computed := reader.newest_size(model.name)) is not None:
+        size = computed  # runs were of another window (`run --window 1d`): report on those
+        newest = reader.newest(model.name, size=size)
     if newest is None:
         raise TriageError(f"{model.name} has no metrics yet: run it before reporting")
     end = min(until, newest) if until else newest

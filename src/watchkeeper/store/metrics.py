@@ -116,6 +116,18 @@ class MetricsTable:
         found = self.store.execute(expr.aggregate(at=expr.window_start.max()))["at"][0].as_py()
         return found if isinstance(found, datetime) else None
 
+    def newest_size(self, model: str) -> timedelta | None:
+        """The size of the windows computed most recently (a model run daily though its
+        config says hourly has daily windows only)."""
+        t = self._mine(model)
+        found = self.store.execute(
+            t.group_by(size=(t.window_end.epoch_seconds() - t.window_start.epoch_seconds()))
+            .aggregate(at=t.computed_at.max())
+            .order_by(ibis.desc("at"))
+            .limit(1)
+        ).to_pylist()
+        return timedelta(seconds=int(found[0]["size"])) if found else None
+
     def oldest(self, model: str, size: timedelta, since: datetime) -> datetime | None:
         expr = self._mine(model, size)
         expr = expr.filter(expr.window_start >= since)

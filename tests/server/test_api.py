@@ -402,3 +402,24 @@ def test_the_api_takes_a_key_from_headers_not_from_a_cookie(tmp_path: Path, cloc
             c.post(url, json=events(2, start=5), headers={"X-API-Key": admin_key}).status_code
             == 200
         )
+
+
+def test_a_stalled_body_is_answered_408_and_let_go(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    from tests.helpers import free_port, serving
+
+    config = parse_config(MODEL_YAML + SERVER + "  body_timeout: 1s\n", base_dir=tmp_path)
+    port = free_port()
+    with serving(config, port):
+        began = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(
+                b"POST /api/v1/models/fraud/events HTTP/1.1\r\nHost: x\r\n"
+                b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{"id"'
+            )
+            answer = s.recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 408"), answer
+        assert "stopped arriving" in answer
+        assert time.monotonic() - began < 8

@@ -58,7 +58,14 @@ def serve(
     url = f"http://{'127.0.0.1' if bind in ('0.0.0.0', '::') else bind}:{listen}"
     err.print(f"watchkeeper serving on {url} (API docs at /docs)", highlight=False)
     with holding(config.engine_url(), url):
-        uvicorn.run(app, host=bind, port=listen, log_level="warning", access_log=False)
+        uvicorn.run(
+            app,
+            host=bind,
+            port=listen,
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=int(config.server.idle_timeout.total_seconds()),
+        )
 
 
 @click.group()

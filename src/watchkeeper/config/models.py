@@ -342,6 +342,11 @@ class ServerConfig(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=1, le=65535)
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # A client that stops sending its body for this long is answered 408 and let go, so
+    # connections holding a partial request cannot pile up; idle keep-alive connections are
+    # closed after idle_timeout.
+    body_timeout: PositiveDuration = timedelta(seconds=30)
+    idle_timeout: PositiveDuration = timedelta(seconds=5)
     # How often the scheduler runs every model (closed and dirty windows, alerts, delivery);
     # null: never (runs come from the CLI or the API).
     schedule_every: PositiveDuration | None = timedelta(minutes=1)

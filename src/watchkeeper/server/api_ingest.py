@@ -57,7 +57,8 @@ def add(app: FastAPI, service: Service) -> None:
         service.authorize(request, "ingest")
         cfg = service.config.model(model)
         fmt = body_format(request.headers.get("content-type", "application/json"))
-        body = await read_body(request, service.config.server.max_body_bytes)
+        server = service.config.server
+        body = await read_body(request, server.max_body_bytes, server.body_timeout.total_seconds())
         source = open_bytes(body, fmt)
         future = service.writer.submit(cfg, kind, source, version)
         result = await asyncio.wrap_future(future)

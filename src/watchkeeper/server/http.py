@@ -3,6 +3,7 @@ error body, reading a request body within its limits, and query values that must
 
 from __future__ import annotations
 
+import asyncio
 import math
 import zlib
 from datetime import datetime
@@ -50,13 +51,24 @@ def body_format(content_type: str) -> str:
     )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, timeout: float = 30.0) -> bytes:
+    """The body, refused past ``limit`` bytes, or when the client sends nothing of it for
+    ``timeout`` seconds (408: a stalled body must not hold its connection forever)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"the body is larger than the limit of {limit:,} bytes", "body")
     chunks = []
     size = 0
-    async for chunk in request.stream():
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), timeout)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            raise ApiError(
+                408, f"the body stopped arriving for {timeout:g} s; send it whole", "body"
+            ) from None
         size += len(chunk)
         if size > limit:
             raise ApiError(413, f"the body is larger than the limit of {limit:,} bytes", "body")

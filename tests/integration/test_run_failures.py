@@ -97,3 +97,76 @@ def test_the_cycle_runs_evaluates_and_goes_on_past_a_failure(
     assert "went away" in done.failed["m"]
     with pytest.raises(StoreError):
         ws.cycle()
+
+
+CHILD_RUN = """
+import sys
+from datetime import datetime
+import watchkeeper
+from watchkeeper.config import parse_config
+config = parse_config(open(sys.argv[1]).read(), base_dir=__import__("pathlib").Path(sys.argv[2]))
+now = datetime.fromisoformat(sys.argv[3])
+with watchkeeper.open(config, clock=lambda: now) as ws:
+    print("started", flush=True)
+    ws.run("m")
+    print("done", flush=True)
+"""
+
+
+def _metrics(path: Path) -> list[tuple[Any, ...]]:
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(
+            'SELECT window_start::VARCHAR, metric, "column", segment_column, segment_value, '
+            "model_version, round(value, 9), sample_size FROM metrics ORDER BY ALL"
+        ).fetchall()
+
+
+def test_a_run_killed_midway_loses_nothing_and_doubles_nothing_after_restart(
+    tmp_path: Path,
+) -> None:
+    """kill -9 during a run over many windows; the rerun's metrics equal those of a run
+    that was never interrupted, each once."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    yaml = YAML.replace("window: 6h", "window: 1h")
+    (tmp_path / "watchkeeper.yaml").write_text(yaml)
+    (tmp_path / "child.py").write_text(CHILD_RUN)
+    now = T0 + timedelta(days=9)
+    with watchkeeper.open(parse_config(yaml, base_dir=tmp_path), clock=Clock(now)) as w:
+        w.set_reference("m", rows(3000, T0 - timedelta(days=30), 24, seed=1))
+        w.ingest_events("m", rows(24_000, T0, 24 * 8, seed=2))
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    shutil.copy(tmp_path / "store.duckdb", clean / "store.duckdb")
+    (clean / "watchkeeper.yaml").write_text(yaml)
+
+    def child(where: Path) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, str(tmp_path / "child.py"), str(where / "watchkeeper.yaml"),
+             str(where), now.isoformat()],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    whole = child(clean)
+    began = time.monotonic()
+    assert whole.communicate(timeout=600)[0].split() == ["started", "done"]
+    took = time.monotonic() - began
+    killed = child(tmp_path)
+    assert killed.stdout is not None and killed.stdout.readline().strip() == "started"
+    time.sleep(max(took * 0.4, 1.0))
+    assert killed.poll() is None, "the run ended before it could be killed"
+    killed.kill()  # SIGKILL: no cleanup of any kind
+    killed.wait()
+    killed.stdout.close()
+    again = child(tmp_path)
+    assert again.communicate(timeout=600)[0].split() == ["started", "done"]
+    after, expected = _metrics(tmp_path / "store.duckdb"), _metrics(clean / "store.duckdb")
+    assert len(after) == len(set(after)), "a metric row stored twice"
+    keys = [r[:6] for r in after]
+    assert len(keys) == len(set(keys)), "a window's metric stored twice"
+    assert after == expected

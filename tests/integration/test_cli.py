@@ -286,3 +286,24 @@ def test_a_report_after_a_daily_run_reports_the_daily_windows(tmp_path: Path) ->
     written = run(tmp_path, "report", "-m", "fraud", "-o", "out.html")
     assert written.returncode == 0, written.stderr
     assert "model health report" in (tmp_path / "out.html").read_text()
+
+
+def test_every_command_that_prints_results_takes_format_json(tmp_path: Path) -> None:
+    from tests.helpers import TRIAGE_YAML, simulate
+
+    ws, _ = simulate(tmp_path, "version")
+    ws.close()
+    (tmp_path / "watchkeeper.yaml").write_text(TRIAGE_YAML)
+    for args in (
+        ("models",),
+        ("quarantine", "-m", "fraud"),
+        ("run", "-m", "fraud", "--window", "1d", "--now", "2026-02-20T00:00:00Z"),
+        ("alerts", "evaluate", "--now", "2026-02-20T00:00:00Z"),
+        ("alerts", "deliver"),
+        ("alerts", "list"),
+        ("metrics", "-m", "fraud", "--metric", "row_count"),
+        ("triage", "-m", "fraud"),
+    ):
+        done = run(tmp_path, *args, "--format", "json")
+        assert done.returncode == 0, (args, done.stderr)
+        json.loads(done.stdout)  # one JSON document, nothing else on stdout

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import click
 from rich.table import Table
 
-from watchkeeper.cli.base import NOW, json_value, out, print_cycle, valid_duration, workspace
+from watchkeeper.cli.base import (
+    FORMAT,
+    NOW,
+    emit_json,
+    json_value,
+    out,
+    print_cycle,
+    valid_duration,
+    workspace,
+)
 
 __all__ = ["COMMANDS", "alerts"]
 
@@ -20,19 +30,28 @@ def alerts() -> None:
 @alerts.command("evaluate")
 @click.option("--model", "-m", default=None, help="One model (default: all).")
 @NOW
+@FORMAT
 @click.pass_context
-def alerts_evaluate(ctx: click.Context, model: str | None, now: str | None) -> None:
+def alerts_evaluate(ctx: click.Context, model: str | None, now: str | None, fmt: str) -> None:
     """Evaluate the rules over the windows closed since the last evaluation, then send."""
     with workspace(ctx, now) as ws:
-        print_cycle(ws, ws.cycle(None if model is None else [model], run=False), model)
+        done = ws.cycle(None if model is None else [model], run=False)
+        if fmt == "json":
+            emit_json(done.to_dict())
+            return
+        print_cycle(ws, done, model)
 
 
 @alerts.command("deliver")
+@FORMAT
 @click.pass_context
-def alerts_deliver(ctx: click.Context) -> None:
+def alerts_deliver(ctx: click.Context, fmt: str) -> None:
     """Send the notifications waiting in the outbox (failed ones when their retry is due)."""
     with workspace(ctx) as ws:
         sent = ws.deliver_notifications()
+    if fmt == "json":
+        emit_json({"delivered": sent.delivered, "failed": sent.failed, "gave_up": sent.gave_up})
+        return
     out.print(
         f"{sent.delivered} delivered, {sent.failed} failed, {sent.gave_up} given up",
         highlight=False,
@@ -212,6 +231,7 @@ def alerts_review(ctx: click.Context, since: str | None, until: str | None, fmt:
     multiple=True,
     help="Edit the rule first: PATH=VALUE, e.g. for=3 or conditions.0.above=0.3.",
 )
+@FORMAT
 @click.pass_context
 def alerts_replay(
     ctx: click.Context,
@@ -220,10 +240,14 @@ def alerts_replay(
     until: str | None,
     model: str | None,
     settings: tuple[str, ...],
+    fmt: str,
 ) -> None:
     """Evaluate a rule (or an edited copy) over stored history: what would have fired."""
     with workspace(ctx) as ws:
         found = ws.replay_rule(rule, model=model, since=since, until=until, settings=settings)
+    if fmt == "json":
+        emit_json([dataclasses.asdict(r) for r in found])
+        return
     for r in found:
         end = (
             f"resolved {r.resolved_window:%Y-%m-%d %H:%M}" if r.resolved_window else "still firing"

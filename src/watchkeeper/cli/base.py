@@ -9,6 +9,7 @@ one way (commands -> main).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,9 +30,11 @@ from watchkeeper.workspace import Workspace, find_config
 
 __all__ = [
     "FILE",
+    "FORMAT",
     "JSON",
     "MODEL",
     "NOW",
+    "emit_json",
     "err",
     "json_value",
     "main",
@@ -149,7 +152,22 @@ def progress(label: str) -> Iterator[Callable[[int, int | None], None] | None]:
 
 FILE = click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 MODEL = click.option("--model", "-m", required=True, help="Model name, as in the config.")
-JSON = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+JSON = click.option(
+    "--json", "as_json", is_flag=True, hidden=True, help="The same as --format json."
+)
+# Every command that prints results takes --format json: one convention for scripts.
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for scripts.",
+)
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, default=json_value))
 
 
 def valid_duration(text: str | None) -> str | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from watchkeeper.cli.base import FILE, JSON, MODEL, out, progress, workspace
+from watchkeeper.cli.base import FILE, FORMAT, JSON, MODEL, out, progress, workspace
 from watchkeeper.config import CONFIG_FILENAME, EXAMPLE_CONFIG
 from watchkeeper.ingest import IngestResult
 from watchkeeper.ingest.infer import infer
@@ -84,10 +84,11 @@ def _ingest(
     as_json: bool,
     labels: bool = True,
     partial_ok: bool = False,
+    fmt: str = "text",
 ) -> None:
     with workspace(ctx) as ws, progress(f"{kind} ← {path.name}") as advance:
         result = ws.ingest(kind, model, path, version=version, progress=advance, labels=labels)
-    _print_result(result, as_json)
+    _print_result(result, as_json or fmt == "json")
     if result.quarantined_total and not partial_ok:
         ctx.exit(QUARANTINED_EXIT)
 
@@ -105,6 +106,7 @@ def _print_result(result: IngestResult, as_json: bool) -> None:
 @FILE
 @click.option("--version", help="Model version for events that carry none.")
 @PARTIAL_OK
+@FORMAT
 @JSON
 @click.pass_context
 def ingest_cmd(
@@ -114,6 +116,7 @@ def ingest_cmd(
     file: Path,
     version: str | None,
     partial_ok: bool,
+    fmt: str,
     as_json: bool,
 ) -> None:
     """Validate and store events, labels or outcomes from a Parquet, CSV or JSON Lines file
@@ -122,7 +125,7 @@ def ingest_cmd(
     Bad rows go to quarantine with their reason and the good ones are stored; rows already
     stored are skipped. Exits 3 when rows were quarantined, unless --partial-ok.
     """
-    _ingest(ctx, kind, model, file, version, as_json, partial_ok=partial_ok)
+    _ingest(ctx, kind, model, file, version, as_json, partial_ok=partial_ok, fmt=fmt)
 
 
 @click.group()
@@ -140,6 +143,7 @@ def reference() -> None:
     help="The reference has no label column (no performance to compare with).",
 )
 @PARTIAL_OK
+@FORMAT
 @JSON
 @click.pass_context
 def reference_set(
@@ -149,11 +153,12 @@ def reference_set(
     version: str | None,
     no_labels: bool,
     partial_ok: bool,
+    fmt: str,
     as_json: bool,
 ) -> None:
     """Store the reference (training or validation) data for a model version. Exits 3 when
     rows were quarantined, unless --partial-ok."""
-    _ingest(ctx, "reference", model, file, version, as_json, not no_labels, partial_ok)
+    _ingest(ctx, "reference", model, file, version, as_json, not no_labels, partial_ok, fmt)
 
 
 @reference.command("fit")

@@ -12,8 +12,10 @@ import pyarrow.csv as pacsv
 from rich.table import Table
 
 from watchkeeper.cli.base import (
+    FORMAT,
     MODEL,
     NOW,
+    emit_json,
     json_value,
     out,
     print_cycle,
@@ -46,6 +48,7 @@ __all__ = [
     "--full", is_flag=True, help="Recompute every closed window, not only the dirty ones."
 )
 @NOW
+@FORMAT
 @click.pass_context
 def run_cmd(
     ctx: click.Context,
@@ -55,6 +58,7 @@ def run_cmd(
     until: str | None,
     full: bool,
     now: str | None,
+    fmt: str,
 ) -> None:
     """Profile the due and dirty windows, compute quality and drift, write the metrics."""
     with workspace(ctx, now) as ws:
@@ -67,6 +71,9 @@ def run_cmd(
                 full=full,
                 progress=advance,
             )
+        if fmt == "json":
+            emit_json(done.to_dict())
+            return
         out.print(done.runs[model].summary(), highlight=False)
         print_cycle(ws, done, model)
 
@@ -201,13 +208,17 @@ def backtest(ctx: click.Context, model: str, last: int, window: str | None, fmt:
 @click.option("--kind", type=click.Choice(list(KINDS)), default=None)
 @click.option("--reason", default=None, help="Only this reason code.")
 @click.option("--limit", default=20, show_default=True)
+@FORMAT
 @click.pass_context
 def quarantine(
-    ctx: click.Context, model: str, kind: Kind | None, reason: str | None, limit: int
+    ctx: click.Context, model: str, kind: Kind | None, reason: str | None, limit: int, fmt: str
 ) -> None:
     """Show quarantined rows, newest first, with their reason and raw values."""
     with workspace(ctx) as ws:
         rows = ws.quarantine(model, kind=kind, reason=reason, limit=limit).to_pylist()
+    if fmt == "json":
+        emit_json(rows)
+        return
     if not rows:
         out.print("no quarantined rows")
         return
@@ -218,14 +229,24 @@ def quarantine(
 
 
 @click.command()
+@FORMAT
 @click.pass_context
-def models(ctx: click.Context) -> None:
+def models(ctx: click.Context, fmt: str) -> None:
     """List the configured models and what is stored for each."""
     with workspace(ctx) as ws:
-        table = Table("model", "task", "owner", *KINDS, box=None)
-        for m in ws.config.models:
-            counts = [f"{ws.count(m.name, k):,}" for k in KINDS]
-            table.add_row(m.name, m.task, m.owner, *counts)
+        found = [
+            {"model": m.name, "task": m.task, "owner": m.owner}
+            | {k: ws.count(m.name, k) for k in KINDS}
+            for m in ws.config.models
+        ]
+    if fmt == "json":
+        emit_json(found)
+        return
+    table = Table("model", "task", "owner", *KINDS, box=None)
+    for f in found:
+        table.add_row(
+            str(f["model"]), str(f["task"]), str(f["owner"]), *(f"{f[k]:,}" for k in KINDS)
+        )
     out.print(table)
 
 

@@ -41,6 +41,22 @@ class RunResult:
         found: list[dict[str, Any]] = rows.select([*columns, "detail"]).to_pylist()
         return found
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "model": self.model,
+            "window": format_duration(self.window),
+            "windows": [w.isoformat() for w in sorted(self.windows)],
+            "metrics": self.metrics.num_rows,
+            "seconds": round(self.seconds, 3),
+            "drifted": [
+                {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
+                for r in self.drifted()
+            ],
+            "notes": list(self.notes),
+            "errors": dict(self.errors),
+        }
+
     def summary(self) -> str:
         if not self.windows:
             return f"{self.model}: nothing to compute (no new or late data in closed windows)"
@@ -89,6 +105,36 @@ class Cycle:
     failed: dict[str, str] = field(default_factory=dict)  # model → the error
     evaluated: Evaluated | None = None
     delivery: Delivery | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The cycle as JSON-ready values (`--format json` on `run` and `alerts evaluate`)."""
+        found = self.evaluated
+        sent = self.delivery
+        return {
+            "runs": {m: r.to_dict() for m, r in self.runs.items()},
+            "short_window_runs": {m: [r.to_dict() for r in rs] for m, rs in self.lean.items()},
+            "failed": dict(self.failed),
+            "alerts": [
+                {
+                    "kind": e.kind,
+                    "alert_id": e.alert_id,
+                    "rule": e.rule,
+                    "severity": e.severity,
+                    "labels": dict(e.labels),
+                    "window_start": e.window_start.isoformat(),
+                    "summary": e.summary,
+                    "muted": (found.muted.get(e.alert_id) if found else None) or None,
+                }
+                for e in (found.events if found else [])
+            ],
+            "unjudged": dict(found.unjudged) if found else {},
+            "notifications_queued": found.notifications if found else 0,
+            "delivery": (
+                {"delivered": sent.delivered, "failed": sent.failed, "gave_up": sent.gave_up}
+                if sent
+                else None
+            ),
+        }
 
 
 __all__ = ["Cycle", "RunResult"]

@@ -60,16 +60,22 @@ def triage(
         inv = Investigation(model, m, wanted, "", end, size, alert)
         inv.judged_elsewhere = True
         return investigate(inv)
+    elsewhere = False
     if not starts and alert is not None and metric is not None:
         # The alert is on a segment's series (a gap, a slice): what matters is whether the
-        # model's headline metric fell, and where.
-        return triage(store, model, at=end, window=size)
+        # model's headline metric fell, and where; the alert has judged its own series, so
+        # the headline holding does not make it "not real".
+        wanted, column, elsewhere = default_metric(model), "", True
+        starts = sorted(s for s in m.series(wanted, column) if s <= end)
+        if not starts and m.series(f"estimated_{wanted}", column):
+            wanted = f"estimated_{wanted}"
+            starts = sorted(s for s in m.series(wanted, column) if s <= end)
     if not starts:
         raise TriageError(
             f"{model.name} has no {wanted!r} values at or before {end:%Y-%m-%d %H:%M}"
         )
     inv = Investigation(model, m, wanted, column, starts[-1], size, alert)
-    inv.judged_elsewhere = alert is not None and not _judged(alert, wanted)
+    inv.judged_elsewhere = elsewhere or (alert is not None and not _judged(alert, wanted))
     return investigate(inv)
 
 

@@ -220,6 +220,15 @@ def event(i: int, **overrides: object) -> dict[str, object]:
 # -- loopback servers -----------------------------------------------------------------------------
 
 
+def corrupt_parquet_pages(body: bytes) -> bytes:
+    """A Parquet file whose footer is intact and whose pages are garbage."""
+    raw = bytearray(body)
+    footer = int.from_bytes(raw[-8:-4], "little") + 8
+    for i in range(4, len(raw) - footer, 3):
+        raw[i] ^= 0xA5
+    return bytes(raw)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from tests.helpers import MODEL_YAML, event
+from tests.helpers import MODEL_YAML, corrupt_parquet_pages, event
 from watchkeeper.cli import main
 
 GOOD = [event(i) for i in range(5)]
@@ -28,14 +28,6 @@ def _parquet(rows: list[dict[str, object]]) -> bytes:
     sink = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows), sink)
     return sink.getvalue()
-
-
-def _corrupt_pages(body: bytes) -> bytes:
-    raw = bytearray(body)
-    footer = int.from_bytes(raw[-8:-4], "little") + 8
-    for i in range(4, len(raw) - footer, 3):
-        raw[i] ^= 0xA5
-    return bytes(raw)
 
 
 def _csv(rows: list[dict[str, object]]) -> bytes:
@@ -62,7 +54,7 @@ FILES: list[tuple[str, bytes, int, str, int | None]] = [
     ("events.jsonl", _jsonl(GOOD) + b'{"id": "\\ud800"}\n', 3, "quarantined", 5),
     ("events.json", b'[{"id": "\\ud800"}]', 3, "quarantined", 0),
     ("events.jsonl", b"\xff\xfe\n" + _jsonl(GOOD), 3, "not valid JSON", 5),
-    ("events.parquet", _corrupt_pages(_parquet(GOOD)), 1, "cannot read", 0),
+    ("events.parquet", corrupt_parquet_pages(_parquet(GOOD)), 1, "cannot read", 0),
     ("events.parquet", _parquet(GOOD)[:100], 1, "cannot read", 0),
     ("events.parquet", b"PAR1" + b"\x00" * 100 + b"PAR1", 1, "cannot read", 0),
     ("events.json", b"[", 1, "not valid JSON", 0),

@@ -16,7 +16,15 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import MODEL_YAML, NOW, SERVER, Clock, event, with_reference
+from tests.helpers import (
+    MODEL_YAML,
+    NOW,
+    SERVER,
+    Clock,
+    corrupt_parquet_pages,
+    event,
+    with_reference,
+)
 from watchkeeper.config import parse_config
 from watchkeeper.server import create_app
 
@@ -54,15 +62,6 @@ def _arrow(rows: list[dict[str, Any]]) -> bytes:
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return sink.getvalue()
-
-
-def _corrupt_pages(body: bytes) -> bytes:
-    """A Parquet file whose footer is intact and whose pages are garbage."""
-    raw = bytearray(body)
-    footer = int.from_bytes(raw[-8:-4], "little") + 8
-    for i in range(4, len(raw) - footer, 3):
-        raw[i] ^= 0xA5
-    return bytes(raw)
 
 
 def corpus() -> Iterator[Case]:
@@ -163,7 +162,7 @@ def corpus() -> Iterator[Case]:
         ("JSON object, not array", _good(1).encode(), JSON, "array of objects"),
         ("JSON of numbers", b"[1,2,3]", JSON, "array of objects"),
         ("invalid UTF-8 JSON", b'[{"id": "\xff\xfe"}]', JSON, "not valid JSON"),
-        ("parquet with corrupt pages", _corrupt_pages(parquet), PARQUET, "parquet"),
+        ("parquet with corrupt pages", corrupt_parquet_pages(parquet), PARQUET, "parquet"),
         ("parquet cut short", parquet[: len(parquet) // 2], PARQUET, "parquet"),
         ("parquet footer only", parquet[-200:], PARQUET, "parquet"),
         ("arrow cut short", arrow[: len(arrow) // 2], ARROW, "arrow"),

@@ -97,12 +97,12 @@ def _held(alert: dict[str, Any]) -> set[str] | None:
 
 def _fell(alert: dict[str, Any], model: ModelConfig) -> str | None:
     """The performance metric a rule over several fired on, when the headline is not among
-    those that held (precision fell while ROC AUC held): triage what fell."""
+    those that held and all that held are measured on labels (precision fell while ROC AUC
+    held): triage what fell."""
     held = _held(alert)
-    if not held or default_metric(model) in held:
-        return None
-    fell = sorted(k for k in held if needs_labels(k))
-    return fell[0] if fell else None
+    if not held or default_metric(model) in held or not all(needs_labels(k) for k in held):
+        return None  # a combined rule (drift with calibration): its drop is the headline's
+    return sorted(held)[0]
 
 
 def _judged(alert: dict[str, Any], metric: str) -> bool:

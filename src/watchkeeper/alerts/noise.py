@@ -143,13 +143,14 @@ def reconcile(
             OUTBOX,
             lambda t: t.alert_id.isin(resolved) & (t.kind == REFRESH) & t.delivered_at.isnull(),
         )
+    queued = {n["alert_id"] for n in notes}
     sent = [
         r
         for r in rows
         if r["state"] == "firing"
         and r["alert_id"] not in muted
         and r["notified_severity"] == r["severity"]
-        and r["alert_id"] not in {n["alert_id"] for n in notes}
+        and r["alert_id"] not in queued
     ]
     refresh = refreshes(store, alerting, sent, now)
     if refresh:

@@ -116,13 +116,15 @@ def _open_file(path: Path, batch_rows: int) -> Source:
             source = _open_csv(path, batch_rows, delimiter="\t" if kind == "tsv" else ",")
         else:
             source = _open_json(path, batch_rows)
-    except (pa.ArrowException, OSError, UnicodeError, EOFError, zlib.error) as exc:
+    except _UNREADABLE as exc:
         raise InputError(f"cannot read {path} as {kind}: {_said(exc)}") from exc
     source.batches = _guarded(source.batches, f"cannot read {path} as {kind}")
     return source
 
 
 _COMPRESSED = (".gz", ".gzip", ".zst", ".zstd")
+# What reading a damaged file raises: corrupt pages, a cut-short archive, text not UTF-8.
+_UNREADABLE = (pa.ArrowException, OSError, UnicodeError, EOFError, zlib.error)
 _KINDS = {
     "parquet": (".parquet", ".pq"),
     "csv": (".csv",),
@@ -159,7 +161,7 @@ def _guarded(batches: Iterator[pa.RecordBatch], doing: str) -> Iterator[pa.Recor
     InputError that says so, not the reader's own exception."""
     try:
         yield from batches
-    except (pa.ArrowException, OSError, UnicodeError, EOFError, zlib.error) as exc:
+    except _UNREADABLE as exc:
         raise InputError(f"{doing}: {_said(exc)}") from exc
 
 

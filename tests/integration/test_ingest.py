@@ -458,3 +458,41 @@ def test_every_documented_timestamp_form_is_accepted(ws: watchkeeper.Workspace) 
     ]
     result = ws.ingest_events("fraud", [event(i, ts=f) for i, f in enumerate(forms)])
     assert result.accepted == len(forms), dict(result.quarantined)
+
+
+JSON_BODIES = [
+    '[{"a": 1}, {"a": 2.5, "b": "x"}]',
+    '[{"a": 1}, 7, {"a": 3}]',
+    '[{"a": 1}, ' + '{"a":' * 5000 + "1" + "}" * 5000 + ', {"a": 2}]',
+    '[{"a": "\\ud800"}, {"a": "ok"}]',
+    "[]",
+    " [ ] ",
+    "[1, 2]",
+    '[{"a": 1}',
+    '[{"a": 1} {"a": 2}]',
+    '[{"a": 1}] x',
+    '{"a": 1}',
+]
+
+
+@pytest.mark.parametrize("body", JSON_BODIES, ids=range(len(JSON_BODIES)))
+def test_a_large_json_array_is_read_element_by_element_as_a_small_one_is_at_once(
+    body: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past a size, a JSON array is parsed one element at a time (bounded memory): the
+    rows, their batches, the rejected elements and the refusals are the same."""
+    from watchkeeper.errors import InputError
+    from watchkeeper.ingest import readers
+
+    def read(limit: int) -> Any:
+        monkeypatch.setattr(readers, "_JSON_LOADS_BYTES", limit)
+        source = readers.Source("b", iter(()))
+        try:
+            batches = readers.json_array(body.encode(), source, "b", 2)
+        except InputError as exc:
+            return ("refused", str(exc).split(":")[1].strip())
+        rows = [r for b in batches for r in b.to_pylist()]
+        return rows, [b.num_rows for b in batches], [(r.line, r.reason) for r in source.rejected]
+
+    small, large = read(1 << 20), read(0)
+    assert large == small or (large[0] == small[0] == "refused")

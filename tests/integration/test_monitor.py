@@ -254,3 +254,36 @@ def test_quarantine_and_schema_changes_are_metrics_of_their_arrival_window(
     s = m[m.metric == "schema_changes"].iloc[0]
     assert (s.window_start, s.status) == (T0, "changed")
     assert "unexpected: label, surprise" in s.detail
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_a_run_in_batches_of_windows_equals_one_batch(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch, full: bool
+) -> None:
+    """A backfill computes its windows a batch at a time (bounded memory); the metrics are
+    the same as computing them all at once, and every window is computed once."""
+    from watchkeeper.monitor import runs
+
+    ref = rows(6000, T0 - timedelta(days=30), 24, seed=1)
+    events = rows(4800, T0, 48, seed=2, shift_b=0.5)
+    clock.now = T0 + timedelta(days=3)
+    results = {}
+    for batch in (1_000, 3):
+        monkeypatch.setattr(runs, "BATCH_WINDOWS", batch)
+        (tmp_path / str(batch)).mkdir()
+        with open_ws(tmp_path / str(batch), clock) as w:
+            w.set_reference("m", ref)
+            w.ingest_events("m", events)
+            result = w.run("m", full=full)
+            assert result.windows == sorted(set(result.windows))
+            assert len(result.windows) == 8  # two days of 6-hour windows
+            results[batch] = (
+                result.windows,
+                comparable(result.metrics),
+                comparable(w.metrics("m")),
+                result.metric_count,
+                sorted(result.drifted(), key=repr),
+            )
+    assert results[3] == results[1_000]
+    assert results[3][1] == results[3][2]  # what the run returns is what it stored
+    assert results[3][3] == len(results[3][1]) and results[3][4]  # planted drift found

@@ -14,7 +14,7 @@ import io
 import itertools
 import json
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,9 @@ from watchkeeper.errors import InputError
 
 DEFAULT_BATCH_ROWS = 2 * 122_880  # two of DuckDB's row groups
 _JSON_CHUNK_BYTES = 32 << 20
+# A JSON array up to this size is parsed at once; a larger one element by element, so that
+# its memory is not a Python object per value.
+_JSON_LOADS_BYTES = 1 << 20
 
 
 @dataclass
@@ -209,65 +212,97 @@ def _open_json(path: Path, batch_rows: int) -> Source:
     if head.startswith(b"["):
         with _open_binary(path) as fh:
             body = fh.read()
-        table = json_array(body, source, str(path))
-        source.batches = iter(table.to_batches(batch_rows))
-        source.total_rows = table.num_rows + len(source.rejected)
+        batches = json_array(body, source, str(path), batch_rows)
+        del body
+        source.batches = iter(batches)
+        source.total_rows = sum(b.num_rows for b in batches) + len(source.rejected)
         return source
     source.batches = _json_lines(path, source)
     return source
 
 
-def json_array(body: bytes | str, source: Source, name: str) -> pa.Table:
-    """A JSON array of objects as a table. An element nested too deeply to parse, or with
-    text that is not Unicode (a lone surrogate), is rejected by itself; the rest is kept."""
-    try:
-        rows = json.loads(body)
-    except RecursionError:
-        rows = _elements(body, source)
-    except ValueError as exc:  # also a number beyond Python's 4,300 digits
-        raise InputError(f"{name}: not valid JSON: {exc}") from exc
-    if not isinstance(rows, list) or (rows and not any(isinstance(r, dict) for r in rows)):
-        raise InputError(f"{name}: a JSON body must be an array of objects, one per row")
-    objects = []
-    for number, row in enumerate(rows, start=1):
+def json_array(
+    body: bytes | str, source: Source, name: str, batch_rows: int
+) -> list[pa.RecordBatch]:
+    """A JSON array of objects as record batches of at most ``batch_rows`` rows. An element
+    nested too deeply to parse, or with text that is not Unicode (a lone surrogate), is
+    rejected by itself; the rest is kept. A large array is read one element at a time and
+    turned into Arrow a batch at a time, so its memory is the text and the Arrow columns,
+    not a Python object per value; the whole body is read before anything is returned, so
+    a body broken at its end is refused whole."""
+    if len(body) <= _JSON_LOADS_BYTES:
+        try:
+            elements: Iterable[Any] = json.loads(body)
+        except RecursionError:
+            elements = _elements(body, source, name)
+        except ValueError as exc:  # also a number beyond Python's 4,300 digits
+            raise InputError(f"{name}: not valid JSON: {exc}") from exc
+        else:
+            if not isinstance(elements, list):
+                raise InputError(f"{name}: a JSON body must be an array of objects, one per row")
+    else:
+        elements = _elements(body, source, name)
+    out: list[pa.RecordBatch] = []
+    objects: list[dict[str, Any]] = []
+    first = 1  # the number of the first element in ``objects``
+    rows = others = 0
+    for number, row in enumerate(elements, start=1):
         if isinstance(row, dict):
+            if not objects:
+                first = number
             objects.append(row)
+            rows += 1
+            if len(objects) == batch_rows:
+                out += _table_of(objects, source, first).to_batches(batch_rows)
+                objects = []
         else:  # rejected by itself, as a JSON line that is not an object is
             try:
                 text = json.dumps(row)[:200]
             except (RecursionError, ValueError):
                 text = "(a nested value)"
             source.rejected.append(Rejected(number, text, "a row must be a JSON object"))
-    return _table_of(objects, source)
+            others += 1
+    if objects or not out:
+        out += _table_of(objects, source, first).to_batches(batch_rows)
+    if not rows and others:
+        raise InputError(f"{name}: a JSON body must be an array of objects, one per row")
+    return out
 
 
 _TOO_DEEP = "nested too deeply to read"
 
 
-def _elements(body: bytes | str, source: Source) -> list[Any]:
+def _elements(body: bytes | str, source: Source, name: str) -> Iterator[Any]:
     """The elements of a JSON array one at a time, those too deep rejected."""
     try:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
     except UnicodeDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc}") from exc
+        raise InputError(f"{name}: not valid JSON: {exc}") from exc
     decoder = json.JSONDecoder()
-    i = _space(text, text.index("[") + 1)
-    rows: list[Any] = []
+    i = _space(text, 0)
+    if not text.startswith("[", i):
+        raise InputError(f"{name}: a JSON body must be an array of objects, one per row")
+    i = _space(text, i + 1)
     number = 0
     while i < len(text) and text[i] != "]":
         number += 1
         try:
             row, end = decoder.raw_decode(text, i)
-            rows.append(row)
+            yield row
         except RecursionError:
             end = _value_end(text, i)
             source.rejected.append(Rejected(number, text[i : min(end, i + 200)], _TOO_DEEP))
         except ValueError as exc:
-            raise InputError(f"not valid JSON: {exc}") from exc
+            raise InputError(f"{name}: not valid JSON: {exc}") from exc
         i = _space(text, end)
         if i < len(text) and text[i] == ",":
             i = _space(text, i + 1)
-    return rows
+        elif i < len(text) and text[i] != "]":
+            raise InputError(f"{name}: not valid JSON: expected ',' or ']' at character {i}")
+    if i >= len(text):
+        raise InputError(f"{name}: not valid JSON: the array is not closed")
+    if _space(text, i + 1) != len(text):
+        raise InputError(f"{name}: not valid JSON: extra data after the array")
 
 
 def _space(text: str, i: int) -> int:
@@ -299,14 +334,15 @@ def _value_end(text: str, i: int) -> int:
     return len(text)
 
 
-def _table_of(rows: list[dict[str, Any]], source: Source) -> pa.Table:
-    """Rows as a table; a row whose text is not Unicode is rejected by itself."""
+def _table_of(rows: list[dict[str, Any]], source: Source, first: int = 1) -> pa.Table:
+    """Rows as a table (numbered from ``first``); a row whose text is not Unicode is
+    rejected by itself."""
     try:
         return rows_to_table(rows)
     except UnicodeEncodeError:
         pass
     good: list[dict[str, Any]] = []
-    for number, row in enumerate(rows, start=1):
+    for number, row in enumerate(rows, start=first):
         try:
             json.dumps(row, ensure_ascii=False, default=str).encode("utf-8")
         except UnicodeEncodeError:
@@ -328,9 +364,9 @@ def open_bytes(body: bytes, fmt: str, name: str = "request body") -> Source:
     try:
         if fmt == "json":
             source = Source(name, iter(()))
-            table = json_array(body, source, name)
-            source.batches = iter(table.to_batches(DEFAULT_BATCH_ROWS))
-            source.total_rows = table.num_rows + len(source.rejected)
+            batches = json_array(body, source, name, DEFAULT_BATCH_ROWS)
+            source.batches = iter(batches)
+            source.total_rows = sum(b.num_rows for b in batches) + len(source.rejected)
             return source
         if fmt == "jsonl":
             source = Source(name, iter(()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,26 +16,45 @@ from watchkeeper.alerts.service import Evaluated
 from watchkeeper.rows import ALL, DRIFTED
 from watchkeeper.windows import format_duration
 
+# Reads a run's stored rows back (all, or only those of the named metrics).
+Stored = Callable[[Sequence[str] | None], pa.Table]
+
 
 @dataclass
 class RunResult:
+    """A run's windows and rows. A run over many windows writes them a batch at a time and
+    keeps none in memory: ``stored`` reads them back from the store when they are asked for,
+    and ``count`` says how many there are."""
+
     run_id: str
     model: str
     window: timedelta
     windows: list[datetime]
-    metrics: pa.Table
+    rows: pa.Table
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)  # family → why it failed
+    stored: Stored | None = None
+    count: int | None = None
+
+    @property
+    def metrics(self) -> pa.Table:
+        """The run's metric rows."""
+        return self.rows if self.stored is None else self.stored(None)
+
+    @property
+    def metric_count(self) -> int:
+        return self.rows.num_rows if self.count is None else self.count
 
     def to_pandas(self) -> Any:
         return self.metrics.to_pandas()
 
     def drifted(self) -> list[dict[str, Any]]:
-        rows = self.metrics.filter(
+        table = self.rows if self.stored is None else self.stored(["drift"])
+        rows = table.filter(
             pc.and_(
-                pc.equal(self.metrics["metric"], "drift"),
-                pc.equal(self.metrics["status"], DRIFTED),
+                pc.equal(table["metric"], "drift"),
+                pc.equal(table["status"], DRIFTED),
             )
         )
         columns = ["window_start", "model_version", "segment_column", "segment_value", "column"]
@@ -47,7 +67,7 @@ class RunResult:
             "model": self.model,
             "window": format_duration(self.window),
             "windows": [w.isoformat() for w in sorted(self.windows)],
-            "metrics": self.metrics.num_rows,
+            "metrics": self.metric_count,
             "seconds": round(self.seconds, 3),
             "drifted": [
                 {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
@@ -74,7 +94,7 @@ class RunResult:
         size = format_duration(self.window)
         head = (
             f"{self.model}: {len(self.windows)} window(s) of {size} ({span}) in "
-            f"{self.seconds:.1f}s: {self.metrics.num_rows:,} metrics"
+            f"{self.seconds:.1f}s: {self.metric_count:,} metrics"
         )
         if by_column:
             listed = ", ".join(

@@ -14,10 +14,11 @@ import fnmatch
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
+import ibis.expr.types as ir
 import pyarrow as pa
 
 from watchkeeper.config import Config, ModelConfig, RuleConfig
@@ -47,6 +48,9 @@ log = logging.getLogger("watchkeeper.monitor")
 
 _METRICS_SCHEMA = arrow_schema(SHARED[METRICS])
 _PROFILES_SCHEMA = arrow_schema(SHARED[WINDOW_PROFILES])
+# Windows computed and written together: a backfill over thousands of windows holds one
+# batch at a time (a week of hourly windows), not every window's aggregates and rows.
+BATCH_WINDOWS = 168
 
 ReferenceLoader = Callable[[str], ReferenceProfile | None]
 
@@ -121,7 +125,6 @@ def _run(
     segments: bool,
 ) -> RunResult:
     source_store = events_store or store
-    lean = chosen != FAMILIES
     empty = RunResult(run_id, model.name, size, [], _METRICS_SCHEMA.empty_table())
     last_closed = window_start(now, size)  # windows starting before this are closed
     if since is not None or until is not None or full:
@@ -130,10 +133,10 @@ def _run(
     else:
         needs = {n for f in chosen for n in f.needs}
         kinds = ("events", "labels", "outcomes") if {"labels", "outcomes"} & needs else ("events",)
-        starts = dirty_windows(store, model, size, now, kinds)
-        if not starts:
+        dirty = dirty_windows(store, model, size, now, kinds)
+        if not dirty:
             return empty
-        windowing = Windowing(size, None, None, tuple(starts))
+        windowing = Windowing(size, None, None, tuple(dirty))
     events = source_store.table(spec_for("events", model).table)
     scoped = scope(source_store, events, model.columns.timestamp, windowing)
     found = source_store.execute(scoped.select(MODEL_VERSION).distinct())[MODEL_VERSION]
@@ -156,32 +159,108 @@ def _run(
         else {},
         chosen,
     )
-    steps = sum(len(refs[v].binnings) + 3 for v in versions)
+    batches = list(_batches(source_store, scoped, model.columns.timestamp, windowing))
+    steps = sum(len(refs[v].binnings) + 3 for v in versions) * len(batches)
+    done = 0
 
     def tick(n: int) -> None:
         if progress is not None:
-            progress(n, steps)
+            progress(done + n, steps)
 
+    starts: list[datetime] = []
+    tables: list[pa.Table] = []
+    count = 0
+    errors: dict[str, str] = {}
+    estimated = False
+    for part in batches:
+        batch, made_estimates = _batch(
+            store, source_store, events, replace(plan, windowing=part), now, run_id, tick
+        )
+        done += steps // len(batches)
+        starts += batch.windows
+        count += batch.rows.num_rows
+        if len(batches) == 1:
+            tables.append(batch.rows)
+        errors.update(batch.errors)
+        estimated = estimated or made_estimates
+    notes += [f"the {family} metrics failed: {error}" for family, error in errors.items()]
+    if estimated:
+        # The estimates' record, this run's backtests included: the caveat to read them by.
+        for b in load_backtest(store, model.name, size).values():
+            if b.trust in ("rough", "failing") and ":" not in b.metric:
+                notes.append(b.caveat)
+    if len(batches) == 1:
+        return RunResult(run_id, model.name, size, starts, tables[0], notes=notes, errors=errors)
+    # Rows of many batches are not held: they are read back from the store when asked for.
+    reader = MetricsTable(store)
+    return RunResult(
+        run_id,
+        model.name,
+        size,
+        starts,
+        _METRICS_SCHEMA.empty_table(),
+        notes=notes,
+        errors=errors,
+        stored=lambda metrics: reader.of_run(model.name, run_id, metrics),
+        count=count,
+    )
+
+
+def _batches(engine: Store, scoped: ir.Table, ts: str, windowing: Windowing) -> Iterator[Windowing]:
+    """The run's windows in batches of at most ``BATCH_WINDOWS``, so that a backfill over
+    thousands of windows holds one batch's aggregates and rows at a time, not all of them."""
+    size = windowing.size
+    if windowing.starts is not None:
+        starts = sorted(windowing.starts)
+        for i in range(0, len(starts), BATCH_WINDOWS):
+            yield replace(windowing, starts=tuple(starts[i : i + BATCH_WINDOWS]))
+        return
+    found = engine.execute(scoped.aggregate(lo=scoped[ts].min(), hi=scoped[ts].max()))
+    lo, hi = found["lo"][0].as_py(), found["hi"][0].as_py()
+    if lo is None or hi is None:
+        yield windowing
+        return
+    lo, hi = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (lo, hi))  # Spark's are naive
+    first, span = window_start(lo, size), size * BATCH_WINDOWS
+    if first + span > hi:
+        yield windowing
+        return
+    while first <= hi:
+        since = first if windowing.since is None else max(windowing.since, first)
+        until = first + span if windowing.until is None else min(windowing.until, first + span)
+        yield Windowing(size, since, until, None)
+        first += span
+
+
+def _batch(
+    store: Store,
+    source_store: Store,
+    events: ir.Table,
+    plan: Plan,
+    now: datetime,
+    run_id: str,
+    tick: Callable[[int], None],
+) -> tuple[RunResult, bool]:
+    """One batch of windows: aggregates → every family → its rows written; the batch's
+    result, and whether it made estimates."""
+    model, size, chosen = plan.model, plan.windowing.size, plan.families
+    lean = chosen != FAMILIES
     aggregates = gather(plan, store, source_store, events, tick)
     if aggregates.estimated:
         aggregates.trust = load_backtest(store, model.name, size)
-    ctx = Context(model, plan.task, size, now, refs)
+    ctx = Context(model, plan.task, size, now, plan.references)
     rows, errors = families(ctx, aggregates, chosen)
     starts = aggregates.starts
     table = _metrics_table(rows, model.name, run_id, now)
+    del rows
     profiles = _profiles_table(aggregates.profiles, model.name, size, run_id)
     written = sorted({k for f in chosen for k in declared(f)} | {"family_error"}) if lean else None
     columns = sorted({c for p in aggregates.profiles.values() for c in p.columns}) if lean else None
     MetricsTable(store).replace_windows(
         model.name, size, starts, table, profiles, metric_keys=written, columns=columns
     )
-    notes += [f"the {family} metrics failed: {error}" for family, error in errors.items()]
-    if aggregates.estimated:
-        # The estimates' record, this run's backtests included: the caveat to read them by.
-        for b in load_backtest(store, model.name, size).values():
-            if b.trust in ("rough", "failing") and ":" not in b.metric:
-                notes.append(b.caveat)
-    return RunResult(run_id, model.name, size, starts, table, notes=notes, errors=errors)
+    result = RunResult(run_id, model.name, size, starts, table, errors=errors)
+    return result, bool(aggregates.estimated)
 
 
 @dataclass(frozen=True)
@@ -292,7 +371,7 @@ def _log_run(store: Store, result: RunResult, now: datetime, status: str) -> Non
     detail = {
         "window": int(result.window.total_seconds()),
         "windows": len(result.windows),
-        "metrics": result.metrics.num_rows,
+        "metrics": result.metric_count,
         "seconds": round(result.seconds, 3),
         "notes": result.notes,
     }

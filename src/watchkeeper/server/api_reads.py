@@ -129,7 +129,7 @@ def add(app: FastAPI, service: Service) -> None:
         return RunResultOut(
             model=model,
             windows=len(result.windows),
-            metrics=result.metrics.num_rows,
+            metrics=result.metric_count,
             summary=result.summary(),
         )
 

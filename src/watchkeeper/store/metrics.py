@@ -80,6 +80,11 @@ class MetricsTable:
         expr = self.query(model, **filters)
         return self.store.execute(expr.order_by(list(ORDER)).drop("run_id"))
 
+    def of_run(self, model: str, run_id: str, metrics: Sequence[str] | None = None) -> pa.Table:
+        """The rows one run wrote (those of its windows no later run replaced), oldest first."""
+        expr = self.query(model, metrics=metrics)
+        return self.store.execute(expr.filter(expr.run_id == run_id).order_by(list(ORDER)))
+
     def select(self, model: str, **filters: Any) -> list[MetricRow]:
         """Matching rows, oldest first."""
         return from_records(self.table(model, **filters).to_pylist())

@@ -496,3 +496,26 @@ def test_a_large_json_array_is_read_element_by_element_as_a_small_one_is_at_once
 
     small, large = read(1 << 20), read(0)
     assert large == small or (large[0] == small[0] == "refused")
+
+
+def test_nesting_read_in_slices_of_lines_equals_nesting_read_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The depth check of JSON Lines reads a chunk in slices (bounded memory); the depth it
+    finds is the same, whatever brackets, quotes and escapes cross the slices."""
+    import random
+
+    from watchkeeper.ingest import readers
+
+    rng = random.Random(1)
+    for _ in range(300):
+        lines = ["".join(rng.choice('[]{}"\\ab') for _ in range(rng.randint(0, 30)))]
+        lines += [
+            "".join(rng.choice('[]{}"\\ab') for _ in range(rng.randint(0, 30)))
+            for _ in range(rng.randint(0, 200))
+        ]
+        chunk = "\n".join(lines).encode()
+        monkeypatch.setattr(readers, "_NESTING_SLICE", 1 << 40)
+        whole = readers.nesting(chunk)
+        monkeypatch.setattr(readers, "_NESTING_SLICE", rng.randint(1, 50))
+        assert readers.nesting(chunk) == whole, chunk

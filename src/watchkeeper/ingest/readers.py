@@ -439,11 +439,28 @@ MAX_NESTING = 64  # deeper JSON goes through Python's parser, which stops at its
 
 def nesting(chunk: bytes) -> int:
     """The deepest nesting of brackets in JSON text, outside strings, counted line by line
-    (a raw newline cannot be inside a JSON string, so a broken line cannot hide the next)."""
-    b = np.frombuffer(chunk, dtype=np.uint8)
+    (a raw newline cannot be inside a JSON string, so a broken line cannot hide the next).
+    The text is read in slices of whole lines, so its memory is a few slices' worth, not
+    a few dozen bytes per byte of the text."""
+    deepest, depth, floor = 0, 0, 0
+    start = 0
+    while start < len(chunk):
+        cut = chunk.find(b"\n", start + _NESTING_SLICE)
+        end = len(chunk) if cut < 0 else cut + 1
+        found, depth, floor = _nesting(chunk[start:end], depth, floor)
+        deepest = max(deepest, found)
+        start = end
+    return deepest
+
+
+_NESTING_SLICE = 1 << 20
+
+
+def _nesting(text: bytes, carried: int, carried_floor: int) -> tuple[int, int, int]:
+    """The deepest nesting in one slice that starts a line, given the depth and its floor
+    carried from the slices before; and the depth and floor it ends with."""
+    b = np.frombuffer(text, dtype=np.uint8)
     n = len(b)
-    if n == 0:
-        return 0
     idx = np.arange(n)
     newline = b == 10
     line_start = np.maximum.accumulate(np.where(newline, idx, -1))
@@ -458,9 +475,9 @@ def nesting(chunk: bytes) -> int:
     inside = (quotes - at_line) % 2 == 1
     opens = ((b == 91) | (b == 123)) & ~inside
     closes = ((b == 93) | (b == 125)) & ~inside
-    depth = np.cumsum(opens.astype(np.int64) - closes.astype(np.int64))
-    floor = np.minimum.accumulate(np.minimum(depth, 0))
-    return int((depth - floor).max())
+    depth = carried + np.cumsum(opens.astype(np.int64) - closes.astype(np.int64))
+    floor = np.minimum.accumulate(np.minimum(np.minimum(depth, 0), carried_floor))
+    return int((depth - floor).max()), int(depth[-1]), int(floor[-1])
 
 
 def _rebatch(reader: pa.RecordBatchReader, batch_rows: int) -> Iterator[pa.RecordBatch]:

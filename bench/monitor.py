@@ -3,6 +3,7 @@
     python bench/monitor.py                 # everything at the issue's sizes
     python bench/monitor.py --only compare  # or: run
     python bench/monitor.py --rows 1000000  # the stored-model run at one size
+    python bench/monitor.py --only windows --windows 1000 10000  # a backfill's memory
 
 Every measurement is a fresh process, so times are whole-process and memory is its own peak.
 
@@ -13,6 +14,8 @@ compare: reference vs current Parquet files (1M rows each; 20 numeric and 5 cate
 run: a stored model, 24 hourly windows, three segment columns, 1M and 10M events: a full
   quality and drift run (targets: 3 s and 30 s, <= 2 GiB), then one more hour of events and
   a re-run, which should cost about one hour's share of the full run.
+windows: one run over many hourly windows of 1M events (a backfill): its seconds and peak
+  memory at each window count (target: under 1.5 GB at 10,000, time linear in windows).
 """
 
 from __future__ import annotations

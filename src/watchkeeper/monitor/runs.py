@@ -139,10 +139,14 @@ def _run(
         windowing = Windowing(size, None, None, tuple(dirty))
     events = source_store.table(spec_for("events", model).table)
     scoped = scope(source_store, events, model.columns.timestamp, windowing)
-    found = source_store.execute(scoped.select(MODEL_VERSION).distinct())[MODEL_VERSION]
-    versions = sorted(v for v in found.to_pylist())
+    ts = scoped[model.columns.timestamp]
+    found = source_store.execute(  # one scan: the versions, and the span to batch
+        scoped.group_by(MODEL_VERSION).aggregate(lo=ts.min(), hi=ts.max())
+    ).to_pylist()
+    versions = sorted(r[MODEL_VERSION] for r in found)
     if not versions:
         return empty
+    lo, hi = (_aware(min(r[k] for r in found)) for k in ("lo", "hi"))
     notes: list[str] = []
     refs = _references(model, versions, references, notes)
     wanted_segments = slice_columns(model) if segments else []
@@ -159,7 +163,7 @@ def _run(
         else {},
         chosen,
     )
-    batches = list(_batches(source_store, scoped, model.columns.timestamp, windowing))
+    batches = list(_batches(windowing, lo, hi))
     steps = sum(len(refs[v].binnings) + 3 for v in versions) * len(batches)
     done = 0
 
@@ -168,7 +172,7 @@ def _run(
             progress(done + n, steps)
 
     starts: list[datetime] = []
-    tables: list[pa.Table] = []
+    rows: pa.Table | None = None  # the rows, when the run is one batch
     count = 0
     errors: dict[str, str] = {}
     estimated = False
@@ -179,8 +183,7 @@ def _run(
         done += steps // len(batches)
         starts += batch.windows
         count += batch.rows.num_rows
-        if len(batches) == 1:
-            tables.append(batch.rows)
+        rows = batch.rows if len(batches) == 1 else None
         errors.update(batch.errors)
         estimated = estimated or made_estimates
     notes += [f"the {family} metrics failed: {error}" for family, error in errors.items()]
@@ -189,8 +192,8 @@ def _run(
         for b in load_backtest(store, model.name, size).values():
             if b.trust in ("rough", "failing") and ":" not in b.metric:
                 notes.append(b.caveat)
-    if len(batches) == 1:
-        return RunResult(run_id, model.name, size, starts, tables[0], notes=notes, errors=errors)
+    if rows is not None:
+        return RunResult(run_id, model.name, size, starts, rows, notes=notes, errors=errors)
     # Rows of many batches are not held: they are read back from the store when asked for.
     reader = MetricsTable(store)
     return RunResult(
@@ -206,21 +209,16 @@ def _run(
     )
 
 
-def _batches(engine: Store, scoped: ir.Table, ts: str, windowing: Windowing) -> Iterator[Windowing]:
-    """The run's windows in batches of at most ``BATCH_WINDOWS``, so that a backfill over
-    thousands of windows holds one batch's aggregates and rows at a time, not all of them."""
+def _batches(windowing: Windowing, lo: datetime, hi: datetime) -> Iterator[Windowing]:
+    """The run's windows in batches of at most ``BATCH_WINDOWS`` (its events span ``lo`` to
+    ``hi``), so that a backfill over thousands of windows holds one batch's aggregates and
+    rows at a time, not all of them."""
     size = windowing.size
     if windowing.starts is not None:
         starts = sorted(windowing.starts)
         for i in range(0, len(starts), BATCH_WINDOWS):
             yield replace(windowing, starts=tuple(starts[i : i + BATCH_WINDOWS]))
         return
-    found = engine.execute(scoped.aggregate(lo=scoped[ts].min(), hi=scoped[ts].max()))
-    lo, hi = found["lo"][0].as_py(), found["hi"][0].as_py()
-    if lo is None or hi is None:
-        yield windowing
-        return
-    lo, hi = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (lo, hi))  # Spark's are naive
     first, span = window_start(lo, size), size * BATCH_WINDOWS
     if first + span > hi:
         yield windowing
@@ -230,6 +228,10 @@ def _batches(engine: Store, scoped: ir.Table, ts: str, windowing: Windowing) -> 
         until = first + span if windowing.until is None else min(windowing.until, first + span)
         yield Windowing(size, since, until, None)
         first += span
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)  # Spark's timestamps come back naive
 
 
 def _batch(

@@ -295,10 +295,15 @@ class MetricsTable:
         """Replace the metrics and profiles of the given windows, in one transaction (only
         the given metric keys and profile columns, when given: a run of some families)."""
         seconds = int(size.total_seconds())
+        lo, hi = (min(starts), max(starts)) if starts else (None, None)
 
         def where(t: ir.Table, only: str, keys: Sequence[str] | None) -> ir.BooleanValue:
+            # The range first: metrics are appended in window order, so DuckDB's zone maps
+            # skip every row group outside it (a batch of a backfill would otherwise read
+            # the whole table to find its own windows).
             cond = (
                 (t.model == model)
+                & t.window_start.between(lo, hi)
                 & t.window_start.isin(list(starts))
                 & (t.window_end == t.window_start + ibis.interval(seconds=seconds))
             )

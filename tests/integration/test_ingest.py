@@ -472,6 +472,14 @@ JSON_BODIES = [
     '[{"a": 1} {"a": 2}]',
     '[{"a": 1}] x',
     '{"a": 1}',
+    '[{"a": 12345, "b": -1.5e10}, {"a": true, "b": null}, {"a": false}, 67890]',
+    '[{"a": "\\u00e9\\\\\\"", "b": "é漢🙂"}, {"a": "\\ud83d\\ude42"}]',
+    '[\n  {"a": 1} ,\n\t{"a": 2}\r\n]\n',
+    '[{"a": 1}, {"a": "x"}, {"a": 2}, {"a": 2.5}, {"b": 1}, {"b": 1.5}, {"c": [1]}, {"c": 2}]',
+    '[{"a": "abc',
+    '[{"a": 1}, tru]',
+    '[{"a": 1}, {"a": 1e}]',
+    '[{"a": 1},]',
 ]
 
 
@@ -484,18 +492,23 @@ def test_a_large_json_array_is_read_element_by_element_as_a_small_one_is_at_once
     from watchkeeper.errors import InputError
     from watchkeeper.ingest import readers
 
-    def read(limit: int) -> Any:
+    def read(limit: int, slice_bytes: int = 1 << 20, step: int = 2) -> Any:
         monkeypatch.setattr(readers, "_JSON_LOADS_BYTES", limit)
+        monkeypatch.setattr(readers, "_JSON_READ_BYTES", slice_bytes)
+        monkeypatch.setattr(readers, "_OBJECTS_AT_ONCE", step)
         source = readers.Source("b", iter(()))
         try:
-            batches = readers.json_array(body.encode(), source, "b", 2)
+            batches = list(readers.json_array(body.encode(), source, "b", 2))
         except InputError as exc:
             return ("refused", str(exc).split(":")[1].strip())
         rows = [r for b in batches for r in b.to_pylist()]
         return rows, [b.num_rows for b in batches], [(r.line, r.reason) for r in source.rejected]
 
-    small, large = read(1 << 20), read(0)
-    assert large == small or (large[0] == small[0] == "refused")
+    small = read(1 << 20)
+    # Read whole, and a few bytes at a time (every value cut by the end of a slice), in
+    # rows turned into Arrow one at a time: the same rows, batches, rejections, refusals.
+    for large in (read(0), read(0, 1), read(0, 3), read(0, 7, 1)):
+        assert large == small or (large[0] == small[0] == "refused")
 
 
 def test_nesting_read_in_slices_of_lines_equals_nesting_read_whole(

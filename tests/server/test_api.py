@@ -157,6 +157,40 @@ def test_a_body_over_the_limit_is_refused(tmp_path: Path, clock: Clock) -> None:
         assert zipped.status_code == 413
 
 
+def test_a_compressed_body_is_decompressed_as_it_arrives_as_zlib_does_at_once() -> None:
+    """Gzip (of several members) and deflate, fed in chunks of every size: the same bytes
+    as zlib's at once; cut short, or deflate with data after its end, refused."""
+    import random
+    import zlib
+
+    from watchkeeper.server.http import ApiError, _Inflate
+
+    rng = random.Random(3)
+
+    def fed(body: bytes, encoding: str) -> bytes:
+        inflate, out, i = _Inflate(encoding), b"", 0
+        while i < len(body):
+            step = rng.choice([1, 7, 100, 4096, 1 << 20])
+            out += b"".join(inflate.feed(body[i : i + step]))
+            i += step
+        inflate.finish()
+        return out
+
+    for _ in range(30):
+        parts = [rng.randbytes(rng.randint(0, 3000)) * rng.randint(1, 900) for _ in range(3)]
+        members = b"".join(gzip.compress(p) for p in parts)
+        assert fed(members, "gzip") == b"".join(parts)
+        assert fed(zlib.compress(parts[0]), "deflate") == parts[0]
+    whole = gzip.compress(b"x" * 5_000_000)  # 5 MB from a few kB: given a piece at a time
+    assert len(fed(whole, "gzip")) == 5_000_000
+    with pytest.raises(ApiError, match="cut short"):
+        fed(whole[:-9], "gzip")
+    with pytest.raises(ApiError, match="data after its end"):
+        fed(zlib.compress(b"abc") + b"zz", "deflate")
+    with pytest.raises(ApiError, match="not valid gzip"):
+        fed(whole + b"garbage!", "gzip")
+
+
 def test_reads_after_a_run(client: TestClient, clock: Clock) -> None:
     client.post("/api/v1/models/fraud/events", json=events(300))
     models = client.get("/api/v1/models").json()

@@ -9,8 +9,10 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -56,12 +58,27 @@ def _parquet(rows: list[dict[str, Any]]) -> bytes:
     return sink.getvalue()
 
 
-def _arrow(rows: list[dict[str, Any]]) -> bytes:
+def _arrow(rows: list[dict[str, Any]], batch_rows: int | None = None) -> bytes:
     table = pa.Table.from_pylist(rows)
     sink = io.BytesIO()
     with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
+        writer.write_table(table, max_chunksize=batch_rows)
     return sink.getvalue()
+
+
+def _last_group_corrupt(rows: list[dict[str, Any]]) -> bytes:
+    """Parquet in row groups of three rows, the pages of its last group garbage."""
+    sink = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), sink, row_group_size=3)
+    raw = bytearray(sink.getvalue())
+    meta = pq.ParquetFile(io.BytesIO(bytes(raw))).metadata
+    group = meta.row_group(meta.num_row_groups - 1)
+    for c in range(group.num_columns):
+        chunk = group.column(c)
+        start = chunk.dictionary_page_offset or chunk.data_page_offset
+        for i in range(start, start + chunk.total_compressed_size, 2):
+            raw[i] ^= 0xA5
+    return bytes(raw)
 
 
 def corpus() -> Iterator[Case]:
@@ -167,6 +184,16 @@ def corpus() -> Iterator[Case]:
         ("parquet footer only", parquet[-200:], PARQUET, "parquet"),
         ("arrow cut short", arrow[: len(arrow) // 2], ARROW, "arrow"),
         ("arrow garbage", b"\x00" * 64, ARROW, "arrow"),
+        # Broken at their end, after rows that a reader a batch at a time has given.
+        (
+            "JSON array broken at its end",
+            json.dumps(good_rows)[:-1].encode() + b", {",
+            JSON,
+            "JSON",
+        ),
+        ("JSON array, then garbage", json.dumps(good_rows).encode() + b" x", JSON, "extra data"),
+        ("arrow batches cut in the last", _arrow(good_rows, 3)[:-40], ARROW, "arrow"),
+        ("parquet, its last row group corrupt", _last_group_corrupt(good_rows), PARQUET, "parquet"),
         (
             "gzip cut short",
             gzip.compress(b"[" + _good(1).encode() + b"]")[:20],
@@ -288,3 +315,52 @@ def test_after_the_corpus_the_monitor_still_runs(client: TestClient) -> None:
     runs = client.post("/api/v1/runs", json={"model": "fraud"})
     assert runs.status_code == 200, runs.text[:300]
     assert client.get("/api/v1/models/fraud/metrics").status_code == 200
+
+
+def test_a_body_streamed_from_disk_is_answered_as_one_read_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large body is written to a temporary file as it arrives and read from there a
+    batch at a time as it is stored: every ingest case of the corpus, sent that way, gets
+    the same status and stores the same rows (a body broken at its end is still refused
+    whole), and no temporary file is left behind."""
+    import tempfile
+
+    from watchkeeper.ingest import readers
+    from watchkeeper.server import http
+
+    def answers(folder: Path) -> list[tuple[int, Any]]:
+        config = with_reference(parse_config(MODEL_YAML + SERVER, base_dir=folder))
+        app = create_app(config, clock=Clock(NOW))
+        out = []
+        with TestClient(app, raise_server_exceptions=False) as c:
+            for case in CORPUS:
+                if not case.path.startswith("/api/v1/models/") or case.method != "POST":
+                    continue
+                answer = c.request(
+                    case.method, case.path, content=case.content, headers=case.headers
+                )
+                body = answer.json() if answer.status_code == 200 else None
+                kept = body and (
+                    body["rows"],
+                    body["accepted"],
+                    body["duplicates"],
+                    body["quarantined"],
+                )
+                out.append((case.name, answer.status_code, kept))
+        with duckdb.connect(config.engine_url().removeprefix("duckdb://")) as db:
+            for table in ("events_fraud", "quarantine"):
+                out.append((table, 0, db.sql(f"SELECT count(*) FROM {table}").fetchone()))
+        return out
+
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "disk").mkdir()
+    monkeypatch.setattr(readers, "DEFAULT_BATCH_ROWS", 2)  # bodies of several batches
+    in_memory = answers(tmp_path / "memory")
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(http, "IN_MEMORY_BODY", 0)
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    streamed = answers(tmp_path / "disk")
+    assert streamed == in_memory
+    assert not list(spool.iterdir())

@@ -102,6 +102,13 @@ def ingest_group(store: Store, jobs: Sequence[Job], now: datetime) -> list[Inges
     Events requests of the same model, version and columns, with no event id in common,
     are validated and stored as one batch and their results told apart afterwards, so a
     group of many small requests costs about what one request of their size does."""
+    if len(jobs) == 1 and jobs[0].source.streamed:  # read as it is stored, in one go
+        job = jobs[0]
+        with store.transaction():
+            args = (job.source, job.source.batches, now, job.version, None, nullcontext)
+            return [_ingest_one(store, job.model, job.kind, *args)]
+    if any(job.source.streamed for job in jobs):
+        raise ValueError("a streamed source is ingested alone")
     results: list[IngestResult | None] = [None] * len(jobs)
     batches = [list(job.source.batches) for job in jobs]
     with store.transaction():

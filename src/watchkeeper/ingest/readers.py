@@ -8,7 +8,9 @@ line that does not parse) is kept as a rejected line with its text.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import dataclasses
 import gzip
 import io
 import itertools
@@ -17,7 +19,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -51,6 +53,9 @@ class Source:
     batches: Iterator[pa.RecordBatch]
     total_rows: int | None = None
     rejected: list[Rejected] = field(default_factory=list)
+    # Read as it is stored, once (a large request body): it cannot be reread, and its
+    # reading may fail midway.
+    streamed: bool = False
 
 
 def open_source(data: Any, batch_rows: int = DEFAULT_BATCH_ROWS) -> Source:
@@ -88,9 +93,7 @@ def require_column(source: Source, column: str, message: str) -> Source:
         return source
     if column not in first.schema.names:
         raise InputError(message)
-    return Source(
-        source.name, itertools.chain([first], source.batches), source.total_rows, source.rejected
-    )
+    return dataclasses.replace(source, batches=itertools.chain([first], source.batches))
 
 
 def _open_file(path: Path, batch_rows: int) -> Source:
@@ -209,11 +212,9 @@ def _open_json(path: Path, batch_rows: int) -> Source:
     with _open_binary(path) as fh:
         head = fh.read(4096).lstrip()
     source = Source(str(path), iter(()))
-    if head.startswith(b"["):
+    if head.startswith(b"["):  # read whole before anything is stored: a broken end refuses it
         with _open_binary(path) as fh:
-            body = fh.read()
-        batches = json_array(body, source, str(path), batch_rows)
-        del body
+            batches = list(json_array(fh, source, str(path), batch_rows))
         source.batches = iter(batches)
         source.total_rows = sum(b.num_rows for b in batches) + len(source.rejected)
         return source
@@ -222,86 +223,234 @@ def _open_json(path: Path, batch_rows: int) -> Source:
 
 
 def json_array(
-    body: bytes | str, source: Source, name: str, batch_rows: int
-) -> list[pa.RecordBatch]:
-    """A JSON array of objects as record batches of at most ``batch_rows`` rows. An element
-    nested too deeply to parse, or with text that is not Unicode (a lone surrogate), is
-    rejected by itself; the rest is kept. A large array is read one element at a time and
-    turned into Arrow a batch at a time, so its memory is the text and the Arrow columns,
-    not a Python object per value; the whole body is read before anything is returned, so
-    a body broken at its end is refused whole."""
-    if len(body) <= _JSON_LOADS_BYTES:
+    data: bytes | str | BinaryIO, source: Source, name: str, batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """A JSON array of objects (bytes, text or a binary file) as record batches of
+    ``batch_rows`` rows. An element nested too deeply to parse, or with text that is not
+    Unicode (a lone surrogate), is rejected by itself; the rest is kept. A small array is
+    parsed at once; a large one is read a slice of text at a time and parsed one element at
+    a time, and its rows turned into Arrow a few thousand at a time, so its memory is about
+    a batch's whatever its size. A body broken at its end raises an InputError after the
+    batches before it were given: whoever stores them stores them in one transaction."""
+    elements: Iterable[Any]
+    if isinstance(data, bytes | str) and len(data) <= _JSON_LOADS_BYTES:
         try:
-            elements: Iterable[Any] = json.loads(body)
+            elements = json.loads(data)
         except RecursionError:
-            elements = _elements(body, source, name)
+            elements = _elements(_binary(data), source, name)
         except ValueError as exc:  # also a number beyond Python's 4,300 digits
             raise InputError(f"{name}: not valid JSON: {exc}") from exc
         else:
             if not isinstance(elements, list):
                 raise InputError(f"{name}: a JSON body must be an array of objects, one per row")
     else:
-        elements = _elements(body, source, name)
-    out: list[pa.RecordBatch] = []
+        elements = _elements(_binary(data), source, name)
+    yield from _batches_of(elements, source, name, batch_rows)
+
+
+def _binary(data: bytes | str | BinaryIO) -> BinaryIO:
+    if isinstance(data, str):
+        return io.BytesIO(data.encode("utf-8", "surrogatepass"))
+    return io.BytesIO(data) if isinstance(data, bytes) else data
+
+
+_OBJECTS_AT_ONCE = 16_384  # rows turned from Python objects into Arrow at a time
+
+
+def _batches_of(
+    elements: Iterable[Any], source: Source, name: str, batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """The objects among ``elements`` as batches of ``batch_rows`` rows; the others
+    rejected by themselves, as a JSON line that is not an object is."""
+    step = min(_OBJECTS_AT_ONCE, batch_rows)
     objects: list[dict[str, Any]] = []
+    tables: list[pa.Table] = []
+    pending = 0  # rows in ``tables``
     first = 1  # the number of the first element in ``objects``
-    rows = others = 0
+    rows = others = given = 0
     for number, row in enumerate(elements, start=1):
         if isinstance(row, dict):
             if not objects:
                 first = number
             objects.append(row)
             rows += 1
-            if len(objects) == batch_rows:
-                out += _table_of(objects, source, first).to_batches(batch_rows)
+            if len(objects) == step:
+                tables.append(_table_of(objects, source, first))
+                pending += len(objects)
                 objects = []
-        else:  # rejected by itself, as a JSON line that is not an object is
+                if pending >= batch_rows:
+                    for batch in _joined(tables, batch_rows):
+                        given += 1
+                        yield batch
+                    pending = sum(t.num_rows for t in tables)
+        else:
             try:
                 text = json.dumps(row)[:200]
             except (RecursionError, ValueError):
                 text = "(a nested value)"
             source.rejected.append(Rejected(number, text, "a row must be a JSON object"))
             others += 1
-    if objects or not out:
-        out += _table_of(objects, source, first).to_batches(batch_rows)
+    if objects or (not given and not tables):
+        tables.append(_table_of(objects, source, first))
+    yield from _joined(tables, batch_rows, last=True)
     if not rows and others:
         raise InputError(f"{name}: a JSON body must be an array of objects, one per row")
+
+
+def _joined(
+    tables: list[pa.Table], batch_rows: int, last: bool = False
+) -> Iterator[pa.RecordBatch]:
+    """The whole batches of ``tables`` joined (all of them when ``last``); the rows left
+    over stay in ``tables``, which is changed in place."""
+    if not tables:
+        return
+    table = pa.concat_tables(_unified(tables), promote_options="default")
+    tables.clear()
+    whole = table.num_rows if last else table.num_rows - table.num_rows % batch_rows
+    if whole:
+        yield from table.slice(0, whole).combine_chunks().to_batches(batch_rows)
+    if whole < table.num_rows:
+        tables.append(table.slice(whole))
+
+
+def _unified(tables: list[pa.Table]) -> list[pa.Table]:
+    """Tables whose columns have one type each, as if all their rows had been made into a
+    table at once (``rows_to_table``): numbers of both kinds become floats, and a column
+    whose types otherwise differ (numbers in one, text in the next) is kept as text."""
+    types: dict[str, set[pa.DataType]] = {}
+    for t in tables:
+        for f in t.schema:
+            if not pa.types.is_null(f.type):
+                types.setdefault(f.name, set()).add(f.type)
+    numbers = {pa.int64(), pa.float64()}
+    out = []
+    for t in tables:
+        for name, found in types.items():
+            if len(found) < 2 or name not in t.column_names:
+                continue
+            i = t.column_names.index(name)
+            if found <= numbers:
+                t = t.set_column(i, name, t.column(i).cast(pa.float64()))
+            elif t.schema.field(i).type != pa.string():
+                values = [None if v is None else _text(v) for v in t.column(i).to_pylist()]
+                t = t.set_column(i, name, pa.array(values, pa.string()))
+        out.append(t)
     return out
 
 
 _TOO_DEEP = "nested too deeply to read"
+_DEEP = object()  # what _Text.value gives for such a value
+_JSON_READ_BYTES = 1 << 20  # the slice of a large JSON array read and decoded at a time
 
 
-def _elements(body: bytes | str, source: Source, name: str) -> Iterator[Any]:
-    """The elements of a JSON array one at a time, those too deep rejected."""
-    try:
-        text = body.decode("utf-8") if isinstance(body, bytes) else body
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{name}: not valid JSON: {exc}") from exc
-    decoder = json.JSONDecoder()
-    i = _space(text, 0)
-    if not text.startswith("[", i):
-        raise InputError(f"{name}: a JSON body must be an array of objects, one per row")
-    i = _space(text, i + 1)
-    number = 0
-    while i < len(text) and text[i] != "]":
-        number += 1
+class _Text:
+    """The text of a binary stream, decoded a slice at a time: ``text`` holds what is not
+    yet consumed, ``base`` the number of characters before it."""
+
+    def __init__(self, fh: BinaryIO, name: str) -> None:
+        self.fh = fh
+        self.name = name
+        self.decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        self.text = ""
+        self.base = 0
+        self.eof = False
+
+    def more(self) -> bool:
+        """Read the next slice; False at the end of the stream."""
+        if self.eof:
+            return False
+        data = self.fh.read(_JSON_READ_BYTES)
         try:
-            row, end = decoder.raw_decode(text, i)
+            self.text += self.decoder.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{self.name}: not valid JSON: {exc}") from exc
+        self.eof = not data
+        return True
+
+    def has(self, i: int) -> bool:
+        """Whether there is a character at ``i``, reading on as needed."""
+        while i >= len(self.text):
+            if not self.more():
+                return False
+        return True
+
+    def at(self, i: int, ch: str) -> bool:
+        return self.has(i) and self.text[i] == ch
+
+    def space(self, i: int) -> int:
+        while self.has(i) and self.text[i] in " \t\r\n":
+            i += 1
+        return i
+
+    def forget(self, i: int) -> int:
+        """Drop the text before ``i`` once it is long; ``i`` in the text that is left."""
+        if i < _JSON_READ_BYTES:
+            return i
+        self.text = self.text[i:]
+        self.base += i
+        return 0
+
+    def value(self, decoder: json.JSONDecoder, i: int) -> tuple[Any, int]:
+        """The JSON value starting at ``i`` and where it ends; _DEEP for a value nested
+        beyond Python's parser, with its end found by counting brackets."""
+        while True:
+            try:
+                value, end = decoder.raw_decode(self.text, i)
+            except RecursionError:
+                end = _value_end(self.text, i)
+                while end == len(self.text) and self.more():
+                    size = 2 * len(self.text)  # read on to twice as much before counting again
+                    while len(self.text) < size and self.more():
+                        pass
+                    end = _value_end(self.text, i)
+                return _DEEP, end
+            except json.JSONDecodeError as exc:
+                # Cut off by the end of the slice (not by a mistake): read on and retry.
+                near_end = exc.pos >= len(self.text) - 6 or exc.msg.startswith("Unterminated")
+                if near_end and self.more():
+                    continue
+                raise InputError(
+                    f"{self.name}: not valid JSON: {exc.msg} at character {self.base + exc.pos}"
+                ) from exc
+            except ValueError as exc:  # a number beyond Python's 4,300 digits
+                raise InputError(f"{self.name}: not valid JSON: {exc}") from exc
+            if end == len(self.text) and self.more():
+                continue  # a number or a literal may go on in the next slice
+            return value, end
+
+
+def _elements(fh: BinaryIO, source: Source, name: str) -> Iterator[Any]:
+    """The elements of a JSON array one at a time, read from ``fh`` a slice at a time;
+    those too deep rejected."""
+    text = _Text(fh, name)
+    decoder = json.JSONDecoder()
+    i = text.space(0)
+    if not text.at(i, "["):
+        raise InputError(f"{name}: a JSON body must be an array of objects, one per row")
+    i = text.space(i + 1)
+    number = 0
+    while text.has(i) and text.text[i] != "]":
+        number += 1
+        row, end = text.value(decoder, i)
+        if row is _DEEP:
+            source.rejected.append(Rejected(number, text.text[i : min(end, i + 200)], _TOO_DEEP))
+        else:
             yield row
-        except RecursionError:
-            end = _value_end(text, i)
-            source.rejected.append(Rejected(number, text[i : min(end, i + 200)], _TOO_DEEP))
-        except ValueError as exc:
-            raise InputError(f"{name}: not valid JSON: {exc}") from exc
-        i = _space(text, end)
-        if i < len(text) and text[i] == ",":
-            i = _space(text, i + 1)
-        elif i < len(text) and text[i] != "]":
-            raise InputError(f"{name}: not valid JSON: expected ',' or ']' at character {i}")
-    if i >= len(text):
+        i = text.space(end)
+        if text.at(i, ","):
+            i = text.space(i + 1)
+            if text.at(i, "]"):
+                raise InputError(
+                    f"{name}: not valid JSON: a value expected at character {text.base + i}"
+                )
+        elif text.has(i) and text.text[i] != "]":
+            raise InputError(
+                f"{name}: not valid JSON: expected ',' or ']' at character {text.base + i}"
+            )
+        i = text.forget(i)
+    if not text.has(i):
         raise InputError(f"{name}: not valid JSON: the array is not closed")
-    if _space(text, i + 1) != len(text):
+    if text.has(text.space(i + 1)):
         raise InputError(f"{name}: not valid JSON: extra data after the array")
 
 
@@ -358,31 +507,50 @@ def _table_of(rows: list[dict[str, Any]], source: Source, first: int = 1) -> pa.
 BODY_FORMATS = ("json", "jsonl", "arrow", "parquet")
 
 
-def open_bytes(body: bytes, fmt: str, name: str = "request body") -> Source:
+def open_bytes(body: bytes | BinaryIO, fmt: str, name: str = "request body") -> Source:
     """A request body as a source: a JSON array of objects, JSON Lines, an Arrow IPC
-    stream or a Parquet file. Broken JSON lines are rejected one by one, as in files."""
+    stream or a Parquet file. Broken JSON lines are rejected one by one, as in files.
+
+    Bytes are read whole here, so a broken body is refused before anything is stored; a
+    file (a large body, written to disk as it arrived) is read a batch at a time as it is
+    stored (``streamed``): its mistakes are raised midway, and the store must take its
+    batches in one transaction so that a body broken at its end is still refused whole."""
+    streamed = not isinstance(body, bytes)
+    fh = _binary(body)
     try:
         if fmt == "json":
-            source = Source(name, iter(()))
-            batches = json_array(body, source, name, DEFAULT_BATCH_ROWS)
-            source.batches = iter(batches)
-            source.total_rows = sum(b.num_rows for b in batches) + len(source.rejected)
+            source = Source(name, iter(()), streamed=streamed)
+            batches = json_array(
+                body if isinstance(body, bytes) else fh, source, name, DEFAULT_BATCH_ROWS
+            )
+            if streamed:
+                source.batches = batches
+                return source
+            given = list(batches)
+            source.batches = iter(given)
+            source.total_rows = sum(b.num_rows for b in given) + len(source.rejected)
             return source
         if fmt == "jsonl":
-            source = Source(name, iter(()))
-            source.batches = _json_chunks(io.BytesIO(body), source)
+            source = Source(name, iter(()), streamed=streamed)
+            source.batches = _json_chunks(fh, source)
             return source
         if fmt == "arrow":
-            reader = pa.ipc.open_stream(io.BytesIO(body))
+            reader = pa.ipc.open_stream(fh)
+            if streamed:
+                batches = _guarded(
+                    _rebatch(reader, DEFAULT_BATCH_ROWS), f"{name}: cannot read it as arrow"
+                )
+                return Source(name, batches, streamed=True)
             table = reader.read_all()
             return Source(name, iter(table.to_batches(DEFAULT_BATCH_ROWS)), table.num_rows)
         if fmt == "parquet":
-            parquet = pq.ParquetFile(io.BytesIO(body))
+            parquet = pq.ParquetFile(fh)
             batches = parquet.iter_batches(batch_size=DEFAULT_BATCH_ROWS)
             return Source(
                 name,
                 _guarded(batches, f"{name}: cannot read it as parquet"),
                 parquet.metadata.num_rows,
+                streamed=streamed,
             )
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{name}: cannot read it as {fmt}: {exc}") from exc

@@ -59,7 +59,14 @@ def add(app: FastAPI, service: Service) -> None:
         fmt = body_format(request.headers.get("content-type", "application/json"))
         server = service.config.server
         body = await read_body(request, server.max_body_bytes, server.body_timeout.total_seconds())
-        source = open_bytes(body, fmt)
-        future = service.writer.submit(cfg, kind, source, version)
+        if isinstance(body, bytes):
+            future = service.writer.submit(cfg, kind, open_bytes(body, fmt), version)
+        else:  # a large body, on disk: the writer reads it as it stores it, then it goes
+            try:
+                future = service.writer.submit(cfg, kind, open_bytes(body, fmt), version)
+            except BaseException:
+                body.close()
+                raise
+            future.add_done_callback(lambda _: body.close())
         result = await asyncio.wrap_future(future)
         return IngestResponse(**result.to_dict())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +20,7 @@ from datetime import datetime
 import pyarrow as pa
 
 from watchkeeper.config import ModelConfig
+from watchkeeper.errors import InputError
 from watchkeeper.ingest.pipeline import IngestResult, Job, ingest_group
 from watchkeeper.ingest.readers import Rejected, Source
 from watchkeeper.schema import Kind
@@ -32,18 +33,26 @@ log = logging.getLogger("watchkeeper.server")
 class _Request:
     model: ModelConfig
     kind: Kind
-    batches: list[pa.RecordBatch]  # read in full before queueing, so a retry can reread
+    # Read in full before queueing, so that a retry can reread; or, for a large body, read
+    # as it is stored (``streamed``): such a request is committed alone, in one go.
+    batches: list[pa.RecordBatch] | Iterator[pa.RecordBatch]
     rejected: list[Rejected]
     name: str
     version: str | None
     future: Future[IngestResult]
+    streamed: bool = False
 
     @property
     def rows(self) -> int:
+        if not isinstance(self.batches, list):
+            return 0
         return sum(b.num_rows for b in self.batches)
 
     def job(self) -> Job:
-        source = Source(self.name, iter(self.batches), self.rows, list(self.rejected))
+        if not isinstance(self.batches, list):
+            source = Source(self.name, self.batches, None, self.rejected, streamed=True)
+        else:
+            source = Source(self.name, iter(self.batches), self.rows, list(self.rejected))
         return Job(self.model, self.kind, source, self.version)
 
 
@@ -67,29 +76,39 @@ class Writer:
     def submit(
         self, model: ModelConfig, kind: Kind, source: Source, version: str | None = None
     ) -> Future[IngestResult]:
-        """Queue a request; its future is answered after the commit."""
-        batches = list(source.batches)  # reading may add rejected lines to the source
+        """Queue a request; its future is answered after the commit. A streamed source is
+        read by the writer as it stores it (its ``rejected`` list filled as it goes)."""
         future: Future[IngestResult] = Future()
-        self._queue.put(
-            _Request(model, kind, batches, source.rejected, source.name, version, future)
-        )
+        if source.streamed:
+            request = _Request(
+                model, kind, source.batches, source.rejected, source.name, version, future, True
+            )
+        else:
+            batches = list(source.batches)  # reading may add rejected lines to the source
+            request = _Request(model, kind, batches, source.rejected, source.name, version, future)
+        self._queue.put(request)
         return future
 
     def _loop(self) -> None:
+        held: _Request | None = None  # a streamed request met while grouping: the next group
         while True:
-            first = self._queue.get()
+            first = held if held is not None else self._queue.get()
+            held = None
             if first is None:
                 return
             group = [first]
             rows = first.rows
             stop = False
-            while rows < self.max_rows:
+            while rows < self.max_rows and not first.streamed:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:
                     stop = True
+                    break
+                if nxt.streamed:
+                    held = nxt
                     break
                 group.append(nxt)
                 rows += nxt.rows
@@ -100,9 +119,12 @@ class Writer:
     def _commit(self, group: list[_Request]) -> None:
         try:
             results = ingest_group(self.store, [r.job() for r in group], self.clock())
-        except Exception:  # handed to the request's future: its client gets the error
+        except Exception as exc:  # handed to the request's future: its client gets the error
             if len(group) == 1:
-                log.exception("ingestion failed")
+                if isinstance(exc, InputError):  # the client's mistake, told to the client
+                    log.info("ingestion refused: %s", exc)
+                else:
+                    log.exception("ingestion failed")
                 group[0].future.set_exception(_last_error())
                 return
             for r in group:  # one by one, so a bad request fails alone

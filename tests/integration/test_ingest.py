@@ -490,11 +490,11 @@ def test_a_large_json_array_is_read_element_by_element_as_a_small_one_is_at_once
     """Past a size, a JSON array is parsed one element at a time (bounded memory): the
     rows, their batches, the rejected elements and the refusals are the same."""
     from watchkeeper.errors import InputError
-    from watchkeeper.ingest import readers
+    from watchkeeper.ingest import json_text, readers
 
     def read(limit: int, slice_bytes: int = 1 << 20, step: int = 2) -> Any:
         monkeypatch.setattr(readers, "_JSON_LOADS_BYTES", limit)
-        monkeypatch.setattr(readers, "_JSON_READ_BYTES", slice_bytes)
+        monkeypatch.setattr(json_text, "_JSON_READ_BYTES", slice_bytes)
         monkeypatch.setattr(readers, "_OBJECTS_AT_ONCE", step)
         source = readers.Source("b", iter(()))
         try:

@@ -8,7 +8,6 @@ line that does not parse) is kept as a rejected line with its text.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import dataclasses
 import gzip
@@ -28,6 +27,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from watchkeeper.errors import InputError
+from watchkeeper.ingest.json_text import _DEEP, _Text
 
 DEFAULT_BATCH_ROWS = 2 * 122_880  # two of DuckDB's row groups
 _JSON_CHUNK_BYTES = 32 << 20
@@ -339,84 +339,6 @@ def _unified(tables: list[pa.Table]) -> list[pa.Table]:
 
 
 _TOO_DEEP = "nested too deeply to read"
-_DEEP = object()  # what _Text.value gives for such a value
-_JSON_READ_BYTES = 1 << 20  # the slice of a large JSON array read and decoded at a time
-
-
-class _Text:
-    """The text of a binary stream, decoded a slice at a time: ``text`` holds what is not
-    yet consumed, ``base`` the number of characters before it."""
-
-    def __init__(self, fh: BinaryIO, name: str) -> None:
-        self.fh = fh
-        self.name = name
-        self.decoder = codecs.getincrementaldecoder("utf-8-sig")()
-        self.text = ""
-        self.base = 0
-        self.eof = False
-
-    def more(self) -> bool:
-        """Read the next slice; False at the end of the stream."""
-        if self.eof:
-            return False
-        data = self.fh.read(_JSON_READ_BYTES)
-        try:
-            self.text += self.decoder.decode(data, final=not data)
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{self.name}: not valid JSON: {exc}") from exc
-        self.eof = not data
-        return True
-
-    def has(self, i: int) -> bool:
-        """Whether there is a character at ``i``, reading on as needed."""
-        while i >= len(self.text):
-            if not self.more():
-                return False
-        return True
-
-    def at(self, i: int, ch: str) -> bool:
-        return self.has(i) and self.text[i] == ch
-
-    def space(self, i: int) -> int:
-        while self.has(i) and self.text[i] in " \t\r\n":
-            i += 1
-        return i
-
-    def forget(self, i: int) -> int:
-        """Drop the text before ``i`` once it is long; ``i`` in the text that is left."""
-        if i < _JSON_READ_BYTES:
-            return i
-        self.text = self.text[i:]
-        self.base += i
-        return 0
-
-    def value(self, decoder: json.JSONDecoder, i: int) -> tuple[Any, int]:
-        """The JSON value starting at ``i`` and where it ends; _DEEP for a value nested
-        beyond Python's parser, with its end found by counting brackets."""
-        while True:
-            try:
-                value, end = decoder.raw_decode(self.text, i)
-            except RecursionError:
-                end = _value_end(self.text, i)
-                while end == len(self.text) and self.more():
-                    size = 2 * len(self.text)  # read on to twice as much before counting again
-                    while len(self.text) < size and self.more():
-                        pass
-                    end = _value_end(self.text, i)
-                return _DEEP, end
-            except json.JSONDecodeError as exc:
-                # Cut off by the end of the slice (not by a mistake): read on and retry.
-                near_end = exc.pos >= len(self.text) - 6 or exc.msg.startswith("Unterminated")
-                if near_end and self.more():
-                    continue
-                raise InputError(
-                    f"{self.name}: not valid JSON: {exc.msg} at character {self.base + exc.pos}"
-                ) from exc
-            except ValueError as exc:  # a number beyond Python's 4,300 digits
-                raise InputError(f"{self.name}: not valid JSON: {exc}") from exc
-            if end == len(self.text) and self.more():
-                continue  # a number or a literal may go on in the next slice
-            return value, end
 
 
 def _elements(fh: BinaryIO, source: Source, name: str) -> Iterator[Any]:
@@ -452,35 +374,6 @@ def _elements(fh: BinaryIO, source: Source, name: str) -> Iterator[Any]:
         raise InputError(f"{name}: not valid JSON: the array is not closed")
     if text.has(text.space(i + 1)):
         raise InputError(f"{name}: not valid JSON: extra data after the array")
-
-
-def _space(text: str, i: int) -> int:
-    while i < len(text) and text[i] in " \t\r\n":
-        i += 1
-    return i
-
-
-def _value_end(text: str, i: int) -> int:
-    """Where the JSON value starting at ``i`` ends (brackets counted outside strings)."""
-    depth, in_string, escaped = 0, False, False
-    for j in range(i, len(text)):
-        ch = text[j]
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-            if depth <= 0:
-                return j + 1
-    return len(text)
 
 
 def _table_of(rows: list[dict[str, Any]], source: Source, first: int = 1) -> pa.Table:

@@ -40,7 +40,10 @@ class _Request:
     name: str
     version: str | None
     future: Future[IngestResult]
-    streamed: bool = False
+
+    @property
+    def streamed(self) -> bool:
+        return not isinstance(self.batches, list)
 
     @property
     def rows(self) -> int:
@@ -81,7 +84,7 @@ class Writer:
         future: Future[IngestResult] = Future()
         if source.streamed:
             request = _Request(
-                model, kind, source.batches, source.rejected, source.name, version, future, True
+                model, kind, source.batches, source.rejected, source.name, version, future
             )
         else:
             batches = list(source.batches)  # reading may add rejected lines to the source

@@ -124,15 +124,16 @@ _NAMES = set(MetricRow._fields)
 
 def to_arrow(rows: Sequence[MetricRow], schema: pa.Schema, **constants: Any) -> pa.Table:
     """Rows as an Arrow table of the metrics table's schema; ``constants`` set a column for
-    every row (the model, the run)."""
+    every row (the model, the run). A column at a time: a batch of a backfill is hundreds
+    of thousands of rows, and its Python lists are not all held at once."""
     n = len(rows)
-    return pa.table(
-        {
-            name: [constants[name]] * n if name in constants else [getattr(r, name) for r in rows]
-            for name in schema.names
-        },
-        schema=schema,
-    )
+    columns = [
+        pa.repeat(pa.scalar(constants[f.name], f.type), n)
+        if f.name in constants
+        else pa.array([getattr(r, f.name) for r in rows], f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def from_records(records: Iterable[Mapping[str, Any]]) -> list[MetricRow]:

@@ -368,6 +368,34 @@ def test_a_run_raises_the_memory_limit_and_puts_it_back(ws: watchkeeper.Workspac
     assert limit() == before
 
 
+def test_shedding_the_cache_gives_back_blocks_past_the_stores_own_limit(
+    tmp_path: Path,
+) -> None:
+    """Between the batches of a long run, the table blocks the run's larger pool cached are
+    given back down to the store's own limit, and the run's limit stays as it was."""
+    from watchkeeper.store.engine import Store
+
+    store = Store.open(f"duckdb://{tmp_path / 's.duckdb'}", memory_limit="64MB")
+    raw = store.backend.con
+    raw.execute("CREATE TABLE t AS SELECT range AS i, random() AS x FROM range(15000000)")
+    raw.execute("CHECKPOINT")
+
+    def held() -> int:
+        return int(raw.sql("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()[0])
+
+    def limit() -> str:
+        return str(raw.sql("SELECT current_setting('memory_limit')").fetchone()[0])
+
+    with store.working_memory("1GB"):
+        run_limit = limit()
+        raw.sql("SELECT sum(x) FROM t").fetchall()  # reads every block into the pool
+        assert held() > 80 << 20
+        store.shed_cache()
+        assert held() <= 64 << 20
+        assert limit() == run_limit
+    store.backend.disconnect()
+
+
 def test_a_group_commit_tells_each_request_what_it_would_have_been_told_alone(
     tmp_path: Path, clock: Clock
 ) -> None:

@@ -186,6 +186,10 @@ def _run(
         rows = batch.rows if len(batches) == 1 else None
         errors.update(batch.errors)
         estimated = estimated or made_estimates
+        if len(batches) > 1:  # the next batch is computed without this one's rows or blocks
+            del batch
+            for s in {id(store): store, id(source_store): source_store}.values():
+                s.shed_cache()
     notes += [f"the {family} metrics failed: {error}" for family, error in errors.items()]
     if estimated:
         # The estimates' record, this run's backtests included: the caveat to read them by.

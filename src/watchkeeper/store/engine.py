@@ -100,6 +100,7 @@ class Store:
         self.backend = backend
         self.url = url
         self.memory_limit = memory_limit
+        self._limit = memory_limit  # the buffer pool's limit now (a run's, during one)
         self._tables: dict[str, ir.Table] = {}
         self._compiled: dict[tuple[str, pa.Schema], str] = {}
         self._quoted: dict[str, str] = {}
@@ -284,11 +285,27 @@ class Store:
                 self.memory_limit or raw.sql("SELECT current_setting('memory_limit')").fetchone()[0]
             )
             raw.execute(f"SET memory_limit = '{limit}'")
+        self._limit = limit
         try:
             yield
         finally:
+            self._limit = before
             with suppress(Exception):
                 raw.execute(f"SET memory_limit = '{before}'")
+
+    def shed_cache(self) -> None:
+        """DuckDB: give back the table blocks its buffer pool keeps cached past the store's
+        own ``memory_limit`` (lowering the limit evicts them; it is then put back). A run of
+        many batches calls this between them: what one batch read is not needed by the next,
+        and it would otherwise stay cached up to the run's larger pool."""
+        raw = getattr(self.backend, "con", None)
+        if self.engine != "duckdb" or raw is None or not self.memory_limit:
+            return
+        if self._limit == self.memory_limit:
+            return  # the pool is the store's own: nothing is cached past it
+        with suppress(Exception):
+            raw.execute(f"SET memory_limit = '{self.memory_limit}'")
+            raw.execute(f"SET memory_limit = '{self._limit}'")
 
     @contextmanager
     def cached(self, expr: ir.Table) -> Iterator[ir.Table]:

@@ -140,7 +140,7 @@ _FAMILIES: dict[str, tuple[str, tuple[str, ...], Unit]] = {
     ),
     "watchkeeper_label_lag_seconds": (
         "Delay from an event to its label, newest window with labels",
-        ("model", "quantile"),
+        ("model", "percentile"),  # not `quantile`: that label is a summary's
         "seconds",
     ),
     "watchkeeper_served_error_ratio": (
@@ -402,10 +402,10 @@ _EXPORTS: Mapping[str, tuple[Export, ...]] = {
     ),
     "label_coverage": (Export("watchkeeper_label_coverage_ratio", {}, whole_traffic=True),),
     "label_lag_p50": (
-        Export("watchkeeper_label_lag_seconds", {"quantile": "0.5"}, whole_traffic=True),
+        Export("watchkeeper_label_lag_seconds", {"percentile": "50"}, whole_traffic=True),
     ),
     "label_lag_p90": (
-        Export("watchkeeper_label_lag_seconds", {"quantile": "0.9"}, whole_traffic=True),
+        Export("watchkeeper_label_lag_seconds", {"percentile": "90"}, whole_traffic=True),
     ),
     "segment_gap": (
         Export("watchkeeper_segment_gap", {"metric": "{column}", "segment": "{segment}"}),

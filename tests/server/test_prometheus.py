@@ -119,3 +119,54 @@ def test_the_exported_rules_pass_promtool(tmp_path: Path) -> None:
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS: 7 rules found" in checked.stdout
+
+
+def test_a_scrape_passes_promtool_check_metrics_with_one_series_per_alert(
+    tmp_path: Path,
+) -> None:
+    """`promtool check metrics` finds nothing in a scrape (no summary-only label on a gauge),
+    and the alerts of one rule on several segments are several series, not one written
+    many times."""
+    promtool = shutil.which("promtool")
+    need(promtool is not None, "promtool (Debian package prometheus)")
+    assert promtool is not None
+    yaml = (
+        YAML
+        + """    - name: busy_regions
+      severity: ticket
+      owner: infrastructure
+      window: 1h
+      conditions:
+        - {metric: error_rate, segment: "region=*", above: 0.2}
+"""
+    )
+    config = with_reference(parse_config(yaml, base_dir=tmp_path))
+    clock = Clock(NOW)
+    rows = [
+        event(
+            i,
+            ts=f"2026-04-30T05:{i % 60:02d}:00Z",
+            status="error" if i % 3 == 0 else "ok",
+            region=("eu", "us")[i % 2],
+        )
+        for i in range(300)
+    ]
+    with TestClient(create_app(config, clock=clock)) as c:
+        assert c.post("/api/v1/models/fraud/events", json=rows).status_code == 200
+        c.post(
+            "/api/v1/models/fraud/labels",
+            json=[{"id": f"e{i}", "is_fraud": i % 2} for i in range(100)],
+        )
+        clock.now = NOW + timedelta(days=2)
+        assert c.post("/api/v1/runs", json={"model": "fraud"}).status_code == 200
+        c.post("/api/v1/alerts/evaluate", json={"model": "fraud"})
+        text = c.get("/metrics").text
+    series = [line.split(" ")[0] for line in text.splitlines() if not line.startswith("#")]
+    assert len(series) == len(set(series)), sorted(s for s in series if series.count(s) > 1)
+    regional = [s for s in series if 'alertname="busy_regions"' in s]
+    assert len(regional) >= 2 and all('segment="region=' in s for s in regional), regional
+    assert "watchkeeper_label_lag_seconds{" in text
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

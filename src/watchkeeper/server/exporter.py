@@ -7,8 +7,9 @@ realized and estimated, segment gaps, fairness disparities, label coverage and d
 the served model's errors, events and volume, outcome rates. Besides them:
 
 - ``watchkeeper_served_latency_seconds`` (gauge histogram of the newest window);
-- ``watchkeeper_alerts`` {alertname, model, severity, owner, alertstate}: like Prometheus'
-  own ``ALERTS``, 1 per pending or firing alert;
+- ``watchkeeper_alerts`` {alertname, model, severity, owner, alertstate, metric, column,
+  segment, version}: like Prometheus' own ``ALERTS``, 1 per pending or firing alert (the
+  last four empty where the rule does not split by them);
 - counters ``watchkeeper_ingested_rows_total`` {model, kind, outcome} (accepted,
   duplicate), ``watchkeeper_quarantined_rows_total`` {model, kind, reason};
 - health: ``watchkeeper_up``, ``watchkeeper_last_run_timestamp_seconds`` {model},
@@ -189,23 +190,36 @@ def _float_text(value: float) -> str:
     return repr(float(value))
 
 
+# An alert's own labels beside its rule and model: without them, the alerts of one rule on
+# several segments, columns or versions would be one series written many times.
+ALERT_LABELS = ("metric", "column", "segment", "version")
+
+
 def _alerts(store: Store) -> list[Metric]:
     family = GaugeMetricFamily(
         "watchkeeper_alerts",
         "Alerts pending or firing (like Prometheus' ALERTS)",
-        labels=["alertname", "model", "severity", "owner", "alertstate"],
+        labels=["alertname", "model", "severity", "owner", "alertstate", *ALERT_LABELS],
     )
+    found: set[tuple[str, ...]] = set()
+
+    def add(rule: str, model: str, severity: str, owner: str, state: str, labels: str) -> None:
+        own = json.loads(labels or "{}")
+        found.add(
+            (rule, model, severity, owner, state, *(str(own.get(k, "")) for k in ALERT_LABELS))
+        )
+
     t = store.table(ALERTS)
     for r in store.execute(t.filter(t.state == "firing")).to_pylist():
-        family.add_metric([r["rule"], r["model"], r["severity"], r["owner"], "firing"], 1.0)
+        add(r["rule"], r["model"], r["severity"], r["owner"], "firing", r["labels"])
     s = store.table(ALERT_STATES)
     for r in store.execute(s).to_pylist():
         state = json.loads(r["state"])
         if state["state"] == "pending":
-            labels = json.loads(r["labels"])
-            family.add_metric(
-                [r["rule"], r["model"], state["severity"], labels.get("owner", ""), "pending"], 1.0
-            )
+            owner = json.loads(r["labels"] or "{}").get("owner", "")
+            add(r["rule"], r["model"], state["severity"], owner, "pending", r["labels"])
+    for key in sorted(found):
+        family.add_metric(list(key), 1.0)
     return [family]
 
 

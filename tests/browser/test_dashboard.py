@@ -136,3 +136,20 @@ def test_an_alert_can_be_acknowledged_and_closed_from_the_alerts_page(
     visit(p, site + f"/models/fraud/alerts/{alert_id}", "alert")
     assert p.locator("ol.hypotheses li").count() == 5  # the triage, on the alert's page
     assert errors == []
+
+
+def test_the_api_reference_renders_offline_from_the_package(
+    site: str, page: tuple[Any, list[str]]
+) -> None:
+    """/docs is Swagger UI from the installed package: its operations render, and no
+    request leaves the machine (no CDN, no validator badge)."""
+    p, errors = page
+    asked: list[str] = []
+    p.on("request", lambda r: asked.append(r.url))
+    visit(p, site + "/docs", "api-docs")
+    p.wait_for_selector(".opblock", timeout=30_000)
+    assert p.locator(".opblock").count() > 10  # the API's operations, read from /openapi.json
+    assert "watchkeeper" in p.locator(".info .title").inner_text()
+    outside = [u for u in asked if not u.startswith((site, "data:"))]
+    assert outside == [], outside
+    assert errors == []

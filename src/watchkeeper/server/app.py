@@ -51,6 +51,8 @@ def create_app(
         version="0.1.0",
         description="Monitoring for machine-learning models in production.",
         lifespan=lifespan,
+        docs_url=None,  # served below from the package's own Swagger UI, not a CDN
+        redoc_url=None,
         responses={
             400: {"model": ErrorResponse, "description": "bad input"},
             401: {"model": ErrorResponse, "description": "no or wrong API key"},

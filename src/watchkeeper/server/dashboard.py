@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Query, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from watchkeeper.server.auth import CSRF_COOKIE, SESSION_COOKIE, Denied, check
@@ -28,8 +29,14 @@ class Pages(OverviewPage, SeriesPage, DriftPage, SegmentsPage, AlertsPage):
     """Builds each page from a workspace."""
 
 
+# Swagger UI (swagger-ui-dist from the npm registry, vendored with its licence in
+# static/swagger), for /docs offline.
+SWAGGER_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
+
+
 def _asset(name: str) -> bytes:
-    return resources.files("watchkeeper.server").joinpath("static", name).read_bytes()
+    path = resources.files("watchkeeper.server").joinpath("static", *name.split("/"))
+    return path.read_bytes()
 
 
 def login_page(said: str = "") -> str:
@@ -115,7 +122,29 @@ def mount(app: FastAPI, service: Any) -> None:
         )
         return answer
 
-    types = {"js": "text/javascript", "css": "text/css"}
+    types = {"js": "text/javascript", "css": "text/css", "png": "image/png"}
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        """The API's reference (Swagger UI), its script and style from the package."""
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="watchkeeper API",
+            swagger_js_url="/assets/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/assets/swagger/swagger-ui.css",
+            swagger_favicon_url="/assets/swagger/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no call to swagger.io's validator
+        )
+
+    @app.get("/assets/swagger/{name}", include_in_schema=False)
+    def swagger_asset(name: str) -> Response:
+        if name not in SWAGGER_ASSETS:
+            return Response(status_code=404)
+        return Response(
+            _asset(f"swagger/{name}"),
+            media_type=types[name.rsplit(".", 1)[1]],
+            headers={"Cache-Control": "max-age=86400"},
+        )
 
     @app.get("/assets/{name}", include_in_schema=False)
     def asset(name: str) -> Response:

@@ -100,3 +100,32 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
         watchkeeper.compare(tmp_path / "missing.parquet", current())
     with pytest.raises(watchkeeper.InputError, match="cannot compare a int"):
         watchkeeper.compare(1, current())
+
+
+def test_identifiers_and_event_times_are_not_features_unless_asked_for() -> None:
+    """An id column (every value new) would always drift, and a time column always moves:
+    they are left out and said so; a `*_id` column that repeats is a feature (a merchant),
+    and any of them is compared when named."""
+    n = 4000
+    rng = np.random.default_rng(7)
+
+    def frame(first: int, shift: float) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "event_id": [f"e{first + i}" for i in range(n)],
+                "request_id": np.arange(first, first + n),
+                "timestamp": [f"2026-01-{1 + i % 28:02d}T00:00:00Z" for i in range(n)],
+                "merchant_id": rng.choice(["m1", "m2", "m3"], n),
+                "amount": rng.normal(shift, 1, n),
+            }
+        )
+
+    ref, cur = frame(0, 0.0), frame(10**6, 0.0)
+    report = watchkeeper.compare(ref, cur)
+    assert [f.column for f in report.features] == ["merchant_id", "amount"]
+    assert report.left_out == ("event_id", "request_id", "timestamp")
+    assert report.drifted == []
+    assert "left out: event_id, request_id, timestamp" in report.summary()
+    asked = watchkeeper.compare(ref, cur, columns=["request_id", "amount"])
+    assert [f.column for f in asked.features] == ["request_id", "amount"]
+    assert asked.left_out == ()

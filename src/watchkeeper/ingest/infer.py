@@ -187,7 +187,7 @@ def _max_delay(event: _Column, label: _Column) -> tuple[str, str] | None:
     return text, f"the sample's labels took up to {seconds.max() / 3600:,.0f} h"
 
 
-def _named(name: str, patterns: Sequence[str]) -> int | None:
+def named_as(name: str, patterns: Sequence[str]) -> int | None:
     """The rank of the first pattern the (lowercased) name matches, or None."""
     low = name.lower()
     return next((i for i, p in enumerate(patterns) if fnmatch.fnmatchcase(low, p)), None)
@@ -219,7 +219,7 @@ class _Inference:
         return column.name
 
     def by_name(self, patterns: Sequence[str], test: Any = lambda c: True) -> _Column | None:
-        ranked = [(_named(c.name, patterns), c) for c in self.free.values()]
+        ranked = [(named_as(c.name, patterns), c) for c in self.free.values()]
         fitting = [(r, c) for r, c in ranked if r is not None and test(c)]
         return min(fitting, key=lambda rc: rc[0])[1] if fitting else None
 
@@ -367,9 +367,9 @@ class _Inference:
 
     def timestamp(self) -> str:
         dated = [c for c in self.free.values() if c.kind == "datetime"]
-        dated = [c for c in dated if _named(c.name, LABEL_TIMESTAMP) is None]
+        dated = [c for c in dated if named_as(c.name, LABEL_TIMESTAMP) is None]
         if dated:
-            col = min(dated, key=lambda c: (_named(c.name, TIMESTAMP) is None, c.name))
+            col = min(dated, key=lambda c: (named_as(c.name, TIMESTAMP) is None, c.name))
             return self.take("timestamp", col, "a datetime column")
         named = self.by_name(TIMESTAMP, _parses_as_time)
         if named is None:
@@ -498,7 +498,7 @@ class _Inference:
         found = [
             self.take("sensitive", c, f"a protected attribute, {_values(c)}")
             for c in list(self.free.values())
-            if _named(c.name, SENSITIVE) is not None and _few(c)
+            if named_as(c.name, SENSITIVE) is not None and _few(c)
         ]
         if not found:
             self.missing.append(f"no sensitive column (looked for {_looked(SENSITIVE)})")
@@ -508,10 +508,10 @@ class _Inference:
         found = [
             self.take("segment", c, f"named like a slice of traffic, {_values(c)}")
             for c in list(self.free.values())
-            if _named(c.name, SEGMENTS) is not None and _few(c)
+            if named_as(c.name, SEGMENTS) is not None and _few(c)
         ]
         for c in self.free.values():  # kept free: they are features too
-            if _named(c.name, INPUT_SEGMENTS) is not None and _few(c):
+            if named_as(c.name, INPUT_SEGMENTS) is not None and _few(c):
                 self.found.append(Found("segment", c.name, f"also a feature, {_values(c)}"))
                 found.append(c.name)
         if not found:
@@ -530,7 +530,7 @@ class _Inference:
             elif c.name.lower().endswith("version"):
                 out.append(self.take("metadata", c, f"a version of something else, {_values(c)}"))
             elif c.kind == "string" and (
-                _named(c.name, ("*_id", "id_*", "*uuid*")) is not None
+                named_as(c.name, ("*_id", "id_*", "*uuid*")) is not None
                 or c.distinct > max(200, 0.05 * c.rows)
             ):
                 what = "an id" if "id" in c.name.lower() else "free text"

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from watchkeeper.config import DriftConfig, MonitoringConfig
 from watchkeeper.errors import InputError
+from watchkeeper.ingest.infer import EVENT_ID, LABEL_TIMESTAMP, TIMESTAMP, named_as
 from watchkeeper.ingest.readers import rows_to_table
 from watchkeeper.profiles import ALL, Source, compute_profiles
 from watchkeeper.profiles.types import ColumnKind
@@ -51,6 +52,8 @@ class FeatureDrift:
 class DriftReport:
     features: tuple[FeatureDrift, ...]
     min_rows: int
+    # Columns not compared because they are identifiers or event times (not asked for).
+    left_out: tuple[str, ...] = ()
 
     def to_pandas(self) -> Any:
         import pandas as pd
@@ -90,6 +93,10 @@ class DriftReport:
         return [f.column for f in self.features if f.drifted]
 
     def summary(self) -> str:
+        text = self._summary()
+        return text + (f" (left out: {', '.join(self.left_out)})" if self.left_out else "")
+
+    def _summary(self) -> str:
         n = len(self.features)
         if not self.drifted:
             return f"no drift in {n} feature{'s' if n != 1 else ''}"
@@ -126,7 +133,7 @@ def compare(
     store = Store.open("duckdb://", memory_limit=memory_limit)
     try:
         with _table(store, reference) as ref, _table(store, current) as cur:
-            roles = _roles(ref, cur, kinds, columns)
+            roles, left_out = _roles(ref, cur, kinds, columns)
             fitted = fit(ref, roles, store)
             window = compute_profiles(
                 Source(cur, None, ibis.literal("current")), fitted.binnings, None, store
@@ -180,7 +187,7 @@ def compare(
                 {k: (r.statistic, r.p_value) for k, r in results.items() if r is not None},
             )
         )
-    return DriftReport(tuple(features), min_rows)
+    return DriftReport(tuple(features), min_rows, left_out)
 
 
 @contextmanager
@@ -218,16 +225,19 @@ def _roles(
     cur: ir.Table,
     kinds: Mapping[str, ColumnKind] | None,
     columns: Sequence[str] | None,
-) -> list[ColumnRole]:
+) -> tuple[list[ColumnRole], tuple[str, ...]]:
+    """The features to compare, and the columns left out as identifiers or event times
+    (only when the columns are not named)."""
     names = list(columns) if columns is not None else [c for c in ref.columns if c in cur.columns]
     missing = [c for c in names if c not in ref.columns or c not in cur.columns]
     if missing:
         raise InputError(f"columns not in both tables: {', '.join(missing)}")
+    left_out = () if columns is not None else _keys(ref, names)
     roles = []
     schema = ref.schema()
     for name in names:
         kind = (kinds or {}).get(name) or _infer(schema[name])
-        if kind is None:
+        if kind is None or name in left_out:
             continue
         if kind == "categorical" and schema[name].is_boolean():
             roles.append(ColumnRole(name, kind, "feature", ("false", "true")))
@@ -235,7 +245,38 @@ def _roles(
             roles.append(ColumnRole(name, kind, "feature"))
     if not roles:
         raise InputError("no numeric or categorical columns to compare")
-    return roles
+    return roles, left_out
+
+
+# Names of an event's id or time (``init --from``'s): not features unless asked for.
+KEY_NAMES = (*EVENT_ID, *TIMESTAMP, *LABEL_TIMESTAMP)
+
+
+def _keys(ref: ir.Table, names: Sequence[str]) -> tuple[str, ...]:
+    """Columns that are not features: named as an event's id or time, or named like one
+    (``*_id``, ``label_*``) with no value repeated in the reference. Every value of an id
+    is new, so it would always drift; a time always moves."""
+    exact: set[str] = set()
+    loose: list[str] = []
+    for name in names:
+        rank = named_as(name, KEY_NAMES)
+        if rank is None:
+            continue
+        if "*" in KEY_NAMES[rank]:
+            loose.append(name)
+        else:
+            exact.add(name)
+    if loose:
+        found = (
+            ref.aggregate(
+                **{f"n{i}": ref[c].count() for i, c in enumerate(loose)},
+                **{f"d{i}": ref[c].nunique() for i, c in enumerate(loose)},
+            )
+            .to_pyarrow()
+            .to_pylist()[0]
+        )
+        exact |= {c for i, c in enumerate(loose) if found[f"n{i}"] == found[f"d{i}"] > 1}
+    return tuple(n for n in names if n in exact)
 
 
 def _infer(dtype: Any) -> ColumnKind | None:

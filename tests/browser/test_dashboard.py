@@ -153,3 +153,26 @@ def test_the_api_reference_renders_offline_from_the_package(
     outside = [u for u in asked if not u.startswith((site, "data:"))]
     assert outside == [], outside
     assert errors == []
+
+
+def test_the_alerts_list_filters_and_offers_only_the_actions_that_apply(
+    site: str, page: tuple[Any, list[str]]
+) -> None:
+    p, errors = page
+    everything = api(site, "/api/v1/alerts?model=fraud")
+    severities = sorted({a["severity"] for a in everything})
+    assert len(severities) >= 2  # the demo raises pages and tickets
+    visit(p, site + f"/alerts?model=fraud&severity={severities[0]}", "alerts-filtered")
+    shown = p.locator("table.alerts tbody tr:has(span.sev)")
+    assert shown.count() == sum(a["severity"] == severities[0] for a in everything)
+    assert {s.inner_text() for s in p.locator("table.alerts span.sev").all()} == {severities[0]}
+    assert p.locator('select[name="severity"] option[selected]').inner_text() == severities[0]
+    visit(p, site + "/alerts?model=fraud", "alerts-all")
+    for row in p.locator("table.alerts tbody tr:has(span.sev)").all():
+        cells = row.locator("td").all()
+        summary, state = cells[4].inner_text(), cells[5].inner_text()
+        first = summary.split("\n")[0]
+        assert summary.count(first) == 1, summary  # the summary once, not again as evidence
+        if not state.startswith("firing"):
+            assert row.locator("button.ack").count() == 0, state  # nothing to acknowledge
+    assert errors == []

@@ -90,9 +90,15 @@ def mount(app: FastAPI, service: Any) -> None:
 
     @app.get("/alerts", include_in_schema=False)
     def alerts(
-        request: Request, model: str | None = Query(default=None, max_length=200)
+        request: Request,
+        model: str | None = Query(default=None, max_length=200),
+        rule: str | None = Query(default=None, max_length=200),
+        severity: str | None = Query(default=None, max_length=20),
+        owner: str | None = Query(default=None, max_length=200),
+        state: str | None = Query(default=None, max_length=20),
     ) -> Response:
-        return page(request, lambda p: p.alerts_page(model))
+        chosen = {"rule": rule, "severity": severity, "owner": owner, "state": state}
+        return page(request, lambda p: p.alerts_page(model, chosen))
 
     @app.get("/models/{model}/alerts/{alert_id}", include_in_schema=False)
     def alert(request: Request, model: str, alert_id: str) -> Response:

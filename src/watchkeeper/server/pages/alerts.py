@@ -4,6 +4,7 @@ and one alert's page with its evidence and triage."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from watchkeeper.errors import TriageError, UnknownAlertError
@@ -11,15 +12,23 @@ from watchkeeper.report.html import esc, fmt
 from watchkeeper.server.pages.base import PageBase
 from watchkeeper.server.pages.html import page, table
 
+# What the alerts list can be narrowed by (besides the model), each a column of the alerts.
+FILTERS = ("rule", "severity", "owner", "state")
+
 
 class AlertsPage(PageBase):
-    def alerts_page(self, model: str | None) -> str:
-        rows = self.ws.alerts(model)
+    def alerts_page(self, model: str | None, chosen: Mapping[str, str | None] | None = None) -> str:
+        everything = self.ws.alerts(model)
+        wanted = {k: v for k, v in (chosen or {}).items() if k in FILTERS and v}
+        rows = [a for a in everything if all(a[k] == v for k, v in wanted.items())]
         open_rows = [a for a in rows if a["state"] == "firing"]
         past = [a for a in rows if a["state"] != "firing"][-200:]
 
         def row(a: dict[str, Any]) -> list[str]:
-            evidence = "; ".join(e["text"] for e in json.loads(a["evidence"] or "[]")[:3])
+            # The evidence beside the summary, without the line the summary already says.
+            said = a["summary"] or ""
+            texts = [e["text"] for e in json.loads(a["evidence"] or "[]")]
+            evidence = "; ".join(t for t in texts if t and t not in said)[:600]
             link = f"/models/{esc(a['model'])}/alerts/{esc(a['alert_id'])}"
             return [
                 f'<a href="{link}">{a["started_at"]:%Y-%m-%d %H:%M}</a>',
@@ -50,7 +59,8 @@ class AlertsPage(PageBase):
         ]
         headers = ["fired", "model", "severity", "owner", "summary", "state", "verdict"]
         body = (
-            "<h2>Open</h2>"
+            _filters(everything, model, wanted)
+            + "<h2>Open</h2>"
             + table(headers, [row(a) for a in open_rows], "alerts open")
             + "<h2>Past</h2>"
             + table(headers, [row(a) for a in reversed(past)], "alerts past")
@@ -63,10 +73,12 @@ class AlertsPage(PageBase):
 
     @staticmethod
     def feedback(a: dict[str, Any]) -> str:
+        """The actions that apply: acknowledge a firing alert not yet acknowledged; give a
+        verdict (close) to one that has none."""
         base = f"/api/v1/alerts/{esc(a['alert_id'])}"
         ack = (
             ""
-            if a["acknowledged_at"]
+            if a["acknowledged_at"] or a["state"] != "firing"
             else f'<form data-api="{base}/ack" class="inline"><input type="hidden" name="by" '
             'value="dashboard"><button type="submit" class="ack">acknowledge</button>'
             '<span class="result"></span></form>'
@@ -131,6 +143,28 @@ class AlertsPage(PageBase):
             + f"</p>{self.feedback(a)}<h2>Evidence</h2>{evidence}{triage_html}"
         )
         return page(f"Alert {alert_id}", body, self.models)
+
+
+def _filters(alerts: list[dict[str, Any]], model: str | None, wanted: Mapping[str, str]) -> str:
+    """A form of pickers, one per filter, offering the values the model's alerts have."""
+    fields = [f'<input type="hidden" name="model" value="{esc(model)}">'] if model else []
+    for name in FILTERS:
+        values = sorted({str(a[name]) for a in alerts if a[name]})
+        options = "".join(
+            f'<option value="{esc(v)}"{" selected" if wanted.get(name) == v else ""}>'
+            f"{esc(v)}</option>"
+            for v in values
+        )
+        fields.append(
+            f'<label>{name} <select name="{name}"><option value="">any</option>{options}'
+            "</select></label>"
+        )
+    shown = ", ".join(f"{k} {v}" for k, v in wanted.items())
+    return (
+        f'<form method="get" action="/alerts" class="filters">{" ".join(fields)} '
+        '<button type="submit">filter</button></form>'
+        + (f'<p class="filtered">showing {esc(shown)} only</p>' if shown else "")
+    )
 
 
 __all__ = ["AlertsPage"]

@@ -116,16 +116,22 @@ def test_identifiers_and_event_times_are_not_features_unless_asked_for() -> None
                 "request_id": np.arange(first, first + n),
                 "timestamp": [f"2026-01-{1 + i % 28:02d}T00:00:00Z" for i in range(n)],
                 "merchant_id": rng.choice(["m1", "m2", "m3"], n),
+                "user_id": [f"u{first + i}" for i in range(n)],  # unique: an identifier
+                "label_delay": rng.exponential(3.0, n),  # a float: a measurement
+                "Time": rng.uniform(0, 1, n),  # a float named like a time: a feature
                 "amount": rng.normal(shift, 1, n),
             }
         )
 
     ref, cur = frame(0, 0.0), frame(10**6, 0.0)
     report = watchkeeper.compare(ref, cur)
-    assert [f.column for f in report.features] == ["merchant_id", "amount"]
-    assert report.left_out == ("event_id", "request_id", "timestamp")
+    kept = ["merchant_id", "label_delay", "Time", "amount"]
+    assert [f.column for f in report.features] == kept
+    assert report.left_out == ("event_id", "request_id", "timestamp", "user_id")
     assert report.drifted == []
-    assert "left out: event_id, request_id, timestamp" in report.summary()
+    assert "left out: event_id, request_id, timestamp, user_id" in report.summary()
+    with pytest.raises(watchkeeper.InputError, match="event_id, user_id were left out"):
+        watchkeeper.compare(ref[["event_id", "user_id"]], cur[["event_id", "user_id"]])
     asked = watchkeeper.compare(ref, cur, columns=["request_id", "amount"])
     assert [f.column for f in asked.features] == ["request_id", "amount"]
     assert asked.left_out == ()

@@ -143,6 +143,22 @@ def test_bad_input_gets_a_4xx_that_says_what_is_wrong(
     assert says in answer.json()["error"]["message"] or says in answer.json()["error"]["where"]
 
 
+def test_the_api_reference_and_its_assets_are_served_from_the_package(
+    client: TestClient,
+) -> None:
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/assets/swagger/swagger-ui-bundle.js" in docs.text
+    assert "://" not in docs.text  # nothing from elsewhere: no CDN
+    kinds = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css"}
+    for name, kind in kinds.items():
+        answer = client.get(f"/assets/swagger/{name}")
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith(kind)
+        assert len(answer.content) > 100_000
+    assert client.get("/assets/swagger/LICENSE").status_code == 404  # only what /docs loads
+    assert client.get("/assets/swagger/..%2Fcharts.js").status_code == 404
+    assert client.get("/redoc").status_code == 404
+
+
 def test_a_body_over_the_limit_is_refused(tmp_path: Path, clock: Clock) -> None:
     config = parse_config(MODEL_YAML + SERVER + "  max_body_bytes: 2048\n", base_dir=tmp_path)
     with TestClient(create_app(config, clock=clock)) as c:

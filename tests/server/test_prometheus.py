@@ -127,9 +127,6 @@ def test_a_scrape_passes_promtool_check_metrics_with_one_series_per_alert(
     """`promtool check metrics` finds nothing in a scrape (no summary-only label on a gauge),
     and the alerts of one rule on several segments are several series, not one written
     many times."""
-    promtool = shutil.which("promtool")
-    need(promtool is not None, "promtool (Debian package prometheus)")
-    assert promtool is not None
     yaml = (
         YAML
         + """    - name: busy_regions
@@ -166,6 +163,9 @@ def test_a_scrape_passes_promtool_check_metrics_with_one_series_per_alert(
     regional = [s for s in series if 'alertname="busy_regions"' in s]
     assert len(regional) >= 2 and all('segment="region=' in s for s in regional), regional
     assert "watchkeeper_label_lag_seconds{" in text
+    promtool = shutil.which("promtool")
+    need(promtool is not None, "promtool (Debian package prometheus)")
+    assert promtool is not None
     checked = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )

@@ -244,6 +244,11 @@ def _roles(
         else:
             roles.append(ColumnRole(name, kind, "feature"))
     if not roles:
+        if left_out:
+            raise InputError(
+                f"nothing to compare: {', '.join(left_out)} were left out as identifiers or "
+                "event times; name the columns to compare them (columns=[...])"
+            )
         raise InputError("no numeric or categorical columns to compare")
     return roles, left_out
 
@@ -253,14 +258,16 @@ KEY_NAMES = (*EVENT_ID, *TIMESTAMP, *LABEL_TIMESTAMP)
 
 
 def _keys(ref: ir.Table, names: Sequence[str]) -> tuple[str, ...]:
-    """Columns that are not features: named as an event's id or time, or named like one
-    (``*_id``, ``label_*``) with no value repeated in the reference. Every value of an id
-    is new, so it would always drift; a time always moves."""
+    """Columns that are not features: text or integer columns named as an event's id or
+    time, or named like one (``*_id``, ``label_*``) with no value repeated in the reference.
+    Every value of an id is new, so it would always drift; a time always moves. A float is
+    a measurement (a delay, a duration) whatever its name, and stays a feature."""
+    schema = ref.schema()
     exact: set[str] = set()
     loose: list[str] = []
     for name in names:
         rank = named_as(name, KEY_NAMES)
-        if rank is None:
+        if rank is None or not (schema[name].is_string() or schema[name].is_integer()):
             continue
         if "*" in KEY_NAMES[rank]:
             loose.append(name)

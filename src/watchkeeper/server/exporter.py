@@ -204,7 +204,7 @@ def _alerts(store: Store) -> list[Metric]:
     found: set[tuple[str, ...]] = set()
 
     def add(rule: str, model: str, severity: str, owner: str, state: str, labels: str) -> None:
-        own = json.loads(labels or "{}")
+        own = json.loads(labels or "null") or {}
         found.add(
             (rule, model, severity, owner, state, *(str(own.get(k, "")) for k in ALERT_LABELS))
         )
@@ -216,7 +216,7 @@ def _alerts(store: Store) -> list[Metric]:
     for r in store.execute(s).to_pylist():
         state = json.loads(r["state"])
         if state["state"] == "pending":
-            owner = json.loads(r["labels"] or "{}").get("owner", "")
+            owner = (json.loads(r["labels"] or "null") or {}).get("owner", "")
             add(r["rule"], r["model"], state["severity"], owner, "pending", r["labels"])
     for key in sorted(found):
         family.add_metric(list(key), 1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -19,6 +20,8 @@ from watchkeeper.errors import StoreError
 from watchkeeper.schema import KINDS, DType, spec_for
 from watchkeeper.store.compiled import install as install_compiled
 from watchkeeper.store.tables import META, SCHEMA_VERSION, SHARED
+
+log = logging.getLogger(__name__)
 
 ROW_GROUP = 122_880
 
@@ -303,8 +306,15 @@ class Store:
             return
         if self._limit == self.memory_limit:
             return  # the pool is the store's own: nothing is cached past it
-        with suppress(Exception):
+        # Best effort: a database file opened twice in one process (serve's reader, writer
+        # and scheduler) shares one pool, so this lowers it for all of them for a moment, to
+        # the limit they work under outside runs; what other queries hold pinned is kept
+        # (then DuckDB refuses the lower limit, and the cache stays until the next batch).
+        try:
             raw.execute(f"SET memory_limit = '{self.memory_limit}'")
+        except Exception as exc:  # the run goes on with its cache
+            log.debug("the run's cache was not shed: %s", exc)
+        with suppress(Exception):
             raw.execute(f"SET memory_limit = '{self._limit}'")
 
     @contextmanager

@@ -149,7 +149,10 @@ def _filters(alerts: list[dict[str, Any]], model: str | None, wanted: Mapping[st
     """A form of pickers, one per filter, offering the values the model's alerts have."""
     fields = [f'<input type="hidden" name="model" value="{esc(model)}">'] if model else []
     for name in FILTERS:
-        values = sorted({str(a[name]) for a in alerts if a[name]})
+        values = sorted(
+            {str(a[name]) for a in alerts if a[name]}
+            | ({wanted[name]} if name in wanted else set())
+        )
         options = "".join(
             f'<option value="{esc(v)}"{" selected" if wanted.get(name) == v else ""}>'
             f"{esc(v)}</option>"

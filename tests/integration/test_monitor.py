@@ -18,6 +18,7 @@ from tests.helpers import Clock
 from tests.helpers import monitor_rows as rows
 from watchkeeper.config import parse_config
 from watchkeeper.errors import NoReferenceError
+from watchkeeper.store import Store
 from watchkeeper.store.tables import WINDOW_PROFILES
 
 
@@ -268,13 +269,18 @@ def test_a_run_in_batches_of_windows_equals_one_batch(
     events = rows(4800, T0, 48, seed=2, shift_b=0.5)
     clock.now = T0 + timedelta(days=3)
     results = {}
+    shed: list[int] = []
+    monkeypatch.setattr(Store, "shed_cache", lambda self: shed.append(1))
     for batch in (1_000, 3):
         monkeypatch.setattr(runs, "BATCH_WINDOWS", batch)
         (tmp_path / str(batch)).mkdir()
         with open_ws(tmp_path / str(batch), clock) as w:
             w.set_reference("m", ref)
             w.ingest_events("m", events)
+            shed.clear()
             result = w.run("m", full=full)
+            # Between batches the run gives back DuckDB's cache; one batch has nothing to.
+            assert len(shed) == (0 if batch == 1_000 else 3)
             assert result.windows == sorted(set(result.windows))
             assert len(result.windows) == 8  # two days of 6-hour windows
             results[batch] = (

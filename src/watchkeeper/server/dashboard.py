@@ -130,6 +130,17 @@ def mount(app: FastAPI, service: Any) -> None:
 
     types = {"js": "text/javascript", "css": "text/css", "png": "image/png"}
 
+    def served(path: str, allowed: tuple[str, ...], max_age: int) -> Response:
+        """A file of the package's static folder, if it is one of those allowed."""
+        name = path.rsplit("/", 1)[-1]
+        if name not in allowed:
+            return Response(status_code=404)
+        return Response(
+            _asset(path),
+            media_type=types[name.rsplit(".", 1)[1]],
+            headers={"Cache-Control": f"max-age={max_age}"},
+        )
+
     @app.get("/docs", include_in_schema=False)
     def docs() -> Response:
         """The API's reference (Swagger UI), its script and style from the package."""
@@ -144,20 +155,8 @@ def mount(app: FastAPI, service: Any) -> None:
 
     @app.get("/assets/swagger/{name}", include_in_schema=False)
     def swagger_asset(name: str) -> Response:
-        if name not in SWAGGER_ASSETS:
-            return Response(status_code=404)
-        return Response(
-            _asset(f"swagger/{name}"),
-            media_type=types[name.rsplit(".", 1)[1]],
-            headers={"Cache-Control": "max-age=86400"},
-        )
+        return served(f"swagger/{name}", SWAGGER_ASSETS, 86400)
 
     @app.get("/assets/{name}", include_in_schema=False)
     def asset(name: str) -> Response:
-        if name not in ("charts.js", "dashboard.css"):
-            return Response(status_code=404)
-        return Response(
-            _asset(name),
-            media_type=types[name.rsplit(".", 1)[1]],
-            headers={"Cache-Control": "max-age=3600"},
-        )
+        return served(name, ("charts.js", "dashboard.css"), 3600)

@@ -203,21 +203,20 @@ def _alerts(store: Store) -> list[Metric]:
     )
     found: set[tuple[str, ...]] = set()
 
-    def add(rule: str, model: str, severity: str, owner: str, state: str, labels: str) -> None:
-        own = json.loads(labels or "null") or {}
-        found.add(
-            (rule, model, severity, owner, state, *(str(own.get(k, "")) for k in ALERT_LABELS))
-        )
+    def add(r: dict[str, Any], severity: str, owner: str | None, state: str) -> None:
+        own = json.loads(r["labels"] or "null") or {}
+        who = own.get("owner", "") if owner is None else owner
+        split = (str(own.get(k, "")) for k in ALERT_LABELS)
+        found.add((r["rule"], r["model"], severity, who, state, *split))
 
     t = store.table(ALERTS)
     for r in store.execute(t.filter(t.state == "firing")).to_pylist():
-        add(r["rule"], r["model"], r["severity"], r["owner"], "firing", r["labels"])
+        add(r, r["severity"], r["owner"], "firing")
     s = store.table(ALERT_STATES)
     for r in store.execute(s).to_pylist():
         state = json.loads(r["state"])
         if state["state"] == "pending":
-            owner = (json.loads(r["labels"] or "null") or {}).get("owner", "")
-            add(r["rule"], r["model"], state["severity"], owner, "pending", r["labels"])
+            add(r, state["severity"], None, "pending")  # its owner is in its labels
     for key in sorted(found):
         family.add_metric(list(key), 1.0)
     return [family]

@@ -112,3 +112,31 @@ def test_a_weak_slice_alert_blames_the_model_on_that_slice() -> None:
     found = investigate(inv)
     assert found.top.cause == "model"
     assert any(worst in e for e in found.top.evidence)
+
+
+def test_an_early_drop_a_weak_slice_accounts_for_is_the_model_on_that_slice() -> None:
+    # The whole's interval still holds the usual level on a fifth of the labels, but the
+    # slice search found the same pair significantly worse the two days before: the drop
+    # is real and local (no input drifted), not an early-label artefact.
+    def early() -> list[MetricRow]:
+        return calm_last(
+            roc_auc={"value": 0.78, "lower": 0.70, "upper": 0.83, "provisional": True},
+            label_coverage={"value": 0.2, "provisional": True},
+        )
+
+    worst = "region=west & device=android"
+    rows = early()
+    for day in (8, 9):
+        rows.append(
+            row("weak_slice", day, 0.15, worst, sample_size=80, status="worse", p_value=0.03,
+                provisional=True, detail="error rate 0.29 against 0.14 elsewhere")
+        )  # fmt: skip
+    found = triage_of(rows)
+    assert found.top.cause == "model"
+    assert any(worst in e for e in found.top.evidence)
+    # Without the slice it stays what it was: an early sample nothing confirms.
+    assert triage_of(early()).top.cause == "not_real"
+    # A slice of long ago, before the change and the last few windows, is not evidence.
+    long_ago = row("weak_slice", 2, 0.15, worst, sample_size=80, status="worse", p_value=0.03)
+    old = [*early(), long_ago]
+    assert triage_of(old).top.cause == "not_real"

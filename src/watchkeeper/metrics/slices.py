@@ -5,11 +5,13 @@ boolean features, numeric features cut at the reference's coarse edges) and ever
 such values is a slice. Each slice with enough labelled events is compared with the rest of
 its window on the model's loss (one-sided: is it worse?); Benjamini-Hochberg controls the
 false discovery rate across the slices tested in the window; the significant ones are
-ranked by impact (events × gap) and the top ones reported with their evidence.
+ranked by the gap they are sure of (its one-sided 95% lower bound) and the top ones reported
+with their evidence.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,6 +28,7 @@ MIN_SHARE = 0.01  # a slice must hold at least this share of the window's labell
 # every slice tested; a slice of 5% of the traffic holds under 100 labels of a day's 2,000.
 MIN_SLICE_LABELS = 50
 TOP = 5  # slices reported per window
+Z_RANK = 1.645  # the one-sided 95% normal quantile: slices are ranked by the gap's lower bound
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,21 @@ class Slice:
     rest_loss: float
     q_value: float
     share: float
+    sure: float = 0.0  # the one-sided 95% lower bound of the gap
 
     @property
     def impact(self) -> float:
         return self.events * (self.loss - self.rest_loss)
+
+
+def _sure_gap(part: SliceLoss, rest: SliceLoss) -> float:
+    """The gap between the part's mean loss and the rest's that the data are sure of: its
+    one-sided 95% lower bound (unpooled standard error). Ranking by it, rather than by
+    events × gap, puts the slice where the model fails ahead of the larger slices that merely
+    contain it: their excess is the same, their gap diluted, and noise would decide."""
+    gap = _mean(part) - _mean(rest)
+    var = sum(max(s.squares / s.n - _mean(s) ** 2, 0.0) / s.n for s in (part, rest) if s.n > 0)
+    return gap - Z_RANK * math.sqrt(var)
 
 
 def worse_p(part: SliceLoss, rest: SliceLoss, is_rate: bool) -> float:
@@ -85,14 +99,14 @@ def weak_slices(
         return []
     q_values = benjamini_hochberg([t[3] for t in tested])
     significant = [
-        Slice(window, text, s.n, s.total / s.n, rest.total / rest.n, qv, s.n / whole.n)
+        Slice(window, text, s.n, _mean(s), _mean(rest), qv, s.n / whole.n, _sure_gap(s, rest))
         for (text, s, rest, _), qv in zip(tested, q_values, strict=True)
         if qv < alpha
         and s.total / s.n > rest.total / rest.n
         and (reference is None or s.total / s.n > _mean((reference or {})[text]))
     ]
     kept = [s for s in significant if not _explained(s, significant, slices, whole, is_rate, alpha)]
-    return sorted(kept, key=lambda s: -s.impact)[:TOP]
+    return sorted(kept, key=lambda s: -s.sure)[:TOP]
 
 
 def _explained(
@@ -177,7 +191,8 @@ def slice_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
                             if (before := _before(agg, version, s)) is not None
                             else ""
                         )
-                        + f"; {s.share:.1%} of labelled events; impact {s.impact:.3g}",
+                        + f"; {s.share:.1%} of labelled events; the gap is at least "
+                        f"{max(s.sure, 0.0):.3g} (95%); impact {s.impact:.3g}",
                     )
                 )
     return out

@@ -14,6 +14,8 @@ from watchkeeper.stats.baseline import change_start
 from watchkeeper.triage.evidence import BASELINE_WINDOWS, Metrics, _num
 from watchkeeper.triage.model import CAUSES, TITLES, Hypothesis, Step
 
+RECENT_SLICE_WINDOWS = 3
+
 
 class Investigation:
     def __init__(
@@ -46,6 +48,21 @@ class Investigation:
         self.before = self.change_began()
         self.segment: tuple[str, str] | None = None  # where the change concentrates
         self.feature: str | None = None  # the input that moved most
+        self.slices = self.weak_slices()
+
+    def weak_slices(self) -> list[Any]:
+        """The weak slices found since the change began, or in the last few windows (a
+        slice fails before the whole shows it): newest window first, then worst first.
+        Each was significant across every slice tested, and worse than on the reference."""
+        since = min(self.before, self.w - RECENT_SLICE_WINDOWS * self.size)
+        found = [
+            r
+            for (metric, col, sc, _), rows in self.m.by_key.items()
+            if metric == "weak_slice" and col and sc == "*"
+            for start, r in rows.items()
+            if since <= start <= self.w and r.status == "worse"
+        ]
+        return sorted(found, key=lambda r: (r.window_start, _num(r.value) or 0.0), reverse=True)
 
     def change_began(self) -> datetime:
         """The window the change under triage began at: where the metric's trailing run of
@@ -93,7 +110,7 @@ class Investigation:
             if lower is not None and upper is not None and lower <= usual <= upper:
                 self.vote(
                     "not_real",
-                    2,
+                    1 if self.slices else 2,  # a slice's failure is diluted in the whole
                     f"the usual {usual:.3g} is inside this "
                     f"window's interval [{lower:.3g}, {upper:.3g}]",
                     "observe: the change is within sampling noise",
@@ -146,11 +163,19 @@ class Investigation:
             early = coverage.provisional and now_cov < 0.6 * usual_cov
             if early and beyond:  # an early sample may be a biased one: an older window's
                 beyond = self._confirmed_earlier(usual, usual_cov)  # maturer labels decide
+            if self.slices:
+                r = self.slices[0]
+                s.findings.append(
+                    f"since {r.window_start:%Y-%m-%d} the model does significantly worse on "
+                    f"{r.column} than elsewhere and than on the reference (q = {r.p_value:.2g})"
+                    if r.p_value is not None
+                    else f"since {r.window_start:%Y-%m-%d} the model does worse on {r.column}"
+                )
             if early:
                 detail = coverage.detail or ""
                 self.vote(
                     "not_real",
-                    1 if beyond else 4,
+                    1 if beyond or self.slices else 4,
                     f"only {now_cov:.0%} of events are labelled yet (usually "
                     f"{usual_cov:.0%}): early labels are rarely a fair sample",
                     "wait for the labels to mature before acting"
@@ -175,7 +200,7 @@ class Investigation:
                         f"while the estimate from the scores held ({estimate:.3g} vs "
                         f"{usual_estimate:.3g}): a concept shift"
                     )
-                elif self.immature:
+                elif self.immature and not self.slices:  # a slice's failure moves no estimate
                     self.vote(
                         "not_real",
                         2,

@@ -415,6 +415,17 @@ def where(inv: Investigation) -> Step:
     for r in worst:
         s.findings.append(f"weak slice: {r.column} ({r.detail})")
         s.evidence.append({"weak_slice": r.column, "value": _num(r.value)})
+    if inv.slices and inv.metric != "weak_slice" and concentrated is None and inv.feature is None:
+        # A drop of the whole that a slice accounts for, with no input drifted: the
+        # model fails there (a concept shift in that slice), however diluted the whole is.
+        r = inv.slices[0]
+        inv.vote(
+            "model",
+            3,
+            f"since {r.window_start:%Y-%m-%d} the model does significantly worse on {r.column} "
+            f"than elsewhere, with no input drifted ({r.detail})",
+            f"look at {r.column}: retrain with more of it, or add a guardrail there",
+        )
     if worst and inv.metric == "weak_slice" and concentrated is None:
         # The alert is the slice: the model fails there while the rest is as it was.
         inv.vote(

@@ -229,6 +229,12 @@ def corrupt_parquet_pages(body: bytes) -> bytes:
     return bytes(raw)
 
 
+def texts(locator: Any) -> list[str]:
+    """The text of each element found (SVG elements have no innerText)."""
+    found: list[str] = locator.evaluate_all("els => els.map(e => e.textContent.trim())")
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 
 import watchkeeper
-from tests.helpers import artifact, free_port
+from tests.helpers import artifact, free_port, texts
 from watchkeeper.config import load_config
 from watchkeeper.demo import START
 from watchkeeper.demo.scenario import DAYS
@@ -52,6 +52,7 @@ def visit(page: Any, url: str, name: str) -> None:
     answer = page.goto(url)
     assert answer is not None and answer.ok, f"{url}: {answer and answer.status}"
     page.wait_for_load_state("load")
+    drawn(page)
     page.screenshot(path=str(artifact(f"dashboard-{name}.png")), full_page=True)
 
 
@@ -75,22 +76,61 @@ def test_the_overview_shows_every_model_and_its_open_alerts(
     assert errors == []
 
 
+def drawn(page: Any) -> None:
+    """Wait until vega-embed has drawn every chart of the page."""
+    page.wait_for_function(
+        "[...document.querySelectorAll('.chart-host')].every(h => h.dataset.drawn === 'true')"
+    )
+
+
+def points_of(page: Any, series: str) -> int:
+    found = page.locator("g.final_points_marks path, g.provisional_points_marks path")
+    labels = found.evaluate_all("ps => ps.map(p => p.getAttribute('aria-label'))")
+    return sum(f"series: {series};" in label for label in labels)
+
+
 def test_the_model_page_draws_the_series_the_api_returns(
     site: str, page: tuple[Any, list[str]]
 ) -> None:
     p, errors = page
     visit(p, site + "/models/fraud?metric=roc_auc", "model")
+    drawn(p)
     rows = api(site, "/api/v1/models/fraud/metrics?metric=roc_auc&segment=*")
     windows = {r["window_start"] for r in rows if r["value"] is not None}
-    assert p.locator("svg.chart circle.dot.s0").count() == len(windows)
-    assert p.locator("svg.chart line.marker.alert").count() >= 1  # alerts marked
-    assert p.locator("svg.chart line.marker.version").count() == 1  # version 2 rolled out
-    assert p.locator("svg.chart circle.provisional").count() > 0  # labels still arriving
-    p.locator("svg.chart").first.hover()
+    assert points_of(p, "roc auc from labels") == len(windows)
+    # The alerts of the rule on this series, and no other rule's.
+    mine = [a for a in api(site, "/api/v1/alerts?model=fraud") if a["rule"] == "performance_drop"]
+    assert p.locator("g.alert_marks_layer_0_marks line").count() == len(mine) >= 1
+    assert p.locator("g.version_marks_layer_0_marks line").count() == 1  # version 2 rolled out
+    assert p.locator("g.provisional_points_marks path").count() > 0  # labels still arriving
+    assert p.locator("g.band_marks path").count() >= 1  # the intervals
+    ticks = texts(p.locator("g.role-axis-label text"))
+    assert len(ticks) >= 8, ticks  # both axes have ticks, not just their ends
+    assert "roc auc" in texts(p.locator("g.role-axis-title text"))
+    # Tooltips state the window, value and interval of a point.
+    label = p.locator("g.final_points_marks path").first.get_attribute("aria-label")
+    assert "interval from" in label and "window:" in label
     visit(p, site + "/models/fraud?metric=latency_p99&column=latency_ms", "model-latency")
-    legend = p.locator("svg.chart").first.inner_html()
+    drawn(p)
+    legend = " ".join(texts(p.locator("g.role-legend-label text")))
     assert "usual level (latency)" in legend  # the baseline the latency rule compares with
-    assert p.locator("svg.chart line.threshold").count() == 0
+    assert "milliseconds" in " ".join(texts(p.locator("g.role-axis-title text")))
+    assert p.locator("g.thresholds_layer_0_marks line").count() == 0
+    assert errors == []
+
+
+def test_a_per_column_metric_from_the_menu_and_a_time_range_show_their_data(
+    site: str, page: tuple[Any, list[str]]
+) -> None:
+    p, errors = page
+    visit(p, site + "/models/fraud?metric=latency_p99", "model-menu")  # no column given
+    drawn(p)
+    assert points_of(p, "latency p99 from labels") > 10
+    assert p.locator("select[name=column] option[selected]").inner_text() == "latency_ms"
+    everything = points_of(p, "latency p99 from labels")
+    visit(p, site + "/models/fraud?metric=latency_p99&days=7", "model-week")
+    drawn(p)
+    assert 0 < points_of(p, "latency p99 from labels") <= 8 < everything
     assert errors == []
 
 
@@ -99,9 +139,17 @@ def test_the_drift_page_ranks_features_and_compares_distributions(
 ) -> None:
     p, errors = page
     visit(p, site + "/models/fraud/drift", "drift")
-    first = p.locator("table.drift tbody tr").first.locator("td").first.inner_text()
-    assert first == "amount"  # the feature the product change moved
-    assert p.locator("svg.chart rect.bar").count() > 4
+    drawn(p)
+    first = p.locator("table.drift tbody tr").first.locator("td")
+    assert first.first.inner_text() == "amount"  # the feature the product change moved
+    heads = texts(p.locator("table.drift thead th"))
+    assert heads[:4] == ["column", "version", "method", "effect size"]
+    assert "psi" in first.nth(2).inner_text() or "test" in first.nth(2).inner_text()
+    assert p.locator("g.bars_marks path").count() > 4
+    features = p.locator("table.drift tbody tr").count()
+    assert p.locator("g.heatmap_marks path").count() > features  # features × windows
+    labels = texts(p.locator("g.role-axis-label text"))
+    assert not any("e+" in t for t in labels), labels  # bins read as numbers people write
     assert errors == []
 
 

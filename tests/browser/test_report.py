@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.helpers import TRIAGE_T0 as T0
 from tests.helpers import TRIAGE_YAML as YAML
-from tests.helpers import Clock, artifact, simulate
+from tests.helpers import Clock, artifact, simulate, texts
 
 
 def test_the_report_renders_with_its_charts(tmp_path: Path, page: tuple[Any, list[str]]) -> None:
@@ -30,10 +30,14 @@ def test_the_report_renders_with_its_charts(tmp_path: Path, page: tuple[Any, lis
     )
     p.goto(path.as_uri())
     assert p.locator("svg.chart").count() == 2
-    bars = p.locator("svg.chart rect.live")
-    assert bars.count() > 3 and bars.first.bounding_box()["height"] > 0  # drawn, not empty
-    assert p.locator("svg.chart polyline.line").count() == 2  # realized and estimated
-    assert p.locator("svg.chart line.marker").count() == 1  # the change is marked
+    bars = p.locator("svg.chart g.bars_marks path")
+    assert bars.count() > 6 and bars.first.bounding_box()["height"] > 0  # drawn, not empty
+    assert p.locator("svg.chart g.lines_marks path").count() == 2  # realized and estimated
+    assert p.locator("svg.chart g.change_marks_layer_0_marks line").count() == 1  # the change
+    ticks = texts(p.locator("svg.chart g.role-axis-label text"))
+    assert len(ticks) > 12  # axes with ticks on both charts
+    legend = texts(p.locator("svg.chart g.role-legend-label text"))
+    assert "training data" in legend and "measured from labels" in legend
     summary = p.locator("section.summary").inner_text()
     assert "x2" in summary and "device=android" in summary
     assert "legitimate cases sent to review" in summary and "cases missed" in summary

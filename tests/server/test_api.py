@@ -159,6 +159,16 @@ def test_the_api_reference_and_its_assets_are_served_from_the_package(
     assert client.get("/redoc").status_code == 404
 
 
+def test_the_chart_libraries_are_served_from_the_package(client: TestClient) -> None:
+    for name in ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js"):
+        answer = client.get(f"/assets/vega/{name}")
+        assert answer.status_code == 200, name
+        assert answer.headers["content-type"].startswith("text/javascript")
+        assert len(answer.content) > 50_000
+    assert client.get("/assets/vega/LICENSE-vega").status_code == 404  # only what pages load
+    assert client.get("/assets/vega/..%2Fdashboard.css").status_code == 404
+
+
 def test_a_body_over_the_limit_is_refused(tmp_path: Path, clock: Clock) -> None:
     config = parse_config(MODEL_YAML + SERVER + "  max_body_bytes: 2048\n", base_dir=tmp_path)
     with TestClient(create_app(config, clock=clock)) as c:

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from watchkeeper.catalogue import lower_is_better
+from watchkeeper.catalogue import CATALOGUE, lower_is_better
 from watchkeeper.config import Config, ModelConfig
 from watchkeeper.errors import TriageError
 from watchkeeper.profiles.types import ColumnProfile
 from watchkeeper.reference.profile import ReferenceProfile
-from watchkeeper.report.charts import bar_chart, display_bins, line_chart
+from watchkeeper.report.charts import display_bins
 from watchkeeper.report.html import PAGE, esc, fmt, table, tr
+from watchkeeper.report.specs import Line, Mark, Point, SeriesChart, bars_spec, series_spec, svg
 from watchkeeper.rows import MetricRow
 from watchkeeper.stats import baseline
 from watchkeeper.stats.baseline import change_start
@@ -323,9 +324,10 @@ class Report:
         reference = ref.overall.columns[column]
         labels, ref_counts, live_counts = display_bins(binning, reference.bins, live.bins)
         title = f"{column}: training data against the latest period"
+        spec = bars_spec(labels, ref_counts, live_counts, live_name="the latest period")
         return (
             "<figure>"
-            + bar_chart(labels, ref_counts, live_counts, title)
+            + svg(spec, title)
             + (
                 f"<figcaption>{esc(title)} (share of events per range). It moved more than any "
                 f"other input (distance {fmt(row.value)}).</figcaption></figure>"
@@ -342,15 +344,22 @@ class Report:
         found = change_start([v for _, v in points], self._lower_is_better)
         marker = points[found][0] if found is not None else None
         title = f"{name.replace('_', ' ')} over time"
-        svg = line_chart(
-            [("measured from labels", realized), ("estimated before labels", estimated)],
-            title,
-            marker,
-        )
+        entry = CATALOGUE.get(self.metric if name == self.metric else "")
+        lines = [
+            Line(label, [Point(t, v) for t, v in points])
+            for label, points in (
+                ("measured from labels", realized),
+                ("estimated before labels", estimated),
+            )
+            if points
+        ]
+        marks = [Mark(marker, "change began", "change")] if marker is not None else []
+        unit = entry.unit if entry is not None else ("ratio" if "rate" in name else "count")
+        drawn = svg(series_spec(SeriesChart(name, unit, lines, marks=marks)), title)
         note = (
             f" The dashed line marks where the change began ({marker:%Y-%m-%d})." if marker else ""
         )
-        return f"<figure>{svg}<figcaption>{esc(title)}.{esc(note)}</figcaption></figure>"
+        return f"<figure>{drawn}<figcaption>{esc(title)}.{esc(note)}</figcaption></figure>"
 
     # -- tables ----------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """The web dashboard served by ``watchkeeper serve``: server-rendered pages whose charts are
-drawn by a small script of watchkeeper's own (served from the installed package under
+drawn by Vega-Lite from their specs (the libraries served from the installed package under
 /assets, never a CDN), so it works offline. The pages ask the library (the service's
 reader workspace), never the store.
 """
@@ -32,6 +32,8 @@ class Pages(OverviewPage, SeriesPage, DriftPage, SegmentsPage, AlertsPage):
 # Swagger UI (swagger-ui-dist from the npm registry, vendored with its licence in
 # static/swagger), for /docs offline.
 SWAGGER_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
+# Vega, Vega-Lite and vega-embed (npm, vendored with their licences in static/vega).
+VEGA_ASSETS = ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js")
 
 
 def _asset(name: str) -> bytes:
@@ -72,8 +74,9 @@ def mount(app: FastAPI, service: Any) -> None:
         model: str,
         metric: str | None = Query(default=None, max_length=200),
         column: str = Query(default="", max_length=500),
+        days: int = Query(default=0, ge=0, le=3660),
     ) -> Response:
-        return page(request, lambda p: p.model_page(model, metric, column))
+        return page(request, lambda p: p.model_page(model, metric, column, days))
 
     @app.get("/models/{model}/drift", include_in_schema=False)
     def drift(
@@ -156,6 +159,10 @@ def mount(app: FastAPI, service: Any) -> None:
     @app.get("/assets/swagger/{name}", include_in_schema=False)
     def swagger_asset(name: str) -> Response:
         return served(f"swagger/{name}", SWAGGER_ASSETS, 86400)
+
+    @app.get("/assets/vega/{name}", include_in_schema=False)
+    def vega_asset(name: str) -> Response:
+        return served(f"vega/{name}", VEGA_ASSETS, 86400)
 
     @app.get("/assets/{name}", include_in_schema=False)
     def asset(name: str) -> Response:

@@ -111,6 +111,12 @@ class MetricsTable:
         found = self.store.execute(expr.select("metric").distinct())["metric"].to_pylist()
         return sorted(found)
 
+    def columns(self, model: str, metric: str) -> list[str]:
+        """The columns a metric of the whole traffic is stored for ('' for a model-level one)."""
+        t = self._mine(model)
+        t = t.filter((t.segment_column == ALL) & (t.metric == metric))
+        return sorted(self.store.execute(t.select("column").distinct())["column"].to_pylist())
+
     def newest(
         self, model: str, metrics: Sequence[str] | None = None, size: timedelta | None = None
     ) -> datetime | None:

@@ -1,5 +1,6 @@
-"""Drift: the columns of a window ranked by drift, and a column's distribution in the
-reference and in the window."""
+"""Drift: the columns of a window ranked by drift (each with the rule that decides it: its
+effect size and threshold, its test's adjusted p-value), drift over time as a heat map of
+features × windows, and a column's distribution in the reference and in the window."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import json
 from datetime import datetime
 
 from watchkeeper.config import ModelConfig
+from watchkeeper.metrics.drift import drift_rule
 from watchkeeper.profiles.types import ColumnProfile
 from watchkeeper.report.charts import display_bins
 from watchkeeper.report.html import esc, fmt
+from watchkeeper.report.specs import bars_spec, heatmap_spec
 from watchkeeper.rows import MetricRow
 from watchkeeper.server.pages.base import PageBase
 from watchkeeper.server.pages.html import chart, page, table
+
+HEAT_WINDOWS = 60  # the heat map shows the newest windows, at most this many
 
 
 class DriftPage(PageBase):
@@ -33,14 +38,16 @@ class DriftPage(PageBase):
         )
         feature = feature or (at[0].column if at else None)
         ranked = table(
-            ["column", "distance", "p-value", "threshold", "status"],
+            ["column", "version", "method", "effect size", "threshold", "adjusted p", "status"],
             [
                 [
                     f'<a href="?window={esc(chosen.isoformat())}&amp;feature='
                     f'{esc(r.column)}">{esc(r.column)}</a>',
+                    esc(r.model_version if r.model_version != "*" else "all"),
+                    esc(self.method(model, r.column)),
                     fmt(r.value),
-                    fmt(r.p_value, 2),
                     fmt(r.threshold),
+                    fmt(r.p_value, 2),
                     f'<span class="{esc(r.status)}">{esc(r.status)}</span>',
                 ]
                 for r in at
@@ -55,7 +62,9 @@ class DriftPage(PageBase):
         body = (
             self.model_tabs(name)
             + f'<form class="pick" method="get"><label>window <select name="window" '
-            f'onchange="this.form.submit()">{options}</select></label></form>' + ranked
+            f'onchange="this.form.submit()">{options}</select></label></form>'
+            + ranked
+            + self.heat_map(rows, starts[:HEAT_WINDOWS])
         )
         if feature:
             body += self.distribution(model, chosen, feature, at)
@@ -81,14 +90,45 @@ class DriftPage(PageBase):
         labels, reference, latest = display_bins(
             binning, ref.overall.columns[feature].bins, live.bins
         )
-        data = {
-            "labels": labels,
-            "series": [
-                {"name": "reference", "values": reference},
-                {"name": f"{at:%Y-%m-%d %H:%M}", "values": latest},
+        spec = bars_spec(
+            labels, reference, latest, reference_name="reference", live_name=f"{at:%Y-%m-%d %H:%M}"
+        )
+        return f"<h2>{esc(feature)}: reference and live</h2>" + chart("distribution", spec)
+
+    def method(self, model: ModelConfig, column: str) -> str:
+        """The rule deciding a column's drift, in words: its effect size against its
+        threshold, and its test's adjusted p-value against alpha."""
+        ref = self.ws.reference_profile(model.name)
+        binning = ref.binning(column) if ref is not None else None
+        if binning is None:
+            return ""
+        rule = drift_rule(model, binning)
+        parts = [f"{rule.effect} (distance)"] if rule.effect else []
+        if rule.test:
+            parts.append(f"{rule.test} test, q < {rule.alpha:g}")
+        return " and ".join(parts)
+
+    @staticmethod
+    def heat_map(rows: list[MetricRow], starts: list[datetime]) -> str:
+        """Features × the newest windows, coloured by the effect size, drifted outlined
+        (where versions share a window, the row with the most events)."""
+        keep = set(starts)
+        cells: dict[tuple[str, datetime], MetricRow] = {}
+        for r in rows:
+            if r.window_start not in keep or r.value is None:
+                continue
+            key = (r.column, r.window_start)
+            if key not in cells or (r.sample_size or 0) > (cells[key].sample_size or 0):
+                cells[key] = r
+        if not cells:
+            return ""
+        spec = heatmap_spec(
+            [
+                {"feature": c, "t": t, "value": r.value, "status": r.status}
+                for (c, t), r in sorted(cells.items())
             ],
-        }
-        return f"<h2>{esc(feature)}: reference and live</h2>" + chart("distribution", "bars", data)
+        )
+        return "<h2>Drift over time</h2>" + chart("heat", spec)
 
     # -- segments and fairness ---------------------------------------------------------------
 

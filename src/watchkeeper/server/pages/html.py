@@ -1,5 +1,6 @@
-"""The dashboard's HTML pieces: the page frame, tables, chart hosts whose data travels as
-JSON inside a script element the browser does not execute, and series thinned for drawing.
+"""The dashboard's HTML pieces: the page frame, tables, chart hosts whose Vega-Lite spec
+travels as JSON inside a script element the browser does not execute, and series thinned
+for drawing.
 Everything taken from data is escaped."""
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ def json_script(name: str, data: Any) -> str:
     return f'<script type="application/json" id="{esc(name)}">{text}</script>'
 
 
-def chart(name: str, kind: str, data: Any) -> str:
-    return f'<div class="chart-host" data-chart="{kind}" data-source="{esc(name)}"></div>' + (
-        json_script(name, data)
-    )
+def chart(name: str, spec: dict[str, Any]) -> str:
+    """A chart drawn in the browser from its Vega-Lite spec (``watchkeeper.report.specs``)."""
+    return f'<div class="chart-host" data-spec="{esc(name)}"></div>' + json_script(name, spec)
 
 
 def page(title: str, body: str, models: list[str]) -> str:
@@ -30,6 +30,9 @@ def page(title: str, body: str, models: list[str]) -> str:
 <link rel="stylesheet" href="/assets/dashboard.css"><link rel="icon" href="data:,"></head>
 <body><header><a class="brand" href="/">watchkeeper</a><nav>{nav}
 <a href="/alerts">alerts</a></nav></header><main><h1>{esc(title)}</h1>{body}</main>
+<script src="/assets/vega/vega.min.js"></script>
+<script src="/assets/vega/vega-lite.min.js"></script>
+<script src="/assets/vega/vega-embed.min.js"></script>
 <script src="/assets/charts.js"></script></body></html>"""
 
 

@@ -73,6 +73,16 @@ def test_the_overview_shows_every_model_and_its_open_alerts(
         for lane in ("health", "performance", "business")
     }
     assert "red" in colours["performance"]  # the worse version's page is open
+    # It leads with what is firing, pages named.
+    pages = [a for a in api(site, "/api/v1/alerts?state=firing") if a["severity"] == "page"]
+    lead = p.locator("section.firing")
+    assert f"Firing now: {len(pages)} page(s)" in lead.inner_text()
+    assert lead.locator("li").count() == len(pages) >= 1
+    # What is measured and what is estimated, each said as such and dated.
+    lane = card.locator('div.lane[data-lane="performance"] p').inner_text()
+    assert "measured from labels for 2026-" in lane and "estimated" in lane, lane
+    assert "as of 2026-" in card.locator("h2").inner_text()
+    assert card.locator(".chart-host svg").count() == 1  # the headline's sparkline
     assert errors == []
 
 

@@ -144,6 +144,9 @@ def series_spec(chart: SeriesChart) -> dict[str, Any]:
         {"field": "upper", "type": "quantitative", "format": fmt, "title": "interval to"},
         {"field": "state", "type": "nominal"},
     ]
+    banded = any(
+        p.lower is not None and p.upper is not None for li in chart.lines for p in li.points
+    )
     layers: list[dict[str, Any]] = [
         {
             "name": "band",
@@ -176,6 +179,14 @@ def series_spec(chart: SeriesChart) -> dict[str, Any]:
             "encoding": {"x": x, "y": y, "color": color, "tooltip": tooltip},
         },
     ]
+    # A layer with nothing to draw is left out (Vega warns of its empty extent).
+    points = [p for li in chart.lines for p in li.points]
+    empty = {
+        "band": not banded,
+        "final_points": all(p.provisional for p in points),
+        "provisional_points": not any(p.provisional for p in points),
+    }
+    layers = [layer for layer in layers if not empty.get(layer["name"], False)]
     levels = [{"value": v.value, "label": v.label, "kind": v.kind} for v in chart.levels]
     for kind, stroke, dash in (("threshold", ALERT, [6, 3]), ("reference", VERSION, [2, 2])):
         mine = [v for v in levels if v["kind"] == kind]

@@ -1,15 +1,20 @@
-"""The overview: every model's health, performance and business lanes, and its open alerts."""
+"""The overview: what is firing first, then every model's health, performance and business
+lanes with its open alerts, what is measured and what is estimated, and a sparkline."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from watchkeeper.catalogue import CATALOGUE
 from watchkeeper.config import ModelConfig
 from watchkeeper.report.html import esc, fmt
+from watchkeeper.report.specs import Line, Point, SeriesChart, series_spec
 from watchkeeper.rows import MetricRow
 from watchkeeper.server.pages.base import PageBase
-from watchkeeper.server.pages.html import page
+from watchkeeper.server.pages.html import chart, page
 from watchkeeper.triage import default_metric
+
+SPARK_WINDOWS = 30
 
 LANES = {
     "health": ("data", "infrastructure"),
@@ -68,13 +73,58 @@ class OverviewPage(PageBase):
                     f'<div class="lane {colour}" data-lane="{lane}"><h3>{lane}</h3>'
                     f"<p>{facts}</p><ul>{listed}</ul></div>"
                 )
+            as_of = (
+                f", as of {newest + model.monitoring.window:%Y-%m-%d %H:%M} UTC"
+                if newest is not None
+                else ", no window yet"
+            )
             cards.append(
                 f'<section class="model-card" data-model="{esc(model.name)}"><h2>'
                 f'<a href="/models/{esc(model.name)}">{esc(model.name)}</a> '
-                f"<small>{esc(model.task.replace('_', ' '))}, owner {esc(model.owner)}</small></h2>"
-                f'<div class="lanes">{"".join(lanes)}</div></section>'
+                f"<small>{esc(model.task.replace('_', ' '))}, owner {esc(model.owner)}"
+                f"{esc(as_of)}</small></h2>"
+                f'<div class="lanes">{"".join(lanes)}</div>' + self.sparkline(model) + "</section>"
             )
-        return page("Models", "".join(cards) or "<p>No models configured.</p>", self.models)
+        return page(
+            "Models",
+            self.firing(open_alerts) + ("".join(cards) or "<p>No models configured.</p>"),
+            self.models,
+        )
+
+    @staticmethod
+    def firing(alerts: list[dict[str, Any]]) -> str:
+        """What is firing, pages first: the line the page leads with."""
+        pages = [a for a in alerts if a["severity"] == "page"]
+        tickets = len(alerts) - len(pages)
+        if not alerts:
+            return '<p class="firing calm">Nothing is firing.</p>'
+        listed = "".join(
+            f'<li><a href="/models/{esc(a["model"])}/alerts/{esc(a["alert_id"])}">'
+            f"{esc(a['model'])}: {esc(a['rule'])}</a> <small>{esc(a['summary'])}</small></li>"
+            for a in pages
+        )
+        return (
+            f'<section class="firing"><p><strong>Firing now: {len(pages)} page(s), '
+            f"{tickets} ticket(s).</strong></p>"
+            + (f"<ul>{listed}</ul>" if listed else "")
+            + "</section>"
+        )
+
+    def sparkline(self, model: ModelConfig) -> str:
+        """The headline metric's last 30 windows, measured and estimated, drawn small."""
+        headline = default_metric(model)
+        lines = []
+        for label, key in (("from labels", headline), ("estimated", f"estimated_{headline}")):
+            found = self.ws.series(model.name, key)[-SPARK_WINDOWS:]
+            if found:
+                points = [Point(t, v, p) for t, v, p in found]
+                lines.append(Line(f"{headline.replace('_', ' ')} {label}", points))
+        if not lines:
+            return ""
+        entry = CATALOGUE.get(headline)
+        spec = series_spec(SeriesChart(headline, entry.unit if entry else "score", lines))
+        spec["height"] = 70
+        return chart(f"spark-{model.name}", spec)
 
     def lane_facts(self, model: ModelConfig, lane: str, rows: list[MetricRow]) -> str:
         def value(metric: str, column: str = "") -> float | None:
@@ -93,14 +143,24 @@ class OverviewPage(PageBase):
                 parts.append(f"worst missing rate {max(missing):.1%}")
             return esc(", ".join(parts))
         if lane == "performance":
+            # What is measured and what is estimated, each dated: the newest windows have
+            # no labels yet, and their estimate must not stand for the measured value.
             headline = default_metric(model)
-            realized = value(headline)
-            if realized is not None:
-                return esc(f"{headline.replace('_', ' ')} {fmt(realized)} (from labels)")
+            name = headline.replace("_", " ")
+            parts = []
+            measured = self.ws.series(model.name, headline)
+            if measured:
+                at, v, provisional = measured[-1]
+                parts.append(
+                    f"{name} {fmt(v)} measured from labels for {at:%Y-%m-%d %H:%M}"
+                    + (" (labels still arriving)" if provisional else "")
+                )
             estimate = value(f"estimated_{headline}")
-            coverage = value("label_coverage")
-            cov = f", labels for {coverage:.0%} of events" if coverage is not None else ""
-            return esc(f"{headline.replace('_', ' ')} {fmt(estimate)} (estimated{cov})")
+            if estimate is not None:
+                coverage = value("label_coverage")
+                cov = f", labels for {coverage:.0%} of its events" if coverage is not None else ""
+                parts.append(f"estimated {fmt(estimate)} for the newest window{cov}")
+            return esc("; ".join(parts) or f"no {name} yet")
         parts = []
         for r in rows:
             if r.metric == "outcome_rate" and r is self.latest(rows, "outcome_rate", r.column):

@@ -18,6 +18,9 @@ def test_the_report_renders_with_its_charts(tmp_path: Path, page: tuple[Any, lis
     finally:
         ws.close()
     assert len(html.encode()) < 1_000_000
+    segments = html[html.index("by segment") :].split("</table>")[0]
+    assert segments.count("<tr>") > 3 and "no segment has" not in segments
+    assert "Needs action now" not in html or "Most likely cause: not a real drop" not in html
     assert "http://" not in html and "https://" not in html  # nothing to fetch
     path = tmp_path / "report.html"
     path.write_text(html, encoding="utf-8")

@@ -241,10 +241,11 @@ class Report:
             )
         drifted = [r for r in self.drifted() if r.status == "drifted"]
         if drifted:
-            names = ", ".join(esc(r.column) for r in drifted[:3])
+            columns = list(dict.fromkeys(r.column for r in drifted))  # once, whatever versions
+            names = ", ".join(esc(c) for c in columns[:3])
             lines.append(
                 f"The data the model sees has changed since it was trained: {names} "
-                f"{'differs' if len(drifted) == 1 else 'differ'} from the training data."
+                f"{'differs' if len(columns) == 1 else 'differ'} from the training data."
             )
         else:
             lines.append("The data the model sees looks like the data it was trained on.")
@@ -261,16 +262,34 @@ class Report:
             )
         next_step = "Keep watching; nothing needs doing."
         if self.triage is not None and (kind != "good" or self.triage.top.cause != "not_real"):
-            top = self.triage.top
-            next_step = (
-                f"Most likely cause: {esc(top.title)} ({esc(top.level)} confidence). "
-                f"Next step: {esc(top.action)}."
-            )
+            next_step = self.next_step(kind)
         items = "".join(f"<li>{line}</li>" for line in lines)
         return (
             f'<section class="summary {kind}"><h2>{esc(verdict)}</h2><ul>{items}</ul>'
             f'<p class="next"><strong>What the team will do:</strong> {next_step}</p></section>'
         )
+
+    def next_step(self, kind: str) -> str:
+        """The triage's answer, in words that agree with the alerts beside it: with urgent
+        alerts open, "not a real drop" is said as what it is (the drop is not confirmed yet,
+        and why), with the next best explanation the evidence gives."""
+        assert self.triage is not None
+        top = self.triage.top
+        if top.cause != "not_real" or kind != "bad":
+            return (
+                f"Most likely cause: {esc(top.title)} ({esc(top.level)} confidence). "
+                f"Next step: {esc(top.action)}."
+            )
+        why = f" ({esc(top.evidence[0])})" if top.evidence else ""
+        text = f"The urgent alerts are open, but the drop is not confirmed yet{why}."
+        runner = next((h for h in self.triage.hypotheses[1:] if h.score > 0), None)
+        if runner is not None:
+            text += (
+                f" If it is real, the most likely cause is {esc(runner.title)}"
+                + (f" ({esc(runner.evidence[0])})" if runner.evidence else "")
+                + "."
+            )
+        return text + f" Next step: {esc(top.action)}."
 
     def business_text(self) -> str:
         b = self.business()
@@ -396,25 +415,33 @@ class Report:
         )
 
     def segments_table(self) -> str:
+        """The headline metric per segment and version in the newest window that has it: the
+        newest windows have no labels yet, and an empty table would say there are no segments."""
         body = ""
         metric = self.metric if self.series(self.metric) else f"estimated_{self.metric}"
-        for r in sorted(
-            (
-                r
-                for r in self.rows
-                if r.metric == metric and r.window_start == self.latest and r.segment_column != "*"
-            ),
-            key=lambda r: (r.segment_column, r.segment_value),
-        ):
+        segmented = [
+            r
+            for r in self.rows
+            if r.metric == metric and r.segment_column != "*" and r.value is not None
+        ]
+        newest: dict[tuple[str, str, str], MetricRow] = {}
+        for r in segmented:  # each segment's newest window with a value
+            key = (r.segment_column, r.segment_value, r.model_version)
+            if key not in newest or r.window_start > newest[key].window_start:
+                newest[key] = r
+        for _, r in sorted(newest.items()):
             body += (
-                f"<tr><td>{esc(r.segment_column)}={esc(r.segment_value)}</td><td>{fmt(r.value)}</td>"
+                f"<tr><td>{esc(r.segment_column)}={esc(r.segment_value)}</td>"
+                f"<td>{esc(r.model_version if r.model_version != '*' else 'all')}</td>"
+                f"<td>{fmt(r.value)}</td><td>{r.window_start:%Y-%m-%d %H:%M}</td>"
                 f"<td>{fmt(r.lower)} – {fmt(r.upper)}</td>"
                 f"<td>{int(r.sample_size or 0):,}</td></tr>"
             )
         return table(
-            f"{metric.replace('_', ' ')} by segment (with 95% intervals)",
-            ["segment", "value", "interval", "events"],
-            body or "<tr><td colspan=4>no segments</td></tr>",
+            f"{metric.replace('_', ' ')} by segment, each in its newest window with labels enough "
+            "(with 95% intervals)",
+            ["segment", "version", "value", "window", "interval", "events"],
+            body or "<tr><td colspan=6>no segment has this metric yet</td></tr>",
         )
 
     def fairness_table(self) -> str:

@@ -67,7 +67,8 @@ class Export:
 
     ``labels`` maps each label after ``model`` to where its value comes from: ``{column}``,
     ``{segment}`` (``*`` or ``column=value``), ``{metric}``, ``{base}`` (the metric key
-    without ``estimated_``), or a constant."""
+    without ``estimated_``), or a constant. A family's ``version`` label, unless mapped, is
+    the row's model version."""
 
     family: str
     labels: Mapping[str, str]
@@ -105,12 +106,12 @@ class Metric:
 _FAMILIES: dict[str, tuple[str, tuple[str, ...], Unit]] = {
     "watchkeeper_drift_score": (
         "Drift of a column from the reference (the deciding effect size), newest window",
-        ("model", "column", "segment"),
+        ("model", "column", "segment", "version"),
         "score",
     ),
     "watchkeeper_drift_detected": (
         "1 when the column has drifted (effect and test agree), newest window",
-        ("model", "column", "segment"),
+        ("model", "column", "segment", "version"),
         "score",
     ),
     "watchkeeper_data_quality_ratio": (
@@ -120,7 +121,7 @@ _FAMILIES: dict[str, tuple[str, tuple[str, ...], Unit]] = {
     ),
     "watchkeeper_model_performance": (
         "Model performance, realized from labels or estimated without them, newest window",
-        ("model", "metric", "segment", "kind"),
+        ("model", "metric", "segment", "kind", "version"),
         "score",
     ),
     "watchkeeper_segment_gap": (

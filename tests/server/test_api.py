@@ -361,9 +361,29 @@ def test_prometheus_exposition(client: TestClient, clock: Clock) -> None:
     assert 'watchkeeper_served_error_ratio{model="fraud"} 0.0' in text
     assert "watchkeeper_up 1.0" in text
     assert (
-        'watchkeeper_model_performance{kind="estimated",metric="accuracy",model="fraud",segment="*"}'
-        in text
+        'watchkeeper_model_performance{kind="estimated",metric="accuracy",model="fraud",'
+        'segment="*",version="3"}' in text
     )
+
+
+def test_a_series_carries_its_version_and_a_retired_version_is_not_exported(
+    client: TestClient, clock: Clock
+) -> None:
+    # Version 2 served yesterday and was replaced by version 3 today: a canary is told
+    # apart by its label, and the retired one's last value is not exported for ever.
+    old = [
+        event(i, id=f"old{i}", version="2", ts=f"2026-04-29T{i % 24:02d}:15:00Z")
+        for i in range(300)
+    ]
+    for rows in (old, events(300)):
+        answer = client.post("/api/v1/models/fraud/events", json=rows)
+        assert answer.json()["accepted"] == 300, answer.text
+    clock.now = NOW + timedelta(days=2)
+    client.post("/api/v1/runs", json={"model": "fraud"})
+    text = client.get("/metrics").text
+    performance = [line for line in text.splitlines() if line.startswith("watchkeeper_model_perf")]
+    assert performance
+    assert all('version="3"' in line for line in performance), performance
 
 
 def test_the_openapi_spec_in_the_repo_is_the_one_served(client: TestClient) -> None:

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from tests.helpers import MODEL_YAML, NOW, Clock, event, free_port, need, serving, with_reference
 from watchkeeper.config import EXAMPLE_CONFIG, parse_config
 from watchkeeper.server import create_app
-from watchkeeper.server.exports import dashboard_queries, rules_yaml
+from watchkeeper.server.exports import annotation_query, dashboard_queries, rules_yaml
 
 YAML = (
     MODEL_YAML
@@ -103,6 +103,11 @@ scrape_configs:
             assert query(base, 'up{job="watchkeeper"}')[0]["value"][1] == "1"  # type: ignore[index]
             empty = [q for q in dashboard_queries("fraud") if not query(base, q)]
             assert empty == [], empty
+            # A version picked, and the annotation of firing alerts: valid and answered.
+            assert query(base, dashboard_queries("fraud", version="3")[0])
+            assert not query(base, dashboard_queries("fraud", version="9")[0])
+            firing = query(base, annotation_query("fraud"))
+            assert [r["metric"]["alertname"] for r in firing] == ["errors"]  # type: ignore[index]
         finally:
             process.terminate()
             process.wait(timeout=30)

@@ -19,13 +19,17 @@ PANELS: list[tuple[str, str, str]] = [
     (
         "Performance (realized and estimated)",
         "roc_auc",
-        'watchkeeper_model_performance{model="$model", segment="*"}',
+        'watchkeeper_model_performance{model="$model", segment="$segment", version=~"$version"}',
     ),
-    ("Drift by feature", "drift", 'watchkeeper_drift_score{model="$model", segment="*"}'),
+    (
+        "Drift by feature (effect size)",
+        "drift",
+        'watchkeeper_drift_score{model="$model", segment="$segment", version=~"$version"}',
+    ),
     (
         "Missing values",
         "missing_rate",
-        'watchkeeper_data_quality_ratio{model="$model", segment="*", check="missing"}',
+        'watchkeeper_data_quality_ratio{model="$model", segment="$segment", check="missing"}',
     ),
     ("Label coverage", "label_coverage", 'watchkeeper_label_coverage_ratio{model="$model"}'),
     (
@@ -57,11 +61,44 @@ def _unit(metric_or_unit: str) -> str:
     return GRAFANA_UNITS.get(unit, "none")
 
 
+# Each panel's legend: the labels that tell its series apart.
+LEGENDS: dict[str, str] = {
+    "roc_auc": "{{metric}} {{kind}} v{{version}} {{segment}}",
+    "drift": "{{column}} v{{version}} {{segment}}",
+    "missing_rate": "{{column}} {{segment}}",
+}
+# Annotations: the alerts firing, as Grafana draws them over every panel.
+ANNOTATION = 'watchkeeper_alerts{model="$model", alertstate="firing"} > 0'
+
+
+def _thresholds(config: Config, metric: str) -> list[dict[str, Any]]:
+    """A panel's threshold steps from the rules on its metric that compare the value itself
+    (``against: value``), red from the lowest ``above``; a rule on the reference or a rolling
+    baseline has no fixed line."""
+    cuts = sorted(
+        c.above
+        for rule in config.alerting.rules
+        for c in rule.conditions
+        if c.against == "value" and c.above is not None and _match(c.metric, metric)
+    )
+    steps: list[dict[str, Any]] = [{"color": "green", "value": None}]
+    if cuts:
+        steps.append({"color": "red", "value": cuts[0]})
+    return steps
+
+
 def grafana_dashboard(config: Config, datasource: str = "Prometheus") -> dict[str, Any]:
-    """A Grafana dashboard (JSON model) with one panel per query of ``PANELS`` and a
-    ``model`` variable."""
+    """A Grafana dashboard (JSON model): one panel per query of ``PANELS``, each with its
+    catalogue unit, a legend naming its series and the thresholds of the rules on the value
+    drawn as lines; the firing alerts as annotations; ``model``, ``segment`` and ``version``
+    variables."""
     panels = []
     for i, (title, metric, expr) in enumerate(PANELS):
+        defaults: dict[str, Any] = {
+            "unit": _unit(metric),
+            "thresholds": {"mode": "absolute", "steps": _thresholds(config, metric)},
+            "custom": {"thresholdsStyle": {"mode": "dashed"}},
+        }
         panels.append(
             {
                 "id": i + 1,
@@ -69,11 +106,27 @@ def grafana_dashboard(config: Config, datasource: str = "Prometheus") -> dict[st
                 "title": title,
                 "datasource": {"type": "prometheus", "uid": "${datasource}"},
                 "gridPos": {"h": 8, "w": 12, "x": 12 * (i % 2), "y": 8 * (i // 2)},
-                "fieldConfig": {"defaults": {"unit": _unit(metric)}, "overrides": []},
-                "targets": [{"refId": "A", "expr": expr, "legendFormat": "__auto"}],
+                "fieldConfig": {"defaults": defaults, "overrides": []},
+                "targets": [
+                    {"refId": "A", "expr": expr, "legendFormat": LEGENDS.get(metric, "__auto")}
+                ],
             }
         )
     models = [m.name for m in config.models]
+    source = {"type": "prometheus", "uid": "${datasource}"}
+
+    def variable(name: str, query: str, everything: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "type": "query",
+            "datasource": source,
+            "query": query,
+            "refresh": 2,
+            "includeAll": True,
+            "allValue": everything,
+            "current": {"text": "All", "value": "$__all"},
+        }
+
     return {
         "title": "watchkeeper: model health",
         "uid": "watchkeeper-models",
@@ -98,15 +151,56 @@ def grafana_dashboard(config: Config, datasource: str = "Prometheus") -> dict[st
                     "current": {"text": models[0], "value": models[0]} if models else {},
                     "refresh": 2,
                 },
+                # One segment at a time (every segment at once would stack their series):
+                # the whole traffic, "*", unless one is picked.
+                {
+                    **variable(
+                        "segment",
+                        'label_values(watchkeeper_model_performance{model="$model"}, segment)',
+                        "*",
+                    ),
+                    "includeAll": False,
+                    "current": {"text": "*", "value": "*"},
+                },
+                variable(
+                    "version",
+                    'label_values(watchkeeper_model_performance{model="$model"}, version)',
+                    ".*",
+                ),
+            ]
+        },
+        "annotations": {
+            "list": [
+                {
+                    "name": "alerts firing",
+                    "datasource": source,
+                    "enable": True,
+                    "expr": ANNOTATION,
+                    "iconColor": "red",
+                    "step": "60s",
+                    "titleFormat": "{{alertname}} ({{severity}})",
+                    "textFormat": "{{metric}} {{column}} {{segment}} v{{version}}",
+                    "tagKeys": "severity,owner",
+                    "useValueForTime": False,
+                }
             ]
         },
         "panels": panels,
     }
 
 
-def dashboard_queries(model: str) -> list[str]:
-    """The dashboard's queries for one model, as Prometheus would run them."""
-    return [expr.replace("$model", model) for _, _, expr in PANELS]
+def dashboard_queries(model: str, segment: str = "*", version: str = ".*") -> list[str]:
+    """The dashboard's queries for one model (its panels' and its annotation's), as
+    Prometheus runs them with the variables' values."""
+    exprs = [expr for _, _, expr in PANELS]
+    return [
+        e.replace("$model", model).replace("$segment", segment).replace("$version", version)
+        for e in exprs
+    ]
+
+
+def annotation_query(model: str) -> str:
+    return ANNOTATION.replace("$model", model)
 
 
 def _selector(metric: str, column: str | tuple[str, ...], segment: str) -> str | None:
@@ -125,7 +219,9 @@ def _selector(metric: str, column: str | tuple[str, ...], segment: str) -> str |
     column_re = "|".join(c.replace("*", ".*").replace("?", ".") for c in columns)
     labels = ['model=~"{models}"']
     for name in PROMETHEUS[export.family].labels[1:]:
-        source = export.labels[name]
+        source = export.labels.get(name, "{" + name + "}")
+        if source == "{version}":
+            continue  # every version: a rule's alert is per version where it is one
         if source == "{segment}":
             if segment == "*":
                 labels.append(f'{name}="*"')

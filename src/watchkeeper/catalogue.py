@@ -67,8 +67,7 @@ class Export:
 
     ``labels`` maps each label after ``model`` to where its value comes from: ``{column}``,
     ``{segment}`` (``*`` or ``column=value``), ``{metric}``, ``{base}`` (the metric key
-    without ``estimated_``), or a constant. A family's ``version`` label, unless mapped, is
-    the row's model version."""
+    without ``estimated_``), ``{version}`` (the row's model version), or a constant."""
 
     family: str
     labels: Mapping[str, str]
@@ -376,6 +375,7 @@ family_error | run | count | down | no | no | all | family | A metric family fai
 _ON_REFERENCE = ("missing_rate", "predicted_positive_rate")
 
 # How metrics are exported to Prometheus (the rest are not).
+_DRIFT_LABELS = {"column": "{column}", "segment": "{segment}", "version": "{version}"}
 _EXPORTS: Mapping[str, tuple[Export, ...]] = {
     "row_count": (Export("watchkeeper_served_events", {}, whole_traffic=True),),
     "error_rate": (Export("watchkeeper_served_error_ratio", {}, whole_traffic=True),),
@@ -394,10 +394,10 @@ _EXPORTS: Mapping[str, tuple[Export, ...]] = {
         )
     },
     "drift": (
-        Export("watchkeeper_drift_score", {"column": "{column}", "segment": "{segment}"}),
+        Export("watchkeeper_drift_score", _DRIFT_LABELS),
         Export(
             "watchkeeper_drift_detected",
-            {"column": "{column}", "segment": "{segment}"},
+            _DRIFT_LABELS,
             value="drifted",
         ),
     ),
@@ -442,7 +442,7 @@ def _parse(table: str) -> list[Metric]:
         exports = _EXPORTS.get(key, ())
         performance = family == "performance" and labels == "yes"
         if performance and not key.startswith("residual"):
-            kind = {**_PERFORMANCE_EXPORT, "kind": "realized"}
+            kind = {**_PERFORMANCE_EXPORT, "kind": "realized", "version": "{version}"}
             exports = (Export("watchkeeper_model_performance", kind, no_column=True),)
         out.append(
             Metric(
@@ -525,7 +525,7 @@ def _estimated_entries(entries: Mapping[str, Metric]) -> list[Metric]:
                 exports=(
                     Export(
                         "watchkeeper_model_performance",
-                        {**_PERFORMANCE_EXPORT, "kind": "estimated"},
+                        {**_PERFORMANCE_EXPORT, "kind": "estimated", "version": "{version}"},
                         no_column=True,
                     ),
                 ),

@@ -867,7 +867,7 @@ def test_family_keys_are_unique() -> None:
 
 # == the catalogue ===========================================================================
 
-PLACEHOLDERS = {"{column}", "{segment}", "{metric}", "{base}"}
+PLACEHOLDERS = {"{column}", "{segment}", "{metric}", "{base}", "{version}"}
 SNAKE = re.compile(r"[a-z][a-z0-9_]*")
 
 

@@ -25,7 +25,8 @@ def test_units_thresholds_legends_annotations_and_variables(tmp_path: Path) -> N
     ]
     performance = _panel(board, "Performance")
     assert performance["fieldConfig"]["defaults"]["unit"] == "none"  # AUC, MAE, log loss alike
-    assert "{{version}}" in performance["targets"][0]["legendFormat"]
+    legend = performance["targets"][0]["legendFormat"]
+    assert legend == "metric={{metric}} segment={{segment}} kind={{kind}} version={{version}}"
     assert 'version=~"$version"' in performance["targets"][0]["expr"]
     drift = _panel(board, "Drift")["fieldConfig"]["defaults"]
     assert len(drift["thresholds"]["steps"]) == 1  # a rule on the decision: no fixed line
@@ -34,6 +35,8 @@ def test_units_thresholds_legends_annotations_and_variables(tmp_path: Path) -> N
     segment = board["templating"]["list"][2]
     assert segment["current"]["value"] == "*"  # the whole traffic unless a segment is picked
     (annotation,) = board["annotations"]["list"]
+    volume = _panel(board, "Events")["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert volume == [{"color": "green", "value": None}]  # volume rules are ratios, not counts
     assert (
         'alertstate="firing"' in annotation["expr"] and "{{alertname}}" in annotation["titleFormat"]
     )

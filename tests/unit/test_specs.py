@@ -96,6 +96,8 @@ def test_data_is_drawn_as_text_and_bars_pair_each_bin() -> None:
     drawn = svg(bars_spec([hostile, "b", "c"], [0.2, 0.5, 0.3], [0.1, 0.6, 0.3]), hostile)
     assert hostile not in drawn and "&lt;script&gt;" in drawn
     assert _group(drawn, "bars_marks").count("<path") == 6
+    twice = svg(bars_spec(["0.1 to 0.1", "0.1 to 0.1"], [0.5, 0.5], [0.4, 0.6]), "t")
+    assert _group(twice, "bars_marks").count("<path") == 4  # two bins, not one stacked
     assert _texts(drawn, "legend-label") == ["training data", "this window"]
     cells = [
         {"feature": f, "t": T0 + timedelta(days=d), "value": d / 10, "status": "ok"}
@@ -123,3 +125,17 @@ def test_bins_read_as_numbers_people_write_in_order() -> None:
     assert len(ranges) >= 5 and starts == sorted(starts)
     assert any("," in lab for lab in ranges)  # thousands written as such
     assert abs(sum(ref) - 1) < 1e-9 and ref == live
+
+
+def test_a_chart_s_data_cannot_end_its_script_element_nor_break_its_parse() -> None:
+    import json
+
+    from watchkeeper.server.pages.html import json_script
+
+    hostile = {"label": "</script><!--<script>alert(1)</script>&", "value": float("nan")}
+    html = json_script("spec", hostile)
+    inner = html.removeprefix('<script type="application/json" id="spec">').removesuffix(
+        "</script>"
+    )
+    assert "<" not in inner and ">" not in inner and "&" not in inner
+    assert json.loads(inner) == {"label": hostile["label"], "value": None}  # NaN: null

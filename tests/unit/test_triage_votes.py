@@ -140,3 +140,6 @@ def test_an_early_drop_a_weak_slice_accounts_for_is_the_model_on_that_slice() ->
     long_ago = row("weak_slice", 2, 0.15, worst, sample_size=80, status="worse", p_value=0.03)
     old = [*early(), long_ago]
     assert triage_of(old).top.cause == "not_real"
+    # Nor is a slice that was weak before the change as well: it is how the model always was.
+    always = [*rows, long_ago]
+    assert triage_of(always).top.cause == "not_real"

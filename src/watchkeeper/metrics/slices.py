@@ -166,11 +166,11 @@ def slice_rows(ctx: Context, agg: Aggregates) -> list[MetricRow]:
                 where.row(
                     "weak_slice",
                     "",
-                    found[0].loss - found[0].rest_loss if found else 0.0,
+                    max(s.loss - s.rest_loss for s in found) if found else 0.0,
                     w.whole.n,
                     status="worse" if found else OK,
                     provisional=early,
-                    detail=f"{len(found)} weak slice(s); the worst: {found[0].description}"
+                    detail=f"{len(found)} weak slice(s); the clearest: {found[0].description}"
                     if found
                     else "no slice is significantly worse than the rest",
                 )

@@ -10,6 +10,7 @@ Times are drawn in UTC, as the rest of watchkeeper states them.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -80,6 +81,17 @@ class SeriesChart:
     marks: list[Mark] = field(default_factory=list)
     title: str = ""
     currency: str = ""
+
+
+def finite(data: Any) -> Any:
+    """NaN and infinities as null: JSON has neither (a browser's JSON.parse refuses them)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite(v) for v in data]
+    return data
 
 
 def _iso(t: datetime) -> str:
@@ -281,6 +293,12 @@ def bars_spec(
 ) -> dict[str, Any]:
     """Two bars per bin, the reference's share of events beside the window's, the bins in
     their order, labelled below, the share on the y axis."""
+    seen: dict[str, int] = {}
+    unique = []
+    for lab in labels:  # two bins written alike (close edges, rounded) stay two bars
+        seen[lab] = seen.get(lab, 0) + 1
+        unique.append(lab if seen[lab] == 1 else f"{lab} ({seen[lab]})")
+    labels = unique
     values = [
         {"bin": lab, "order": i, "share": share, "side": side}
         for i, lab in enumerate(labels)
@@ -289,7 +307,7 @@ def bars_spec(
     x = {
         "field": "bin",
         "type": "nominal",
-        "sort": list(dict.fromkeys(labels)),
+        "sort": labels,
         "title": None,
         "axis": {"labelAngle": -30, "labelLimit": 120, "labelOverlap": "greedy"},
     }
@@ -353,7 +371,7 @@ def heatmap_spec(
             "x": {
                 "field": "t",
                 "type": "ordinal",
-                "timeUnit": "utcyearmonthdatehours",
+                "timeUnit": "utcyearmonthdatehoursminutes",
                 "title": "window (UTC)",
                 "axis": {"format": "%m-%d %H:%M", "labelAngle": -45, "labelOverlap": "greedy"},
             },
@@ -392,7 +410,7 @@ def svg(spec: dict[str, Any], label: str) -> str:
     here is escaped too."""
     import vl_convert  # a 1.5 s engine start, paid only by a report
 
-    drawn: str = vl_convert.vegalite_to_svg(spec, vl_version=VEGA_LITE)
+    drawn: str = vl_convert.vegalite_to_svg(finite(spec), vl_version=VEGA_LITE)
     # Inline in HTML, an SVG needs no namespace (and the report names no address at all).
     drawn = _XMLNS.sub("", drawn, count=2)
     return _MARKS.sub(
@@ -410,6 +428,7 @@ __all__ = [
     "SeriesChart",
     "axis_title",
     "bars_spec",
+    "finite",
     "heatmap_spec",
     "series_spec",
     "svg",

@@ -438,7 +438,7 @@ class Report:
                 f"<td>{int(r.sample_size or 0):,}</td></tr>"
             )
         return table(
-            f"{metric.replace('_', ' ')} by segment, each in its newest window with labels enough "
+            f"{metric.replace('_', ' ')} by segment, each in its newest window with a value "
             "(with 95% intervals)",
             ["segment", "version", "value", "window", "interval", "events"],
             body or "<tr><td colspan=6>no segment has this metric yet</td></tr>",

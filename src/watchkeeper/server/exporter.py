@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from typing import Any
 
 from prometheus_client.core import (
@@ -101,13 +100,7 @@ def _samples(model: str, rows: list[MetricRow]) -> list[tuple[list[str], str, fl
             if (export.whole_traffic and not r.whole_traffic) or (export.no_column and r.column):
                 continue
             family = PROMETHEUS[export.family]
-            labels = (
-                model,
-                *(
-                    _label(export.labels.get(name, "{" + name + "}"), r)
-                    for name in family.labels[1:]
-                ),
-            )
+            labels = (model, *(_label(export.labels[name], r) for name in family.labels[1:]))
             value = float(r.status == "drifted") if export.value == "drifted" else r.known
             key = (export.family, labels)
             if key not in chosen or r.sample_size > chosen[key][0]:
@@ -150,17 +143,6 @@ def _latest(
             r.segment_value: int(r.sample_size or 0) for r in rows if r.segment_column == column
         }
         kept[column] = set(sorted(by_size, key=lambda v: (-by_size[v], v))[:max_segments])
-    # A series' newest window over its versions: a version no longer serving keeps its
-    # last row, which would be exported (and could outvote the serving one) for ever.
-    current: dict[tuple[str, str, str, str], datetime] = {}
-    for r in rows:
-        key = (r.metric, r.column, r.segment_column, r.segment_value)
-        current[key] = max(current.get(key, r.window_start), r.window_start)
-    rows = [
-        r
-        for r in rows
-        if r.window_start == current[(r.metric, r.column, r.segment_column, r.segment_value)]
-    ]
     columns: dict[str, list[str]] = defaultdict(list)
     out = []
     for r in rows:

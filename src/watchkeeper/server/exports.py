@@ -61,29 +61,37 @@ def _unit(metric_or_unit: str) -> str:
     return GRAFANA_UNITS.get(unit, "none")
 
 
-# Each panel's legend: the labels that tell its series apart.
-LEGENDS: dict[str, str] = {
-    "roc_auc": "{{metric}} {{kind}} v{{version}} {{segment}}",
-    "drift": "{{column}} v{{version}} {{segment}}",
-    "missing_rate": "{{column}} {{segment}}",
-}
 # Annotations: the alerts firing, as Grafana draws them over every panel.
 ANNOTATION = 'watchkeeper_alerts{model="$model", alertstate="firing"} > 0'
 
 
+def _legend(expr: str) -> str:
+    """A series' name in a panel: the labels of its family after ``model`` (metric, kind,
+    version, segment, ...), from the catalogue; Grafana's own for an aggregation."""
+    family = PROMETHEUS.get(expr.split("{", 1)[0])
+    if family is None or len(family.labels) < 2:
+        return "__auto"
+    return " ".join(f"{name}={{{{{name}}}}}" for name in family.labels[1:])
+
+
 def _thresholds(config: Config, metric: str) -> list[dict[str, Any]]:
     """A panel's threshold steps from the rules on its metric that compare the value itself
-    (``against: value``), red from the lowest ``above``; a rule on the reference or a rolling
-    baseline has no fixed line."""
-    cuts = sorted(
-        c.above
+    (``against: value``): red above the lowest ``above``, red below the highest ``below``.
+    A rule on the reference or a rolling baseline has no fixed line."""
+    conditions = [
+        c
         for rule in config.alerting.rules
         for c in rule.conditions
-        if c.against == "value" and c.above is not None and _match(c.metric, metric)
-    )
-    steps: list[dict[str, Any]] = [{"color": "green", "value": None}]
-    if cuts:
-        steps.append({"color": "red", "value": cuts[0]})
+        if c.against == "value" and _match(c.metric, metric)
+    ]
+    above = min((c.above for c in conditions if c.above is not None), default=None)
+    below = max((c.below for c in conditions if c.below is not None), default=None)
+    base = "red" if below is not None else "green"
+    steps: list[dict[str, Any]] = [{"color": base, "value": None}]
+    if below is not None:
+        steps.append({"color": "green", "value": below})
+    if above is not None:
+        steps.append({"color": "red", "value": above})
     return steps
 
 
@@ -107,9 +115,7 @@ def grafana_dashboard(config: Config, datasource: str = "Prometheus") -> dict[st
                 "datasource": {"type": "prometheus", "uid": "${datasource}"},
                 "gridPos": {"h": 8, "w": 12, "x": 12 * (i % 2), "y": 8 * (i // 2)},
                 "fieldConfig": {"defaults": defaults, "overrides": []},
-                "targets": [
-                    {"refId": "A", "expr": expr, "legendFormat": LEGENDS.get(metric, "__auto")}
-                ],
+                "targets": [{"refId": "A", "expr": expr, "legendFormat": _legend(expr)}],
             }
         )
     models = [m.name for m in config.models]
@@ -219,7 +225,7 @@ def _selector(metric: str, column: str | tuple[str, ...], segment: str) -> str |
     column_re = "|".join(c.replace("*", ".*").replace("?", ".") for c in columns)
     labels = ['model=~"{models}"']
     for name in PROMETHEUS[export.family].labels[1:]:
-        source = export.labels.get(name, "{" + name + "}")
+        source = export.labels[name]
         if source == "{version}":
             continue  # every version: a rule's alert is per version where it is one
         if source == "{segment}":

@@ -48,21 +48,33 @@ class Investigation:
         self.before = self.change_began()
         self.segment: tuple[str, str] | None = None  # where the change concentrates
         self.feature: str | None = None  # the input that moved most
+        self.slice_began: dict[str, datetime] = {}  # each weak slice's first window
         self.slices = self.weak_slices()
 
     def weak_slices(self) -> list[Any]:
-        """The weak slices found since the change began, or in the last few windows (a
-        slice fails before the whole shows it): newest window first, then worst first.
-        Each was significant across every slice tested, and worse than on the reference."""
+        """For a metric measured on labels: the weak slices new since the change began, or
+        in the last few windows (a slice fails before the whole shows it), newest window
+        first, then worst first. Each was significant across every slice tested and worse
+        than on the reference; a slice already weak before is how the model always was."""
+        if not needs_labels(self.metric) or self.metric == "weak_slice":
+            return []
         since = min(self.before, self.w - RECENT_SLICE_WINDOWS * self.size)
-        found = [
-            r
-            for (metric, col, sc, _), rows in self.m.by_key.items()
-            if metric == "weak_slice" and col and sc == "*"
-            for start, r in rows.items()
-            if since <= start <= self.w and r.status == "worse"
-        ]
-        return sorted(found, key=lambda r: (r.window_start, _num(r.value) or 0.0), reverse=True)
+        found, before = [], set()
+        for (metric, col, sc, _), rows in self.m.by_key.items():
+            if metric != "weak_slice" or not col or sc != "*":
+                continue
+            for start, r in rows.items():
+                if r.status != "worse" or start > self.w:
+                    continue
+                if start < since:
+                    before.add(col)
+                else:
+                    found.append(r)
+        self.slice_began = {
+            r.column: min(x.window_start for x in found if x.column == r.column) for r in found
+        }
+        new = [r for r in found if r.column not in before]
+        return sorted(new, key=lambda r: (r.window_start, _num(r.value) or 0.0), reverse=True)
 
     def change_began(self) -> datetime:
         """The window the change under triage began at: where the metric's trailing run of
@@ -107,6 +119,8 @@ class Investigation:
                 {"metric": self.metric, "value": value, "usual": usual, "spread": spread}
             )
             lower, upper = (row.lower, row.upper) if row else (None, None)
+            if change <= 0:
+                self.slices = []  # nothing fell: a weak slice is no evidence of a drop
             if lower is not None and upper is not None and lower <= usual <= upper:
                 self.vote(
                     "not_real",
@@ -165,11 +179,12 @@ class Investigation:
                 beyond = self._confirmed_earlier(usual, usual_cov)  # maturer labels decide
             if self.slices:
                 r = self.slices[0]
+                began = self.slice_began.get(r.column, r.window_start)
                 s.findings.append(
-                    f"since {r.window_start:%Y-%m-%d} the model does significantly worse on "
+                    f"since {began:%Y-%m-%d} the model does significantly worse on "
                     f"{r.column} than elsewhere and than on the reference (q = {r.p_value:.2g})"
                     if r.p_value is not None
-                    else f"since {r.window_start:%Y-%m-%d} the model does worse on {r.column}"
+                    else f"since {began:%Y-%m-%d} the model does worse on {r.column}"
                 )
             if early:
                 detail = coverage.detail or ""

@@ -419,10 +419,11 @@ def where(inv: Investigation) -> Step:
         # A drop of the whole that a slice accounts for, with no input drifted: the
         # model fails there (a concept shift in that slice), however diluted the whole is.
         r = inv.slices[0]
+        began = inv.slice_began.get(r.column, r.window_start)
         inv.vote(
             "model",
             3,
-            f"since {r.window_start:%Y-%m-%d} the model does significantly worse on {r.column} "
+            f"since {began:%Y-%m-%d} the model does significantly worse on {r.column} "
             f"than elsewhere, with no input drifted ({r.detail})",
             f"look at {r.column}: retrain with more of it, or add a guardrail there",
         )

@@ -9,11 +9,15 @@ import json
 from typing import Any
 
 from watchkeeper.report.html import esc
+from watchkeeper.report.specs import finite
 from watchkeeper.rows import MetricRow
 
 
 def json_script(name: str, data: Any) -> str:
-    text = json.dumps(data, default=str).replace("</", "<\\/")
+    """Data for a script inside a script element the browser does not run: ``<``, ``>`` and
+    ``&`` written as escapes, so no text from data (``</script>``, ``<!--``) can end it."""
+    text = json.dumps(finite(data), default=str, allow_nan=False)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return f'<script type="application/json" id="{esc(name)}">{text}</script>'
 
 

@@ -95,7 +95,7 @@ class OverviewPage(PageBase):
     def firing(alerts: list[dict[str, Any]]) -> str:
         """What is firing, pages first: the line the page leads with."""
         pages = [a for a in alerts if a["severity"] == "page"]
-        tickets = len(alerts) - len(pages)
+        tickets = sum(a["severity"] == "ticket" for a in alerts)
         if not alerts:
             return '<p class="firing calm">Nothing is firing.</p>'
         listed = "".join(

@@ -23,9 +23,12 @@ RANGES = ((0, "all"), (7, "7 days"), (30, "30 days"), (90, "90 days"))
 
 
 def _on(c: ConditionConfig, metric: str, column: str) -> bool:
+    """Whether the condition judges this series of the whole traffic (the page's)."""
     columns = (c.column,) if isinstance(c.column, str) else c.column
-    return fnmatch.fnmatchcase(metric, c.metric) and any(
-        fnmatch.fnmatchcase(column, pattern) for pattern in columns
+    return (
+        fnmatch.fnmatchcase(metric, c.metric)
+        and any(fnmatch.fnmatchcase(column, pattern) for pattern in columns)
+        and c.segment in ("*", "any")
     )
 
 
@@ -57,11 +60,12 @@ class SeriesPage(PageBase):
         since = newest - timedelta(days=days) if days and newest is not None else None
         rules = [
             r for r in self.ws.config.alerting.rules
-            if any(_on(c, m, column) for c in r.conditions for m in (base, metric))
+            if fnmatch.fnmatchcase(name, r.models)
+            and any(_on(c, m, column) for c in r.conditions for m in (base, metric))
         ]  # fmt: skip
         lines = self._lines(model, base, column, since)
         levels = self._levels(model, base, column, rules)
-        usual = self._usual(lines, base, rules)
+        usual = self._usual(model, base, column, rules, since) if lines else None
         if usual is not None:
             lines.append(usual)
         marks = self._marks(name, base, column, rules, since)
@@ -127,13 +131,13 @@ class SeriesPage(PageBase):
             found = self.ws.series(model.name, key, column, since=since)
             if not found:
                 continue
-            rows: dict[datetime, MetricRow] = {}
+            # The interval of a window one version served (where versions share one, the
+            # value drawn mixes them and no single row's interval is its own).
+            by_window: dict[datetime, list[MetricRow]] = {}
             for r in self.rows(model, [key], since=since):
-                if r.column == column and (
-                    r.window_start not in rows
-                    or (r.sample_size or 0) > (rows[r.window_start].sample_size or 0)
-                ):
-                    rows[r.window_start] = r
+                if r.column == column:
+                    by_window.setdefault(r.window_start, []).append(r)
+            rows = {t: found[0] for t, found in by_window.items() if len(found) == 1}
             thinned = thin([[s.isoformat(), v, p] for s, v, p in found])
             points = []
             for t, v, p in thinned:
@@ -165,24 +169,46 @@ class SeriesPage(PageBase):
                     elif ref is None:
                         continue
                     else:
-                        at = ref * (1 + v) if c.change == "relative" else ref + v
+                        # As the rule judges a relative change: (value - ref) / (|ref| or 1).
+                        at = ref + v * (abs(ref) or 1.0) if c.change == "relative" else ref + v
                     out.append(Level(at, f"{rule.name} ({rule.severity})"))
         return out
 
-    def _usual(self, lines: list[Line], base: str, rules: list[RuleConfig]) -> Line | None:
-        """The usual level a baseline rule on the series compares with, by its own baseline."""
+    def _usual(
+        self,
+        model: ModelConfig,
+        base: str,
+        column: str,
+        rules: list[RuleConfig],
+        since: datetime | None,
+    ) -> Line | None:
+        """The usual level a baseline rule on the series compares with, by its own baseline,
+        from the whole series (not the range shown, nor its thinned points)."""
         for rule in rules:
-            found = next((c.baseline for c in rule.conditions if c.against == "baseline"), None)
-            if found is None or not lines:
+            found = next(
+                (
+                    c.baseline
+                    for c in rule.conditions
+                    if c.against == "baseline" and _on(c, base, column)
+                ),
+                None,
+            )
+            if found is None:
                 continue
-            drawn = [(p.t, p.value) for p in lines[0].points]
+            drawn = [(t, v) for t, v, _ in self.ws.series(model.name, base, column)]
             points = []
             for start, _ in drawn:
+                if since is not None and start < since:
+                    continue
                 past = baseline.past(drawn, start, found.windows, found.seasonal)
                 level = baseline.level(past, found.method)
                 if level is not None and level.n >= found.min_history:
                     points.append(Point(start, level.centre))
-            return Line(f"usual level ({rule.name})", points)
+            thinned = thin([[p.t.isoformat(), p.value] for p in points])
+            return Line(
+                f"usual level ({rule.name})",
+                [Point(datetime.fromisoformat(t), v) for t, v in thinned],
+            )
         return None
 
     def _marks(

@@ -9,7 +9,11 @@
   function draw() {
     document.querySelectorAll("[data-spec]").forEach(function (host) {
       var source = document.getElementById(host.getAttribute("data-spec"));
-      var spec = JSON.parse(source.textContent);
+      var spec;
+      try { spec = JSON.parse(source.textContent); } catch (err) {
+        host.textContent = "the chart's data could not be read: " + err.message;
+        return;  // the other charts and the page's forms go on
+      }
       if (typeof vegaEmbed !== "function") {
         host.textContent = "the chart library did not load";
         return;

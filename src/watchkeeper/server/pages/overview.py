@@ -3,6 +3,7 @@ lanes with its open alerts, what is measured and what is estimated, and a sparkl
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from watchkeeper.catalogue import CATALOGUE
@@ -43,6 +44,10 @@ class OverviewPage(PageBase):
                 "net_value",
             ]
             rows = self.rows(model, wanted, since)
+            # The headline's series, read once: the lanes state it, the sparkline draws it.
+            headline_series = {
+                key: self.ws.series(model.name, key) for key in (headline, f"estimated_{headline}")
+            }
             mine = [a for a in open_alerts if a["model"] == model.name]
             lanes = []
             for lane, owners in LANES.items():
@@ -56,7 +61,7 @@ class OverviewPage(PageBase):
                     if lane_alerts
                     else "green"
                 )
-                facts = self.lane_facts(model, lane, rows)
+                facts = self.lane_facts(model, lane, rows, headline_series)
                 by_rule: dict[str, list[dict[str, Any]]] = {}
                 for a in lane_alerts:
                     by_rule.setdefault(a["rule"], []).append(a)
@@ -83,7 +88,9 @@ class OverviewPage(PageBase):
                 f'<a href="/models/{esc(model.name)}">{esc(model.name)}</a> '
                 f"<small>{esc(model.task.replace('_', ' '))}, owner {esc(model.owner)}"
                 f"{esc(as_of)}</small></h2>"
-                f'<div class="lanes">{"".join(lanes)}</div>' + self.sparkline(model) + "</section>"
+                f'<div class="lanes">{"".join(lanes)}</div>'
+                + self.sparkline(model, headline_series)
+                + "</section>"
             )
         return page(
             "Models",
@@ -110,12 +117,14 @@ class OverviewPage(PageBase):
             + "</section>"
         )
 
-    def sparkline(self, model: ModelConfig) -> str:
+    def sparkline(
+        self, model: ModelConfig, series: dict[str, list[tuple[datetime, float, bool]]]
+    ) -> str:
         """The headline metric's last 30 windows, measured and estimated, drawn small."""
         headline = default_metric(model)
         lines = []
         for label, key in (("from labels", headline), ("estimated", f"estimated_{headline}")):
-            found = self.ws.series(model.name, key)[-SPARK_WINDOWS:]
+            found = series[key][-SPARK_WINDOWS:]
             if found:
                 points = [Point(t, v, p) for t, v, p in found]
                 lines.append(Line(f"{headline.replace('_', ' ')} {label}", points))
@@ -126,7 +135,13 @@ class OverviewPage(PageBase):
         spec["height"] = 70
         return chart(f"spark-{model.name}", spec)
 
-    def lane_facts(self, model: ModelConfig, lane: str, rows: list[MetricRow]) -> str:
+    def lane_facts(
+        self,
+        model: ModelConfig,
+        lane: str,
+        rows: list[MetricRow],
+        series: dict[str, list[tuple[datetime, float, bool]]],
+    ) -> str:
         def value(metric: str, column: str = "") -> float | None:
             r = self.latest(rows, metric, column)
             return None if r is None else r.value
@@ -148,7 +163,7 @@ class OverviewPage(PageBase):
             headline = default_metric(model)
             name = headline.replace("_", " ")
             parts = []
-            measured = self.ws.series(model.name, headline)
+            measured = series[headline]
             if measured:
                 at, v, provisional = measured[-1]
                 parts.append(

@@ -9,11 +9,12 @@ import fnmatch
 import json
 from datetime import datetime, timedelta
 
+from watchkeeper.alerts.conditions import SeriesKey, matches
 from watchkeeper.catalogue import CATALOGUE
 from watchkeeper.config import ConditionConfig, ModelConfig, RuleConfig
 from watchkeeper.report.html import esc
 from watchkeeper.report.specs import Level, Line, Mark, Point, SeriesChart, series_spec
-from watchkeeper.rows import MetricRow
+from watchkeeper.rows import ALL, MetricRow
 from watchkeeper.server.pages.base import PageBase
 from watchkeeper.server.pages.html import chart, page, thin
 from watchkeeper.stats import baseline
@@ -24,12 +25,7 @@ RANGES = ((0, "all"), (7, "7 days"), (30, "30 days"), (90, "90 days"))
 
 def _on(c: ConditionConfig, metric: str, column: str) -> bool:
     """Whether the condition judges this series of the whole traffic (the page's)."""
-    columns = (c.column,) if isinstance(c.column, str) else c.column
-    return (
-        fnmatch.fnmatchcase(metric, c.metric)
-        and any(fnmatch.fnmatchcase(column, pattern) for pattern in columns)
-        and c.segment in ("*", "any")
-    )
+    return matches(c, SeriesKey("", metric, column, ALL, ALL))
 
 
 class SeriesPage(PageBase):

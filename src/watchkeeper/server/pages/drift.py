@@ -10,6 +10,7 @@ from datetime import datetime
 from watchkeeper.config import ModelConfig
 from watchkeeper.metrics.drift import drift_rule
 from watchkeeper.profiles.types import ColumnProfile
+from watchkeeper.reference.profile import ReferenceProfile
 from watchkeeper.report.charts import display_bins
 from watchkeeper.report.html import esc, fmt
 from watchkeeper.report.specs import bars_spec, heatmap_spec
@@ -37,6 +38,8 @@ class DriftPage(PageBase):
             key=lambda r: (r.status != "drifted", -(r.value or 0)),
         )
         feature = feature or (at[0].column if at else None)
+        ref = self.ws.reference_profile(model.name)  # read once: each row names its method
+        methods = {r.column: self.method(model, ref, r.column) for r in at}
         ranked = table(
             ["column", "version", "method", "effect size", "threshold", "adjusted p", "status"],
             [
@@ -44,7 +47,7 @@ class DriftPage(PageBase):
                     f'<a href="?window={esc(chosen.isoformat())}&amp;feature='
                     f'{esc(r.column)}">{esc(r.column)}</a>',
                     esc(r.model_version if r.model_version != "*" else "all"),
-                    esc(self.method(model, r.column)),
+                    esc(methods[r.column]),
                     fmt(r.value),
                     fmt(r.threshold),
                     fmt(r.p_value, 2),
@@ -95,10 +98,10 @@ class DriftPage(PageBase):
         )
         return f"<h2>{esc(feature)}: reference and live</h2>" + chart("distribution", spec)
 
-    def method(self, model: ModelConfig, column: str) -> str:
+    @staticmethod
+    def method(model: ModelConfig, ref: ReferenceProfile | None, column: str) -> str:
         """The rule deciding a column's drift, in words: its effect size against its
         threshold, and its test's adjusted p-value against alpha."""
-        ref = self.ws.reference_profile(model.name)
         binning = ref.binning(column) if ref is not None else None
         if binning is None:
             return ""

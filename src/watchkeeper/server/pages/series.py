@@ -16,7 +16,7 @@ from watchkeeper.report.html import esc
 from watchkeeper.report.specs import Level, Line, Mark, Point, SeriesChart, series_spec
 from watchkeeper.rows import ALL, MetricRow
 from watchkeeper.server.pages.base import PageBase
-from watchkeeper.server.pages.html import chart, page, thin
+from watchkeeper.server.pages.html import MAX_POINTS, chart, page, thin
 from watchkeeper.stats import baseline
 from watchkeeper.triage import default_metric
 
@@ -130,7 +130,8 @@ class SeriesPage(PageBase):
             # The interval of a window one version served (where versions share one, the
             # value drawn mixes them and no single row's interval is its own).
             by_window: dict[datetime, list[MetricRow]] = {}
-            for r in self.rows(model, [key], since=since):
+            thinned_away = len(found) > MAX_POINTS  # averaged points have no interval
+            for r in [] if thinned_away else self.rows(model, [key], since=since):
                 if r.column == column:
                     by_window.setdefault(r.window_start, []).append(r)
             rows = {t: found[0] for t, found in by_window.items() if len(found) == 1}

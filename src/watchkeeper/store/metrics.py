@@ -139,6 +139,13 @@ class MetricsTable:
         ).to_pylist()
         return timedelta(seconds=int(found[0]["size"])) if found else None
 
+    def starts(self, model: str, **filters: Any) -> list[datetime]:
+        """The window starts of the matching rows, newest first (a picker's choices, read
+        without the rows themselves)."""
+        expr = self.query(model, **filters).select("window_start").distinct()
+        found = self.store.execute(expr.order_by(ibis.desc("window_start")))
+        return [s for s in found["window_start"].to_pylist() if isinstance(s, datetime)]
+
     def oldest(self, model: str, size: timedelta, since: datetime) -> datetime | None:
         expr = self._mine(model, size)
         expr = expr.filter(expr.window_start >= since)

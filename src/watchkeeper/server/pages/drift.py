@@ -24,8 +24,8 @@ HEAT_WINDOWS = 60  # the heat map shows the newest windows, at most this many
 class DriftPage(PageBase):
     def drift_page(self, name: str, window: str | None, feature: str | None) -> str:
         model = self.ws.config.model(name)
-        rows = self.rows(model, ["drift"])
-        starts = sorted({r.window_start for r in rows}, reverse=True)
+        size = model.monitoring.window
+        starts = self.ws.metrics_table.starts(model.name, metrics=["drift"], size=size, segment="*")
         if not starts:
             return page(
                 f"{name}: drift",
@@ -33,6 +33,21 @@ class DriftPage(PageBase):
                 self.models,
             )
         chosen = next((s for s in starts if s.isoformat() == window), starts[0])
+        # Only the windows drawn are read: the heat map's newest ones and the chosen one.
+        recent = starts[:HEAT_WINDOWS]
+        rows = self.rows(model, ["drift"], since=recent[-1])
+        if chosen < recent[-1]:
+            rows = (
+                self.ws.metrics_table.select(
+                    model.name,
+                    metrics=["drift"],
+                    size=size,
+                    segment="*",
+                    since=chosen,
+                    through=chosen,
+                )
+                + rows
+            )
         at = sorted(
             (r for r in rows if r.window_start == chosen),
             key=lambda r: (r.status != "drifted", -(r.value or 0)),
@@ -67,7 +82,7 @@ class DriftPage(PageBase):
             + f'<form class="pick" method="get"><label>window <select name="window" '
             f'onchange="this.form.submit()">{options}</select></label></form>'
             + ranked
-            + self.heat_map(rows, starts[:HEAT_WINDOWS])
+            + self.heat_map(rows, recent)
         )
         if feature:
             body += self.distribution(model, chosen, feature, at)

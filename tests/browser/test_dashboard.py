@@ -21,6 +21,7 @@ from watchkeeper.config import load_config
 from watchkeeper.demo import START
 from watchkeeper.demo.scenario import DAYS
 from watchkeeper.server import create_app
+from watchkeeper.server.pages.segments import ON_SEGMENTS
 
 
 @pytest.fixture(scope="module")
@@ -163,13 +164,106 @@ def test_the_drift_page_ranks_features_and_compares_distributions(
     assert errors == []
 
 
-def test_the_segments_page_shows_intervals_and_sample_sizes(
+def axis_ticks(host: Any) -> list[list[str]]:
+    """The tick labels of each labelled axis of one drawn chart (grids are axes too)."""
+    found = [texts(a.locator("g.role-axis-label text")) for a in host.locator("g.role-axis").all()]
+    labelled = [ticks for ticks in found if ticks]
+    assert len(labelled) == 2, found  # time and value
+    return labelled
+
+
+def test_the_segments_page_agrees_with_the_alerts_and_the_api(
     site: str, page: tuple[Any, list[str]]
 ) -> None:
     p, errors = page
     visit(p, site + "/models/fraud/segments", "segments")
     text = p.locator("table.segments").inner_text()
-    assert "region=asia" in text and "–" in text
+    assert "region=asia" in text
+    # Every row has a value: a segment whose newest window has no labels yet shows its
+    # newest window that has.
+    values = [
+        r.locator("td").nth(3).inner_text() for r in p.locator("table.segments tbody tr").all()
+    ]
+    assert values and all(v not in ("", "–") for v in values), values
+    # Every alert open on a segment or a group is listed, and its gap row says so.
+    firing = api(site, "/api/v1/alerts?state=firing&model=fraud")
+    on_segments = [
+        a for a in firing
+        if a["labels"].get("segment", "*") != "*" or a["labels"].get("metric") in ON_SEGMENTS
+    ]  # fmt: skip
+    assert len(on_segments) >= 1  # the demo's segment-gap alerts
+    listed = p.locator("table.segment-alerts tbody tr:has(a)")
+    assert listed.count() == len(on_segments)
+    flagged = [
+        (row.locator("td").nth(0).inner_text(), row.locator("td").nth(1).inner_text())
+        for row in p.locator("table.gaps tbody tr").all()
+        if row.locator("td").last.inner_text() == "yes"
+    ]
+    # The demo's segment_gap rule groups by segment: its alerts name the segment alone.
+    gap_alerts = {a["labels"]["segment"] for a in on_segments if a["rule"] == "segment_gap"}
+    assert gap_alerts and {segment for segment, _ in flagged} == gap_alerts
+    # The values are the API's for the same window.
+    for row in p.locator("table.gaps tbody tr").all()[:3]:
+        cells = [c.inner_text() for c in row.locator("td").all()]
+        rows = api(site, f"/api/v1/models/fraud/metrics?metric=segment_gap&segment={cells[0]}")
+        at = [
+            r
+            for r in rows
+            if r["column"] == cells[1] and r["window_start"][:16].replace("T", " ") == cells[2]
+        ]
+        assert at and f"{at[0]['value']:.3g}" == cells[3], (cells, at)
+    # The headline by segment over time: one line per region, intervals, events, ticks.
+    host = p.locator('.chart-host[data-spec="segments-region"]')
+    assert host.count() == 1
+    legend = texts(host.locator("g.role-legend-label text"))
+    assert {"region=asia", "region=europe"} <= set(legend), legend
+    assert host.locator("g.band_marks path").count() >= 1
+    label = host.locator("g.final_points_marks path").first.get_attribute("aria-label")
+    assert "events:" in label, label
+    assert all(len(ticks) >= 4 for ticks in axis_ticks(host)), axis_ticks(host)
+    assert errors == []
+
+
+def test_an_alert_page_draws_the_series_around_its_alert(
+    site: str, page: tuple[Any, list[str]]
+) -> None:
+    p, errors = page
+    alert = next(
+        a for a in api(site, "/api/v1/alerts?model=fraud") if a["rule"] == "performance_drop"
+    )
+    visit(p, site + f"/models/fraud/alerts/{alert['alert_id']}", "alert-around")
+    host = p.locator('.chart-host[data-spec="around"]')
+    assert host.count() == 1
+    assert host.locator("g.alert_marks_layer_0_marks line").count() == 1  # this alert only
+    assert host.locator("g.final_points_marks path, g.provisional_points_marks path").count() > 5
+    assert all(len(ticks) >= 4 for ticks in axis_ticks(host)), axis_ticks(host)
+    assert errors == []
+
+
+def test_a_series_can_be_picked_by_segment_and_version(
+    site: str, page: tuple[Any, list[str]]
+) -> None:
+    p, errors = page
+    visit(p, site + "/models/fraud?metric=roc_auc", "model-pickers")
+    segments = p.locator("select[name=segment] option").all_inner_texts()
+    assert "all traffic" in segments and "region=asia" in segments, segments
+    versions = p.locator("select[name=version] option").all_inner_texts()
+    assert versions[0] == "all" and len(versions) >= 3, versions  # versions 1 and 2
+    with p.expect_navigation():
+        p.locator("select[name=segment]").select_option("region=asia")
+    drawn(p)
+    rows = api(site, "/api/v1/models/fraud/metrics?metric=roc_auc&segment=region=asia")
+    windows = {r["window_start"] for r in rows if r["value"] is not None}
+    assert points_of(p, "roc auc from labels") == len(windows) > 0
+    assert "for region=asia" in p.locator("h1").inner_text()
+    visit(p, site + f"/models/fraud?metric=roc_auc&version={versions[-1]}", "model-version")
+    rows = api(site, "/api/v1/models/fraud/metrics?metric=roc_auc&segment=*")
+    mine = {
+        r["window_start"]
+        for r in rows
+        if r["value"] is not None and r["model_version"] == versions[-1]
+    }
+    assert points_of(p, "roc auc from labels") == len(mine) > 0
     assert errors == []
 
 

@@ -6,7 +6,6 @@ reader workspace), never the store.
 
 from __future__ import annotations
 
-import html
 import secrets
 from importlib import resources
 from typing import Any
@@ -20,12 +19,12 @@ from watchkeeper.server.auth import CSRF_COOKIE, SESSION_COOKIE, Denied, check
 from watchkeeper.server.http import ApiError
 from watchkeeper.server.pages.alerts import AlertsPage
 from watchkeeper.server.pages.drift import DriftPage
+from watchkeeper.server.pages.html import render
 from watchkeeper.server.pages.overview import OverviewPage
 from watchkeeper.server.pages.segments import SegmentsPage
-from watchkeeper.server.pages.series import SeriesPage
 
 
-class Pages(OverviewPage, SeriesPage, DriftPage, SegmentsPage, AlertsPage):
+class Pages(OverviewPage, DriftPage, SegmentsPage, AlertsPage):
     """Builds each page from a workspace."""
 
 
@@ -42,15 +41,7 @@ def _asset(name: str) -> bytes:
 
 
 def login_page(said: str = "") -> str:
-    return """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>watchkeeper</title>
-<link rel="stylesheet" href="/assets/dashboard.css"><link rel="icon" href="data:,">
-</head><body><main><h1>Sign in</h1>
-<form method="post" action="/login"><label>API key with the read scope
-<input type="password" name="key" autocomplete="off"></label>
-<button type="submit">open the dashboard</button></form>{said}
-</main></body></html>""".replace(
-        "{said}", f'<p class="error">{html.escape(said)}</p>' if said else ""
-    )
+    return render("login.html", said=said)
 
 
 def mount(app: FastAPI, service: Any) -> None:
@@ -75,8 +66,10 @@ def mount(app: FastAPI, service: Any) -> None:
         metric: str | None = Query(default=None, max_length=200),
         column: str = Query(default="", max_length=500),
         days: int = Query(default=0, ge=0, le=3660),
+        segment: str = Query(default="", max_length=500),
+        version: str = Query(default="", max_length=200),
     ) -> Response:
-        return page(request, lambda p: p.model_page(model, metric, column, days))
+        return page(request, lambda p: p.model_page(model, metric, column, days, segment, version))
 
     @app.get("/models/{model}/drift", include_in_schema=False)
     def drift(

@@ -53,11 +53,14 @@ class MetricsTable:
         until: datetime | None = None,
         through: datetime | None = None,
         size: timedelta | None = None,
+        version: str | None = None,
     ) -> ir.Table:
         """The rows of a model as an expression, filtered. ``segment`` is ``*`` (the whole
         traffic), a column (every value), or ``column=value``; ``until`` excludes its
-        window start, ``through`` includes it."""
+        window start, ``through`` includes it; ``version`` one model version's rows."""
         expr = self._mine(model, size)
+        if version is not None:
+            expr = expr.filter(expr.model_version == version)
         if metrics is not None:
             expr = expr.filter(expr.metric.isin(list(metrics)))
         if column is not None:
@@ -139,6 +142,23 @@ class MetricsTable:
         ).to_pylist()
         return timedelta(seconds=int(found[0]["size"])) if found else None
 
+    def segments(self, model: str, metric: str, column: str = "") -> list[tuple[str, str]]:
+        """The segments (column, value) a metric is stored for, the whole traffic first."""
+        t = self._mine(model)
+        t = t.filter((t.metric == metric) & (t.column == column))
+        found = self.store.execute(t.select("segment_column", "segment_value").distinct())
+        pairs = zip(
+            found["segment_column"].to_pylist(), found["segment_value"].to_pylist(), strict=True
+        )
+        return sorted(set(pairs), key=lambda p: (p[0] != ALL, p))
+
+    def versions(self, model: str, metric: str, column: str = "") -> list[str]:
+        """The model versions a metric is stored for (each on its own, not ``*``)."""
+        t = self._mine(model)
+        t = t.filter((t.metric == metric) & (t.column == column) & (t.model_version != ALL))
+        found = self.store.execute(t.select("model_version").distinct())
+        return sorted(found["model_version"].to_pylist())
+
     def starts(self, model: str, **filters: Any) -> list[datetime]:
         """The window starts of the matching rows, newest first (a picker's choices, read
         without the rows themselves)."""
@@ -152,10 +172,15 @@ class MetricsTable:
         found = self.store.execute(expr.aggregate(at=expr.window_start.min()))["at"][0].as_py()
         return found if isinstance(found, datetime) else None
 
-    def latest(self, model: str, metrics: Sequence[str], size: timedelta) -> list[MetricRow]:
+    def latest(
+        self, model: str, metrics: Sequence[str], size: timedelta, *, with_value: bool = False
+    ) -> list[MetricRow]:
         """Each series' newest window (per metric, column and segment; every version of
-        that window)."""
+        that window); with `with_value`, its newest window that has a value (a segment's
+        labels may not have arrived for the newest window)."""
         expr = self._mine(model, size).filter(ibis._.metric.isin(sorted(metrics)))
+        if with_value:
+            expr = expr.filter(expr.value.notnull())
         keys = ["metric", "column", "segment_column", "segment_value"]
         newest = expr.mutate(wk_newest=ibis._.window_start.max().over(group_by=keys))
         rows = newest.filter(newest.window_start == newest.wk_newest).drop("wk_newest", "run_id")
@@ -207,10 +232,11 @@ class MetricsTable:
         segment: tuple[str, str] = (ALL, ALL),
         since: datetime | None = None,
         through: datetime | None = None,
+        version: str | None = None,
     ) -> list[tuple[datetime, float, bool]]:
-        """A metric's series over every version, one value per window: where versions
-        share a window, amounts that add up are summed and the rest averaged by their
-        events; provisional if any part is. Aggregated in the engine."""
+        """A metric's series over every version (or one ``version``'s), one value per
+        window: where versions share a window, amounts that add up are summed and the rest
+        averaged by their events; provisional if any part is. Aggregated in the engine."""
         mine = self.query(
             model,
             metrics=[metric],
@@ -218,6 +244,7 @@ class MetricsTable:
             size=size,
             since=since,
             through=through,
+            version=version,
             segment=f"{segment[0]}={segment[1]}" if segment[0] != ALL else ALL,
         ).filter(ibis._.value.notnull())
         n = ibis.greatest(mine.sample_size, 1).cast("float64")

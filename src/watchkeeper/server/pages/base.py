@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from watchkeeper.config import ModelConfig
-from watchkeeper.report.html import esc
 from watchkeeper.rows import MetricRow
 from watchkeeper.workspace import Workspace
 
@@ -44,16 +43,6 @@ class PageBase:
         newest = max(r.window_start for r in found)
         at = [r for r in found if r.window_start == newest]
         return max(at, key=lambda r: r.sample_size or 0)
-
-    def model_tabs(self, name: str) -> str:
-        n = esc(name)
-        return (
-            f'<p class="tabs"><a href="/models/{n}">series</a> <a href="/models/{n}/drift">drift'
-            f'</a> <a href="/models/{n}/segments">segments and fairness</a> '
-            f'<a href="/alerts?model={n}">alerts</a></p>'
-        )
-
-    # -- drift -------------------------------------------------------------------------------------
 
 
 __all__ = ["PageBase"]

@@ -1,12 +1,16 @@
-"""The dashboard's HTML pieces: the page frame, tables, chart hosts whose Vega-Lite spec
-travels as JSON inside a script element the browser does not execute, and series thinned
-for drawing.
-Everything taken from data is escaped."""
+"""The dashboard's pages are Jinja2 templates (``watchkeeper/server/templates``) rendered
+with autoescaping, so everything taken from data is text; here are the environment, its
+filters, chart specs as JSON inside a script element the browser does not execute, and
+series thinned for drawing."""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
+
+import jinja2
+from markupsafe import Markup
 
 from watchkeeper.report.html import esc
 from watchkeeper.report.specs import finite
@@ -21,31 +25,34 @@ def json_script(name: str, data: Any) -> str:
     return f'<script type="application/json" id="{esc(name)}">{text}</script>'
 
 
-def chart(name: str, spec: dict[str, Any]) -> str:
-    """A chart drawn in the browser from its Vega-Lite spec (``watchkeeper.report.specs``)."""
-    return f'<div class="chart-host" data-spec="{esc(name)}"></div>' + json_script(name, spec)
+def number(value: Any, digits: int = 3) -> str:
+    """A value as the pages write it: – for none, a float to ``digits`` significant
+    digits (the template escapes the result)."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
 
 
-def page(title: str, body: str, models: list[str]) -> str:
-    nav = "".join(f'<a href="/models/{esc(m)}">{esc(m)}</a>' for m in models)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)} · watchkeeper</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="/assets/dashboard.css"><link rel="icon" href="data:,"></head>
-<body><header><a class="brand" href="/">watchkeeper</a><nav>{nav}
-<a href="/alerts">alerts</a></nav></header><main><h1>{esc(title)}</h1>{body}</main>
-<script src="/assets/vega/vega.min.js"></script>
-<script src="/assets/vega/vega-lite.min.js"></script>
-<script src="/assets/vega/vega-embed.min.js"></script>
-<script src="/assets/charts.js"></script></body></html>"""
+@functools.cache
+def _templates() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("watchkeeper.server", "templates"),
+        autoescape=True,  # every value is text unless a filter says it is markup
+        undefined=jinja2.StrictUndefined,  # a misspelt name fails the page, not blanks it
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["number"] = number
+    env.filters["json_script"] = lambda data, name: Markup(json_script(name, data))
+    env.filters["seg"] = seg
+    return env
 
 
-def table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    if not rows:
-        body = f'<tr><td colspan="{len(headers)}">none</td></tr>'
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+def render(template: str, **context: Any) -> str:
+    """A page from its template (``watchkeeper/server/templates``), autoescaped."""
+    return _templates().get_template(template).render(**context)
 
 
 MAX_POINTS = 1_000  # a chart shows at most this many points: longer series are averaged
@@ -74,4 +81,4 @@ def seg(row: MetricRow) -> str:
     return f"{row.segment_column}={row.segment_value}"
 
 
-__all__ = ["MAX_POINTS", "chart", "json_script", "page", "seg", "table", "thin"]
+__all__ = ["MAX_POINTS", "json_script", "number", "render", "seg", "thin"]

@@ -8,11 +8,10 @@ from typing import Any
 
 from watchkeeper.catalogue import CATALOGUE
 from watchkeeper.config import ModelConfig
-from watchkeeper.report.html import esc, fmt
 from watchkeeper.report.specs import Line, Point, SeriesChart, series_spec
 from watchkeeper.rows import MetricRow
 from watchkeeper.server.pages.base import PageBase
-from watchkeeper.server.pages.html import chart, page
+from watchkeeper.server.pages.html import number, render
 from watchkeeper.triage import default_metric
 
 SPARK_WINDOWS = 30
@@ -27,7 +26,7 @@ LANES = {
 class OverviewPage(PageBase):
     def overview(self) -> str:
         open_alerts = self.ws.alerts(state="firing")
-        cards = []
+        cards: list[dict[str, Any]] = []
         for model in self.ws.config.models:
             newest = self.newest(model)
             since = newest - model.monitoring.window * 2 if newest else None
@@ -49,7 +48,7 @@ class OverviewPage(PageBase):
                 key: self.ws.series(model.name, key) for key in (headline, f"estimated_{headline}")
             }
             mine = [a for a in open_alerts if a["model"] == model.name]
-            lanes = []
+            lanes: list[dict[str, Any]] = []
             for lane, owners in LANES.items():
                 lane_alerts = [a for a in mine if a["owner"] in owners]
                 if lane == "performance":
@@ -61,65 +60,47 @@ class OverviewPage(PageBase):
                     if lane_alerts
                     else "green"
                 )
-                facts = self.lane_facts(model, lane, rows, headline_series)
                 by_rule: dict[str, list[dict[str, Any]]] = {}
                 for a in lane_alerts:
                     by_rule.setdefault(a["rule"], []).append(a)
-                listed = "".join(
-                    f'<li data-open="{len(found)}"><a href="/models/{esc(model.name)}/alerts/'
-                    f'{esc(found[-1]["alert_id"])}">{esc(found[-1]["severity"])}: '
-                    f"{esc(rule)}</a> ({len(found)} open) "
-                    f"<small>{esc(found[-1]['summary'])}</small></li>"
-                    for rule, found in sorted(
-                        by_rule.items(), key=lambda kv: (kv[1][-1]["severity"] != "page", kv[0])
-                    )
-                )
                 lanes.append(
-                    f'<div class="lane {colour}" data-lane="{lane}"><h3>{lane}</h3>'
-                    f"<p>{facts}</p><ul>{listed}</ul></div>"
+                    {
+                        "name": lane,
+                        "colour": colour,
+                        "facts": self.lane_facts(model, lane, rows, headline_series),
+                        "by_rule": sorted(
+                            by_rule.items(),
+                            key=lambda kv: (kv[1][-1]["severity"] != "page", kv[0]),
+                        ),
+                    }
                 )
-            as_of = (
-                f", as of {newest + model.monitoring.window:%Y-%m-%d %H:%M} UTC"
-                if newest is not None
-                else ", no window yet"
-            )
             cards.append(
-                f'<section class="model-card" data-model="{esc(model.name)}"><h2>'
-                f'<a href="/models/{esc(model.name)}">{esc(model.name)}</a> '
-                f"<small>{esc(model.task.replace('_', ' '))}, owner {esc(model.owner)}"
-                f"{esc(as_of)}</small></h2>"
-                f'<div class="lanes">{"".join(lanes)}</div>'
-                + self.sparkline(model, headline_series)
-                + "</section>"
+                {
+                    "name": model.name,
+                    "task": model.task.replace("_", " "),
+                    "owner": model.owner,
+                    "as_of": (
+                        f"as of {newest + model.monitoring.window:%Y-%m-%d %H:%M} UTC"
+                        if newest is not None
+                        else "no window yet"
+                    ),
+                    "lanes": lanes,
+                    "spark": self.sparkline(model, headline_series),
+                }
             )
-        return page(
-            "Models",
-            self.firing(open_alerts) + ("".join(cards) or "<p>No models configured.</p>"),
-            self.models,
-        )
-
-    @staticmethod
-    def firing(alerts: list[dict[str, Any]]) -> str:
-        """What is firing, pages first: the line the page leads with."""
-        pages = [a for a in alerts if a["severity"] == "page"]
-        tickets = sum(a["severity"] == "ticket" for a in alerts)
-        if not alerts:
-            return '<p class="firing calm">Nothing is firing.</p>'
-        listed = "".join(
-            f'<li><a href="/models/{esc(a["model"])}/alerts/{esc(a["alert_id"])}">'
-            f"{esc(a['model'])}: {esc(a['rule'])}</a> <small>{esc(a['summary'])}</small></li>"
-            for a in pages
-        )
-        return (
-            f'<section class="firing"><p><strong>Firing now: {len(pages)} page(s), '
-            f"{tickets} ticket(s).</strong></p>"
-            + (f"<ul>{listed}</ul>" if listed else "")
-            + "</section>"
+        return render(
+            "overview.html",
+            title="Models",
+            models=self.models,
+            firing=open_alerts,
+            pages=[a for a in open_alerts if a["severity"] == "page"],
+            tickets=sum(a["severity"] == "ticket" for a in open_alerts),
+            cards=cards,
         )
 
     def sparkline(
         self, model: ModelConfig, series: dict[str, list[tuple[datetime, float, bool]]]
-    ) -> str:
+    ) -> dict[str, Any] | None:
         """The headline metric's last 30 windows, measured and estimated, drawn small."""
         headline = default_metric(model)
         lines = []
@@ -129,11 +110,11 @@ class OverviewPage(PageBase):
                 points = [Point(t, v, p) for t, v, p in found]
                 lines.append(Line(f"{headline.replace('_', ' ')} {label}", points))
         if not lines:
-            return ""
+            return None
         entry = CATALOGUE.get(headline)
         spec = series_spec(SeriesChart(headline, entry.unit if entry else "score", lines))
         spec["height"] = 70
-        return chart(f"spark-{model.name}", spec)
+        return spec
 
     def lane_facts(
         self,
@@ -156,7 +137,7 @@ class OverviewPage(PageBase):
             missing = [r.value or 0 for r in rows if r.metric == "missing_rate"]
             if missing:
                 parts.append(f"worst missing rate {max(missing):.1%}")
-            return esc(", ".join(parts))
+            return ", ".join(parts)
         if lane == "performance":
             # What is measured and what is estimated, each dated: the newest windows have
             # no labels yet, and their estimate must not stand for the measured value.
@@ -167,15 +148,15 @@ class OverviewPage(PageBase):
             if measured:
                 at, v, provisional = measured[-1]
                 parts.append(
-                    f"{name} {fmt(v)} measured from labels for {at:%Y-%m-%d %H:%M}"
+                    f"{name} {number(v)} measured from labels for {at:%Y-%m-%d %H:%M}"
                     + (" (labels still arriving)" if provisional else "")
                 )
             estimate = value(f"estimated_{headline}")
             if estimate is not None:
                 coverage = value("label_coverage")
                 cov = f", labels for {coverage:.0%} of its events" if coverage is not None else ""
-                parts.append(f"estimated {fmt(estimate)} for the newest window{cov}")
-            return esc("; ".join(parts) or f"no {name} yet")
+                parts.append(f"estimated {number(estimate)} for the newest window{cov}")
+            return "; ".join(parts) or f"no {name} yet"
         parts = []
         for r in rows:
             if r.metric == "outcome_rate" and r is self.latest(rows, "outcome_rate", r.column):
@@ -183,7 +164,7 @@ class OverviewPage(PageBase):
         if (net := value("net_value")) is not None:
             currency = model.costs.currency if model.costs else ""
             parts.append(f"net value {currency} {net:,.0f}".replace("  ", " "))
-        return esc(", ".join(parts) or "no business outcomes configured")
+        return ", ".join(parts) or "no business outcomes configured"
 
     # -- a model's series ------------------------------------------------------------------------
 

@@ -1,48 +1,70 @@
 """A model's metric series: the realized and estimated values with their intervals, the
 usual level a baseline rule compares with, the reference value and the thresholds of the
-rules on the metric, that rule's alerts and new versions; with pickers for the metric, its
-column and the time range."""
+rules on the series, those rules' alerts and new versions; with pickers for the metric,
+its column, the segment, the version and the time range. The alert page draws the same
+chart around its alert."""
 
 from __future__ import annotations
 
 import fnmatch
 import json
 from datetime import datetime, timedelta
+from typing import Any
 
 from watchkeeper.alerts.conditions import SeriesKey, matches
 from watchkeeper.catalogue import CATALOGUE
 from watchkeeper.config import ConditionConfig, ModelConfig, RuleConfig
-from watchkeeper.report.html import esc
 from watchkeeper.report.specs import Level, Line, Mark, Point, SeriesChart, series_spec
 from watchkeeper.rows import ALL, MetricRow
 from watchkeeper.server.pages.base import PageBase
-from watchkeeper.server.pages.html import MAX_POINTS, chart, page, thin
+from watchkeeper.server.pages.html import MAX_POINTS, render, thin
 from watchkeeper.stats import baseline
 from watchkeeper.triage import default_metric
 
 RANGES = ((0, "all"), (7, "7 days"), (30, "30 days"), (90, "90 days"))
+WAY = {"higher_is_better": "higher is better", "lower_is_better": "lower is better"}
 
 
-def _on(c: ConditionConfig, metric: str, column: str) -> bool:
-    """Whether the condition judges this series of the whole traffic (the page's)."""
-    return matches(c, SeriesKey("", metric, column, ALL, ALL))
+class View:
+    """The series a chart draws: a metric of a column, over one segment (the whole traffic
+    by default) and one version (every version by default), on windows of one size, from
+    ``since`` through ``until``."""
+
+    def __init__(
+        self,
+        model: ModelConfig,
+        metric: str,
+        column: str,
+        size: timedelta,
+        segment: tuple[str, str] = (ALL, ALL),
+        version: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> None:
+        self.model, self.metric, self.column, self.size = model, metric, column, size
+        self.segment, self.version, self.since, self.until = segment, version, since, until
+
+    def on(self, c: ConditionConfig, metric: str) -> bool:
+        """Whether the condition judges this series."""
+        key = SeriesKey("", metric, self.column, *self.segment, self.version or ALL)
+        return matches(c, key)
+
+    @property
+    def where(self) -> dict[str, Any]:
+        seg = ALL if self.segment[0] == ALL else f"{self.segment[0]}={self.segment[1]}"
+        return {"size": self.size, "segment": seg, "version": self.version}
 
 
 class SeriesPage(PageBase):
-    @staticmethod
-    def about(metric: str) -> str:
-        """The metric's catalogue entry in a line: what it is, its unit, which way is good."""
-        entry = CATALOGUE.get(metric)
-        if entry is None:
-            return ""
-        way = {"higher_is_better": "higher is better", "lower_is_better": "lower is better"}
-        facts = [f"unit: {entry.unit.replace('_', ' ')}", way.get(entry.direction, "")]
-        return (
-            f'<p class="about">{esc(entry.description)} '
-            f"<small>({esc(', '.join(f for f in facts if f))})</small></p>"
-        )
-
-    def model_page(self, name: str, metric: str | None, column: str, days: int = 0) -> str:
+    def model_page(
+        self,
+        name: str,
+        metric: str | None,
+        column: str,
+        days: int = 0,
+        segment: str = "",
+        version: str = "",
+    ) -> str:
         model = self.ws.config.model(name)
         metric = metric or default_metric(model)
         base = metric.removeprefix("estimated_")
@@ -52,111 +74,178 @@ class SeriesPage(PageBase):
         )
         if column not in columns and columns:
             column = "" if "" in columns else columns[0]  # latency_ms, psi of a feature
+        segments = self.ws.metrics_table.segments(name, base, column) or [(ALL, ALL)]
+        seg_keys = [ALL if c == ALL else f"{c}={v}" for c, v in segments]
+        if segment not in seg_keys:
+            segment = ALL
+        versions = self.ws.metrics_table.versions(name, base, column)
+        if version not in versions:
+            version = ""
         newest = self.newest(model)
         since = newest - timedelta(days=days) if days and newest is not None else None
-        rules = [
-            r for r in self.ws.config.alerting.rules
-            if fnmatch.fnmatchcase(name, r.models)
-            and any(_on(c, m, column) for c in r.conditions for m in (base, metric))
-        ]  # fmt: skip
-        lines = self._lines(model, base, column, since)
-        levels = self._levels(model, base, column, rules)
-        usual = self._usual(model, base, column, rules, since) if lines else None
+        seg_col, _, seg_val = segment.partition("=")
+        view = View(
+            model,
+            base,
+            column,
+            model.monitoring.window,
+            (seg_col, seg_val) if seg_val else (ALL, ALL),
+            version or None,
+            since,
+        )
+        rules = self.watching(view, metric)
+        chart = self.chart(view, rules)
+        provisional = sum(p.provisional for line in chart.lines for p in line.points)
+        pickers = [
+            ("metric", [(n, n) for n in names], metric),
+            *(
+                [("column", [(c, c or "(model)") for c in columns], column)]
+                if columns != [""]
+                else []
+            ),
+            *(
+                [("segment", [(k, "all traffic" if k == ALL else k) for k in seg_keys], segment)]
+                if len(seg_keys) > 1
+                else []
+            ),
+            *(
+                [("version", [("", "all"), *[(v, v) for v in versions]], version)]
+                if len(versions) > 1
+                else []
+            ),
+            ("days", [(str(d), label) for d, label in RANGES], str(days)),
+        ]
+        entry = CATALOGUE.get(base)
+        title = (
+            f"{name}: {base.replace('_', ' ')}"
+            + (f" of {column}" if column else "")
+            + (f" for {segment}" if segment != ALL else "")
+            + (f", version {version}" if version else "")
+        )
+        return render(
+            "series.html",
+            title=title,
+            models=self.models,
+            name=name,
+            pickers=pickers,
+            spec=series_spec(chart),
+            about=(
+                None
+                if entry is None
+                else {
+                    "description": entry.description,
+                    "facts": ", ".join(
+                        f
+                        for f in (f"unit: {entry.unit.replace('_', ' ')}", WAY.get(entry.direction))
+                        if f
+                    ),
+                }
+            ),
+            provisional=provisional,
+            viewed=", ".join(r.name for r in rules) or "no rule watches this series",
+        )
+
+    def watching(self, view: View, metric: str) -> list[RuleConfig]:
+        """The rules of this model with a condition on the series (realized or estimated)."""
+        return [
+            r
+            for r in self.ws.config.alerting.rules
+            if fnmatch.fnmatchcase(view.model.name, r.models)
+            and any(view.on(c, m) for c in r.conditions for m in (view.metric, metric))
+        ]
+
+    def series_spec(
+        self,
+        model: ModelConfig,
+        metric: str,
+        column: str,
+        *,
+        size: timedelta,
+        segment: tuple[str, str],
+        since: datetime,
+        until: datetime,
+        only_alert: str,
+    ) -> dict[str, Any] | None:
+        """The chart of one series over a span, with only one alert marked (the alert
+        page's), or None when nothing was measured there."""
+        view = View(
+            model, metric.removeprefix("estimated_"), column, size, segment, None, since, until
+        )
+        chart = self.chart(view, self.watching(view, metric), only_alert)
+        return series_spec(chart) if chart.lines else None
+
+    def chart(self, view: View, rules: list[RuleConfig], only_alert: str = "") -> SeriesChart:
+        lines = self._lines(view)
+        usual = self._usual(view, rules) if lines else None
         if usual is not None:
             lines.append(usual)
-        marks = self._marks(name, base, column, rules, since)
-        entry = CATALOGUE.get(base)
-        spec = series_spec(
-            SeriesChart(
-                base,
-                entry.unit if entry else "value",
-                lines,
-                levels,
-                marks,
-                currency=model.costs.currency if model.costs is not None else "",
-            )
-        )
-        provisional = sum(p.provisional for line in lines for p in line.points)
-        pickers = (
-            '<form class="pick" method="get">'
-            + self._select("metric", names, metric)
-            + (self._select("column", columns, column) if columns != [""] else "")
-            + self._select(
-                "days",
-                [str(d) for d, _ in RANGES],
-                str(days),
-                {str(d): label for d, label in RANGES},
-            )
-            + "</form>"
-        )
-        viewed = ", ".join(r.name for r in rules) or "no rule watches this series"
-        body = (
-            pickers
-            + self.model_tabs(name)
-            + chart("series", spec)
-            + self.about(base)
-            + f'<p class="note">Shaded: each window\'s 95% interval. {provisional} provisional '
-            "window(s) (labels still arriving) are drawn hollow. Red dashed lines: the rules' "
-            f"thresholds and the alerts of the rules on this series ({esc(viewed)}); grey: the "
-            "reference value and new model versions.</p>"
-        )
-        title = f"{name}: {base.replace('_', ' ')}" + (f" of {column}" if column else "")
-        return page(title, body, self.models)
-
-    @staticmethod
-    def _select(
-        name: str, values: list[str], chosen: str, labels: dict[str, str] | None = None
-    ) -> str:
-        options = "".join(
-            f'<option value="{esc(v)}"{" selected" if v == chosen else ""}>'
-            f"{esc((labels or {}).get(v, v) or '(model)')}</option>"
-            for v in values
-        )
-        return (
-            f'<label>{esc(name)} <select name="{esc(name)}" onchange="this.form.submit()">'
-            f"{options}</select></label> "
+        entry = CATALOGUE.get(view.metric)
+        return SeriesChart(
+            view.metric,
+            entry.unit if entry else "value",
+            lines,
+            self._levels(view, rules),
+            self._marks(view, rules, only_alert),
+            currency=view.model.costs.currency if view.model.costs is not None else "",
         )
 
-    def _lines(
-        self, model: ModelConfig, base: str, column: str, since: datetime | None
-    ) -> list[Line]:
-        """Realized and estimated, each with the interval of the window's row (the row of
-        the whole traffic with the most events, where versions share a window)."""
+    def _lines(self, view: View) -> list[Line]:
+        """Realized and estimated, each with the interval of the window's row (where
+        versions share a window, the value drawn mixes them and has no single interval)."""
         out = []
+        base = view.metric
         for label, key in (("from labels", base), ("estimated before labels", f"estimated_{base}")):
-            found = self.ws.series(model.name, key, column, since=since)
+            found = self.ws.metrics_table.series(
+                view.model.name,
+                key,
+                view.column,
+                size=view.size,
+                segment=view.segment,
+                since=view.since,
+                through=view.until,
+                version=view.version,
+            )
             if not found:
                 continue
-            # The interval of a window one version served (where versions share one, the
-            # value drawn mixes them and no single row's interval is its own).
             by_window: dict[datetime, list[MetricRow]] = {}
             thinned_away = len(found) > MAX_POINTS  # averaged points have no interval
-            for r in [] if thinned_away else self.rows(model, [key], since=since):
-                if r.column == column:
-                    by_window.setdefault(r.window_start, []).append(r)
-            rows = {t: found[0] for t, found in by_window.items() if len(found) == 1}
+            rows = [] if thinned_away else self._rows(view, key)
+            for r in rows:
+                by_window.setdefault(r.window_start, []).append(r)
+            single = {t: f[0] for t, f in by_window.items() if len(f) == 1}
             thinned = thin([[s.isoformat(), v, p] for s, v, p in found])
             points = []
             for t, v, p in thinned:
                 start = datetime.fromisoformat(t)
-                found_row = rows.get(start)
-                exact = found_row is not None and len(thinned) == len(found)  # thinned: no interval
-                lower = found_row.lower if exact and found_row else None
-                upper = found_row.upper if exact and found_row else None
-                points.append(Point(start, v, bool(p), lower, upper))
+                row = single.get(start)
+                points.append(
+                    Point(start, v, bool(p), row.lower if row else None, row.upper if row else None)
+                )
             out.append(Line(f"{base.replace('_', ' ')} {label}", points))
         return out
 
-    def _levels(
-        self, model: ModelConfig, base: str, column: str, rules: list[RuleConfig]
-    ) -> list[Level]:
-        """The reference value, and each rule's threshold on the value (a rule against the
-        reference has its threshold where the change from the reference crosses it)."""
+    def _rows(self, view: View, metric: str) -> list[MetricRow]:
+        return self.ws.metrics_table.select(
+            view.model.name,
+            metrics=[metric],
+            column=view.column,
+            since=view.since,
+            through=view.until,
+            **view.where,
+        )
+
+    def _levels(self, view: View, rules: list[RuleConfig]) -> list[Level]:
+        """The reference value (of the whole traffic), and each rule's threshold on the
+        value (a rule against the reference has its threshold where the change from the
+        reference crosses it)."""
+        model, base, column = view.model, view.metric, view.column
         ref = self.ws.reference_values(model.name).get((model.name, base, column))
+        if view.segment[0] != ALL:
+            ref = None  # the reference value is the whole traffic's, not a segment's
         out = [] if ref is None else [Level(ref, f"reference {ref:.3g}", "reference")]
         for rule in rules:
             for c in rule.conditions:
-                if not _on(c, base, column) or c.against == "baseline":
+                if not view.on(c, base) or c.against == "baseline":
                     continue
                 for v in (c.above, c.below):
                     if v is None:
@@ -171,14 +260,7 @@ class SeriesPage(PageBase):
                     out.append(Level(at, f"{rule.name} ({rule.severity})"))
         return out
 
-    def _usual(
-        self,
-        model: ModelConfig,
-        base: str,
-        column: str,
-        rules: list[RuleConfig],
-        since: datetime | None,
-    ) -> Line | None:
+    def _usual(self, view: View, rules: list[RuleConfig]) -> Line | None:
         """The usual level a baseline rule on the series compares with, by its own baseline,
         from the whole series (not the range shown, nor its thinned points)."""
         for rule in rules:
@@ -186,16 +268,27 @@ class SeriesPage(PageBase):
                 (
                     c.baseline
                     for c in rule.conditions
-                    if c.against == "baseline" and _on(c, base, column)
+                    if c.against == "baseline" and view.on(c, view.metric)
                 ),
                 None,
             )
             if found is None:
                 continue
-            drawn = [(t, v) for t, v, _ in self.ws.series(model.name, base, column)]
+            drawn = [
+                (t, v)
+                for t, v, _ in self.ws.metrics_table.series(
+                    view.model.name,
+                    view.metric,
+                    view.column,
+                    size=view.size,
+                    segment=view.segment,
+                    through=view.until,
+                    version=view.version,
+                )
+            ]
             points = []
             for start, _ in drawn:
-                if since is not None and start < since:
+                if view.since is not None and start < view.since:
                     continue
                 past = baseline.past(drawn, start, found.windows, found.seasonal)
                 level = baseline.level(past, found.method)
@@ -208,29 +301,37 @@ class SeriesPage(PageBase):
             )
         return None
 
-    def _marks(
-        self,
-        name: str,
-        base: str,
-        column: str,
-        rules: list[RuleConfig],
-        since: datetime | None,
-    ) -> list[Mark]:
-        """The alerts of the rules on this series (on its column, where they name one), and
-        each new model version."""
+    def _marks(self, view: View, rules: list[RuleConfig], only_alert: str = "") -> list[Mark]:
+        """The alerts of the rules on this series (on its column and segment, where they
+        name them; only ``only_alert`` when given), and each new model version."""
         mine = {r.name for r in rules}
+        name, column = view.model.name, view.column
+        segment = ALL if view.segment[0] == ALL else f"{view.segment[0]}={view.segment[1]}"
         out = []
         for a in self.ws.alerts(name):
-            labels = json.loads(a["labels"])
-            if a["rule"] not in mine or (labels.get("column") or column) != column:
+            if only_alert and a["alert_id"] != only_alert:
                 continue
-            if since is None or a["window_start"] >= since:
-                out.append(Mark(a["window_start"], f"{a['rule']} ({a['severity']}, {a['state']})"))
+            labels = json.loads(a["labels"])
+            if a["rule"] not in mine and not only_alert:
+                continue
+            if (labels.get("column") or column) != column:
+                continue
+            if (labels.get("segment") or segment) != segment and not only_alert:
+                continue
+            start = a["window_start"]
+            if (view.since is None or start >= view.since) and (
+                view.until is None or start <= view.until
+            ):
+                out.append(Mark(start, f"{a['rule']} ({a['severity']}, {a['state']})"))
         first_seen = self.ws.metrics_table.first_seen(name)
         for i, (version, start) in enumerate(sorted(first_seen.items(), key=lambda kv: kv[1])):
-            if i > 0 and (since is None or start >= since):
+            if (
+                i > 0
+                and (view.since is None or start >= view.since)
+                and (view.until is None or start <= view.until)
+            ):
                 out.append(Mark(start, f"version {version}", "version"))
         return out
 
 
-__all__ = ["SeriesPage"]
+__all__ = ["SeriesPage", "View"]

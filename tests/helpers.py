@@ -441,7 +441,7 @@ models:
       model_version: version
     labels: {column: label, timestamp: labelled_at, max_delay: 3d}
     outcomes: [{name: chargeback}]
-    costs: {false_positive: 5, false_negative: 120}
+    costs: {false_positive: 5, false_negative: 120, currency: EUR}
     monitoring: {window: 1d, min_rows: 100, min_labels: 100, weak_slices: false}
 """
 

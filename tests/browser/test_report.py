@@ -32,13 +32,25 @@ def test_the_report_renders_with_its_charts(tmp_path: Path, page: tuple[Any, lis
         ),
     )
     p.goto(path.as_uri())
-    assert p.locator("svg.chart").count() == 2
-    bars = p.locator("svg.chart g.bars_marks path")
+    assert p.locator("svg.chart").count() == 3
+    distribution, trend, business = p.locator("figure").all()[:3]
+    bars = distribution.locator("svg.chart g.bars_marks path")
     assert bars.count() > 6 and bars.first.bounding_box()["height"] > 0  # drawn, not empty
-    assert p.locator("svg.chart g.lines_marks path").count() == 2  # realized and estimated
-    assert p.locator("svg.chart g.change_marks_layer_0_marks line").count() == 1  # the change
-    ticks = texts(p.locator("svg.chart g.role-axis-label text"))
-    assert len(ticks) > 12  # axes with ticks on both charts
+    assert trend.locator("g.lines_marks path").count() == 2  # realized and estimated
+    assert trend.locator("g.change_marks_layer_0_marks line").count() == 1  # the change
+    # In business terms: the cost of mistakes in the configured currency and its usual
+    # level, said in the caption too. Here the shift sends many more legitimate cases to
+    # review (cheap) and misses fewer frauds (dear): the cost fell, and no change is dated.
+    assert business.locator("g.lines_marks path").count() == 1
+    axis = texts(business.locator("g.role-axis-title text"))
+    assert any("EUR" in t for t in axis), axis
+    caption = business.locator("figcaption").inner_text()
+    assert "EUR 23,630 in the latest period against a usual EUR" in caption, caption
+    changed = business.locator("g.change_marks_layer_0_marks line").count()
+    assert changed == ("change began" in caption)
+    for figure in (distribution, trend, business):
+        ticks = texts(figure.locator("g.role-axis-label text"))
+        assert len(ticks) >= 8, ticks  # axes with ticks on every chart
     legend = texts(p.locator("svg.chart g.role-legend-label text"))
     assert "training data" in legend and "measured from labels" in legend
     summary = p.locator("section.summary").inner_text()

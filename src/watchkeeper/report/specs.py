@@ -46,6 +46,7 @@ class Point:
     provisional: bool = False
     lower: float | None = None
     upper: float | None = None
+    events: int | None = None  # the window's sample size, where the tooltip should say it
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ def series_spec(chart: SeriesChart) -> dict[str, Any]:
             "provisional": p.provisional,
             "lower": p.lower,
             "upper": p.upper,
+            "events": p.events,
             "state": "provisional (labels still arriving)" if p.provisional else "final",
         }
         for line in chart.lines
@@ -156,6 +158,8 @@ def series_spec(chart: SeriesChart) -> dict[str, Any]:
         {"field": "upper", "type": "quantitative", "format": fmt, "title": "interval to"},
         {"field": "state", "type": "nominal"},
     ]
+    if any(p.events is not None for li in chart.lines for p in li.points):
+        tooltip.insert(-1, {"field": "events", "type": "quantitative", "format": ",d"})
     banded = any(
         p.lower is not None and p.upper is not None for li in chart.lines for p in li.points
     )

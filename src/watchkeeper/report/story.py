@@ -1,8 +1,9 @@
 """The stakeholder report: one self-contained HTML file for people who are not engineers.
 
 A plain-language summary comes first (is the model healthy, what changed, what it means in
-business terms, what the team will do), then two charts (training against live data for the
-feature that moved most; performance or the business KPI over time, with the change
+business terms, what the team will do), then three charts (training against live data for
+the feature that moved most; performance over time; the drop in business terms, what the
+mistakes cost in the configured currency or the business KPI, each with the change
 marked), then the detail engineers want. Charts are inline SVG: the file needs no network,
 no script, and stays small. Every string that came from data is escaped.
 """
@@ -24,7 +25,16 @@ from watchkeeper.profiles.types import ColumnProfile
 from watchkeeper.reference.profile import ReferenceProfile
 from watchkeeper.report.charts import display_bins
 from watchkeeper.report.html import PAGE, esc, fmt, table, tr
-from watchkeeper.report.specs import Line, Mark, Point, SeriesChart, bars_spec, series_spec, svg
+from watchkeeper.report.specs import (
+    Level,
+    Line,
+    Mark,
+    Point,
+    SeriesChart,
+    bars_spec,
+    series_spec,
+    svg,
+)
 from watchkeeper.rows import MetricRow
 from watchkeeper.stats import baseline
 from watchkeeper.stats.baseline import change_start
@@ -319,6 +329,7 @@ class Report:
             '<section class="charts">'
             + self.distribution_chart()
             + self.trend_chart()
+            + self.business_chart()
             + "</section>"
         )
 
@@ -379,6 +390,54 @@ class Report:
             f" The dashed line marks where the change began ({marker:%Y-%m-%d})." if marker else ""
         )
         return f"<figure>{drawn}<figcaption>{esc(title)}.{esc(note)}</figcaption></figure>"
+
+    def business_chart(self) -> str:
+        """The drop in business terms: what the model's mistakes cost per window in the
+        configured currency (or, without costs, the first business outcome's rate), its
+        usual level as a line and the change dated where the series changed."""
+        costs = self.series("cost") if self.model.costs is not None else []
+        if costs:
+            metric, unit, label, points = "cost", "currency", "cost of mistakes", costs
+            worse_when_lower = False
+        else:
+            found = next(
+                (
+                    (o.name, pts)
+                    for o in self.model.outcomes
+                    if (pts := self.series("outcome_rate", o.name))
+                ),
+                None,
+            )
+            if found is None:
+                return ""
+            metric, unit, label, points = f"{found[0]} per event", "value", found[0], found[1]
+            worse_when_lower = True
+        if len(points) < 2:
+            return ""
+        values = [v for _, v in points]
+        at = change_start(values, lower_is_better=not worse_when_lower)
+        before = values[max(0, at - 7) : at] if at is not None else values[:-1]
+        usual = baseline.usual(before) if before else None
+        currency = self.model.costs.currency if self.model.costs is not None else ""
+        levels = [Level(usual, f"usual {label}", "reference")] if usual is not None else []
+        marks = [Mark(points[at][0], "change began", "change")] if at is not None else []
+        chart = SeriesChart(
+            metric,
+            unit,
+            [Line(label, [Point(t, v) for t, v in points])],
+            levels=levels,
+            marks=marks,
+            currency=currency,
+        )
+        title = f"{label} per {_span(self.period.size)}"
+        money = f"{currency} " if unit == "currency" else ""
+        caption = f"{title}: {money}{_amount(values[-1])} in the latest period"
+        if usual is not None:
+            caption += f" against a usual {money}{_amount(usual)}"
+        if at is not None:
+            caption += f"; the change began {points[at][0]:%Y-%m-%d %H:%M}"
+        drawn = svg(series_spec(chart), title)
+        return f"<figure>{drawn}<figcaption>{esc(caption)}.</figcaption></figure>"
 
     # -- tables ----------------------------------------------------------------------------
 
@@ -504,6 +563,21 @@ class Report:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _amount(v: float) -> str:
+    """An amount as people write it: 23,630 or 0.0123, never 2.363e+04."""
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def _span(size: timedelta) -> str:
+    """A window's length in words: "hour", "day", "6 hours"."""
+    hours = size.total_seconds() / 3600
+    if hours == 24:
+        return "day"
+    if hours == 1:
+        return "hour"
+    return f"{hours:g} hours" if hours < 24 else f"{hours / 24:g} days"
 
 
 def _counts(detail: str | None) -> dict[str, int] | None:

@@ -7,11 +7,15 @@ sends batches as gzip-compressed JSON Lines to ``watchkeeper serve``, retrying w
 while the server is down; a batch keeps its rows (and their event ids) across retries, so a
 retry of a batch the server did commit is stored once. ``close`` (also at exit) flushes.
 
-``DirectLogger`` has the same methods and writes straight to the store, for batch jobs.
+``AsyncLogger`` is the same queue sent from a task on an asyncio loop; ``DirectLogger``
+has the same methods and writes straight to the store, for batch jobs. ``watch`` (a
+decorator) and ``WatchkeeperMiddleware`` (ASGI) in ``watchkeeper.client.serving`` log a
+served prediction with its latency and status from any of them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import gzip
@@ -29,7 +33,18 @@ from typing import Any
 log = logging.getLogger("watchkeeper.client")  # the package's name (what users configure)
 
 KINDS = ("events", "labels", "outcomes")
-DEFAULT_NAMES = {"event_id": "event_id", "label": "label", "outcome": "outcome", "value": "value"}
+DEFAULT_NAMES = {
+    "event_id": "event_id",
+    "timestamp": "timestamp",
+    "label": "label",
+    "outcome": "outcome",
+    "value": "value",
+    # What ``watch`` and the ASGI middleware write (watchkeeper.client.serving).
+    "score": "score",
+    "latency": "latency_ms",
+    "status": "status",
+    "model_version": "model_version",
+}
 
 
 class _Rows:
@@ -107,24 +122,23 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-class Logger(_Rows):
-    """Logs to a watchkeeper server in the background."""
+class _Batches(_Rows):
+    """The queue both remote loggers share: bounded, in batches per kind, a batch kept
+    (with its event ids) until the server has it, and the HTTP send."""
 
     def __init__(
         self,
         url: str,
         model: str,
         *,
-        api_key: str | None = None,
-        max_queue: int = 100_000,
-        batch_size: int = 1_000,
-        flush_interval: float = 1.0,
-        timeout: float = 10.0,
-        max_backoff: float = 30.0,
-        names: Mapping[str, str] | None = None,
+        api_key: str | None,
+        max_queue: int,
+        batch_size: int,
+        flush_interval: float,
+        timeout: float,
+        max_backoff: float,
+        names: Mapping[str, str] | None,
     ) -> None:
-        """``names`` maps the roles ``event_id``, ``label``, ``outcome`` and ``value`` to the
-        column names in your watchkeeper.yaml when they differ (``{"label": "is_fraud"}``)."""
         self.names = {**DEFAULT_NAMES, **(names or {})}
         self.url = url.rstrip("/")
         self.model = model
@@ -137,77 +151,22 @@ class Logger(_Rows):
         self.stats = Stats()
         self._queues: dict[str, deque[dict[str, Any]]] = {k: deque() for k in KINDS}
         self._pending: dict[str, list[dict[str, Any]]] = {}  # a batch being sent (or retried)
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._closed = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
-        self._thread = threading.Thread(target=self._loop, name="watchkeeper-logger", daemon=True)
-        self._thread.start()
-        atexit.register(self.close)
+        self._lock = threading.Lock()  # the request path may be any thread
+        self._closing = False
 
-    # -- the request path: append and return -----------------------------------------------
-
-    def _put(self, kind: str, row: dict[str, Any]) -> bool:
-        with self._lock:
-            if self._closed.is_set() or self._size() >= self.max_queue:
-                self.stats.dropped += 1
-                return False
-            self._queues[kind].append(row)
-            self.stats.queued += 1
-            self._idle.clear()
-            full = len(self._queues[kind]) >= self.batch_size
-        if full:
-            self._wake.set()
-        return True
+    def _enqueue(self, kind: str, row: dict[str, Any]) -> tuple[bool, bool]:
+        """(taken, a batch is full). Call with the lock held."""
+        if self._closing or self._size() >= self.max_queue:
+            self.stats.dropped += 1
+            return False, False
+        self._queues[kind].append(row)
+        self.stats.queued += 1
+        return True, len(self._queues[kind]) >= self.batch_size
 
     def _size(self) -> int:
         return sum(len(q) for q in self._queues.values()) + sum(
             len(b) for b in self._pending.values()
         )
-
-    # -- the background sender ------------------------------------------------------------------
-
-    def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until everything queued so far is sent; False on timeout."""
-        self._wake.set()
-        return self._idle.wait(timeout)
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Send what is queued (waiting at most ``timeout``), then stop."""
-        if self._closed.is_set():
-            return
-        self.flush(timeout)
-        self._closed.set()
-        self._wake.set()
-        self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        backoff = 0.5
-        while True:
-            self._wake.wait(self.flush_interval)
-            self._wake.clear()
-            while True:
-                batch_kind = self._next_batch()
-                if batch_kind is None:
-                    break
-                kind, rows = batch_kind
-                if self._send(kind, rows):
-                    backoff = 0.5
-                    with self._lock:
-                        self._pending.pop(kind, None)
-                    continue
-                # Down: keep the batch, wait, try again (unless closing with nothing sent).
-                self.stats.retries += 1
-                if self._closed.is_set():
-                    return
-                self._wake.wait(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
-            with self._lock:
-                if self._size() == 0:
-                    self._idle.set()
-            if self._closed.is_set():
-                return
 
     def _next_batch(self) -> tuple[str, list[dict[str, Any]]] | None:
         with self._lock:
@@ -220,6 +179,12 @@ class Logger(_Rows):
                     self._pending[kind] = rows
                     return kind, rows
         return None
+
+    def _done(self, kind: str) -> bool:
+        """Forget a batch the server has; True when nothing is left to send."""
+        with self._lock:
+            self._pending.pop(kind, None)
+            return self._size() == 0
 
     def _send(self, kind: str, rows: list[dict[str, Any]]) -> bool:
         """True when the batch is done with (committed, or refused as bad input)."""
@@ -252,17 +217,231 @@ class Logger(_Rows):
         return True
 
 
+class Logger(_Batches):
+    """Logs to a watchkeeper server from a background thread."""
+
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        max_queue: int = 100_000,
+        batch_size: int = 1_000,
+        flush_interval: float = 1.0,
+        timeout: float = 10.0,
+        max_backoff: float = 30.0,
+        names: Mapping[str, str] | None = None,
+    ) -> None:
+        """``names`` maps the roles (``event_id``, ``timestamp``, ``label``, ``outcome``,
+        ``value``, and for ``watch`` and the middleware ``score``, ``latency``, ``status``,
+        ``model_version``) to the column names in your watchkeeper.yaml when they differ
+        (``{"label": "is_fraud"}``)."""
+        super().__init__(
+            url,
+            model,
+            api_key=api_key,
+            max_queue=max_queue,
+            batch_size=batch_size,
+            flush_interval=flush_interval,
+            timeout=timeout,
+            max_backoff=max_backoff,
+            names=names,
+        )
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread = threading.Thread(target=self._loop, name="watchkeeper-logger", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    # -- the request path: append and return -----------------------------------------------
+
+    def _put(self, kind: str, row: dict[str, Any]) -> bool:
+        with self._lock:
+            taken, full = self._enqueue(kind, row)
+            if taken:
+                self._idle.clear()
+        if full:
+            self._wake.set()
+        return taken
+
+    # -- the background sender ------------------------------------------------------------------
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything queued so far is sent; False on timeout."""
+        self._wake.set()
+        return self._idle.wait(timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Send what is queued (waiting at most ``timeout``), then stop."""
+        if self._closed.is_set():
+            return
+        self.flush(timeout)
+        with self._lock:
+            self._closing = True
+        self._closed.set()
+        self._wake.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        backoff = 0.5
+        while True:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            while True:
+                batch_kind = self._next_batch()
+                if batch_kind is None:
+                    break
+                kind, rows = batch_kind
+                if self._send(kind, rows):
+                    backoff = 0.5
+                    self._done(kind)
+                    continue
+                # Down: keep the batch, wait, try again (unless closing with nothing sent).
+                self.stats.retries += 1
+                if self._closed.is_set():
+                    return
+                self._wake.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+            with self._lock:
+                if self._size() == 0:
+                    self._idle.set()
+            if self._closed.is_set():
+                return
+
+
+class AsyncLogger(_Batches):
+    """Logs to a watchkeeper server from a task on the running event loop, for asyncio
+    services: ``log_*`` append and return (from the loop or any thread), and the sending
+    runs off the loop in a worker thread so a slow server never blocks a request.
+
+    ``async with AsyncLogger(url, "fraud") as wk:`` starts it and flushes at the end; or
+    ``await wk.start()`` in the app's startup and ``await wk.aclose()`` in its shutdown."""
+
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        max_queue: int = 100_000,
+        batch_size: int = 1_000,
+        flush_interval: float = 1.0,
+        timeout: float = 10.0,
+        max_backoff: float = 30.0,
+        names: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            url,
+            model,
+            api_key=api_key,
+            max_queue=max_queue,
+            batch_size=batch_size,
+            flush_interval=flush_interval,
+            timeout=timeout,
+            max_backoff=max_backoff,
+            names=names,
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._idle: asyncio.Event | None = None
+
+    async def start(self) -> AsyncLogger:
+        if self._task is None:
+            self._loop = asyncio.get_running_loop()
+            self._wake, self._idle = asyncio.Event(), asyncio.Event()
+            with self._lock:
+                if self._size() == 0:
+                    self._idle.set()
+            self._task = self._loop.create_task(self._run(), name="watchkeeper-logger")
+        return self
+
+    async def __aenter__(self) -> AsyncLogger:
+        return await self.start()
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    def _put(self, kind: str, row: dict[str, Any]) -> bool:
+        with self._lock:
+            taken, full = self._enqueue(kind, row)
+        if taken and self._loop is not None:
+            # asyncio's events are not thread-safe: set them on the loop's own thread.
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                self._loop.call_soon_threadsafe(self._signal, full)
+        return taken
+
+    def _signal(self, full: bool) -> None:
+        assert self._wake is not None and self._idle is not None
+        self._idle.clear()
+        if full:
+            self._wake.set()
+
+    async def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything queued so far is sent; False on timeout."""
+        await self.start()
+        assert self._wake is not None and self._idle is not None
+        self._wake.set()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def aclose(self, timeout: float = 30.0) -> None:
+        """Send what is queued (waiting at most ``timeout``), then stop the task."""
+        if self._task is None or self._task.done():
+            return
+        await self.flush(timeout)
+        with self._lock:
+            self._closing = True
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        assert self._wake is not None and self._idle is not None
+        backoff = 0.5
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+            self._wake.clear()
+            while (batch := self._next_batch()) is not None:
+                kind, rows = batch
+                if await asyncio.to_thread(self._send, kind, rows):
+                    backoff = 0.5
+                    self._done(kind)
+                    continue
+                self.stats.retries += 1  # down: keep the batch, wait, try again
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), backoff)
+                self._wake.clear()
+                backoff = min(backoff * 2, self.max_backoff)
+            with self._lock:
+                if self._size() == 0:
+                    self._idle.set()
+
+
 class DirectLogger(_Rows):
     """The same methods, writing straight to the store in batches (for batch jobs)."""
 
     def __init__(self, workspace: Any, model: str, batch_size: int = 10_000) -> None:
         cfg = workspace.config.model(model)
-        self.names = {
+        roles = {
             "event_id": cfg.columns.event_id,
+            "timestamp": cfg.columns.timestamp,
             "label": cfg.labels.column,
             "outcome": cfg.outcome_columns.name,
             "value": cfg.outcome_columns.value,
+            "score": cfg.columns.score,
+            "latency": cfg.columns.latency,
+            "status": cfg.columns.status,
+            "model_version": cfg.columns.model_version,
         }
+        self.names = {role: name for role, name in roles.items() if name}
         self.ws = workspace
         self.model = model
         self.batch_size = batch_size
@@ -292,4 +471,4 @@ class DirectLogger(_Rows):
         self.flush()
 
 
-__all__ = ["DirectLogger", "Logger", "Stats"]
+__all__ = ["AsyncLogger", "DirectLogger", "Logger", "Stats"]

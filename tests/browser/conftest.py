@@ -20,12 +20,14 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     need(path is not None, "Chromium (Debian package chromium)")
     from playwright.sync_api import sync_playwright
 
+    # Package scope: the sync API keeps an event loop running on the main thread while it
+    # is open, and tests elsewhere call asyncio.run, which refuses a running loop.
     with sync_playwright() as p:
         found = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         try:

@@ -28,6 +28,25 @@ from watchkeeper.client import (
 from watchkeeper.client.logger import DEFAULT_NAMES
 from watchkeeper.config import Config, parse_config
 
+
+def _run(coroutine: Any) -> Any:
+    """asyncio.run on a thread of its own, so a loop another fixture keeps open on the main
+    thread (Playwright's sync API) cannot refuse it."""
+    found: dict[str, Any] = {}
+
+    def main() -> None:
+        try:
+            found["value"] = asyncio.run(coroutine)
+        except BaseException as error:  # noqa: BLE001 - re-raised on the caller's thread
+            found["error"] = error
+
+    thread = threading.Thread(target=main)
+    thread.start()
+    thread.join()
+    if "error" in found:
+        raise found["error"]
+    return found.get("value")
+
 FEATURES = {"amount": 12.5, "country": "US", "channel": "web", "is_new": False, "region": "north"}
 
 
@@ -150,9 +169,9 @@ def test_watch_takes_async_functions_and_merges_a_mapping_result() -> None:
     async def stuck(features: Mapping[str, Any]) -> float:
         raise TimeoutError
 
-    assert asyncio.run(predict({"amount": 1.0})) == {"score": 0.4, "prediction": 0}
+    assert _run(predict({"amount": 1.0})) == {"score": 0.4, "prediction": 0}
     with pytest.raises(TimeoutError):
-        asyncio.run(stuck({"amount": 2.0}))
+        _run(stuck({"amount": 2.0}))
     assert [r["status"] for r in logger.rows] == ["ok", "timeout"]
     assert logger.rows[0]["prediction"] == 0 and logger.rows[0]["amount"] == 1.0
 
@@ -195,7 +214,7 @@ def test_the_async_logger_sends_from_the_loop_and_waits_out_a_server_that_is_dow
             ticker.cancel()
         return logger
 
-    logger = asyncio.run(main())
+    logger = _run(main())
     assert logger.stats.sent == 80 and logger.stats.dropped == 0
     assert not logger.log_prediction(event(99))  # closed: refused and counted
     with watchkeeper.open(cfg) as ws:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -560,3 +561,30 @@ def test_nesting_read_in_slices_of_lines_equals_nesting_read_whole(
         whole = readers.nesting(chunk)
         monkeypatch.setattr(readers, "_NESTING_SLICE", rng.randint(1, 50))
         assert readers.nesting(chunk) == whole, chunk
+
+
+@pytest.mark.parametrize("depth", [65, 900, 5_000])
+@pytest.mark.parametrize("loads_bytes", [1 << 20, 0])
+def test_a_row_nested_past_the_limit_is_refused_alike_on_every_python(
+    depth: int, loads_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python 3.11's parser gives up near 1,000 deep, 3.13's reads 5,000 (and Arrow then
+    exhausted memory on it): a row past 64 deep is refused by itself on any Python, from a
+    small body or a streamed one, and the rows after it keep their numbers."""
+    from watchkeeper.ingest import readers
+
+    monkeypatch.setattr(readers, "_JSON_LOADS_BYTES", loads_bytes)
+    deep = '{"a":' * depth + "1" + "}" * depth
+    body = f'[{{"a": 1}}, {deep}, 7, {{"a": 2}}]'
+    source = readers.Source("b", iter(()))
+    rows = [r for b in readers.json_array(body.encode(), source, "b", 10) for r in b.to_pylist()]
+    assert rows == [{"a": 1}, {"a": 2}]
+    assert [(r.line, r.reason) for r in source.rejected] == [
+        (2, "nested too deeply to read"),
+        (3, "a row must be a JSON object"),
+    ]
+    lines = "\n".join(['{"a": 1}', deep, '{"a": 2}']).encode()
+    source = readers.Source("b", iter(()))
+    rows = [r for b in readers._json_chunks(io.BytesIO(lines), source) for r in b.to_pylist()]
+    assert rows == [{"a": 1}, {"a": 2}]
+    assert [(r.line, r.reason) for r in source.rejected] == [(2, "nested too deeply to read")]

@@ -37,7 +37,7 @@ def _run(coroutine: Any) -> Any:
     def main() -> None:
         try:
             found["value"] = asyncio.run(coroutine)
-        except BaseException as error:  # noqa: BLE001 - re-raised on the caller's thread
+        except BaseException as error:  # re-raised on the caller's thread
             found["error"] = error
 
     thread = threading.Thread(target=main)
@@ -46,6 +46,7 @@ def _run(coroutine: Any) -> Any:
     if "error" in found:
         raise found["error"]
     return found.get("value")
+
 
 FEATURES = {"amount": 12.5, "country": "US", "channel": "web", "is_new": False, "region": "north"}
 

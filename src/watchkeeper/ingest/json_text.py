@@ -36,6 +36,16 @@ class _Text:
         self.eof = not data
         return True
 
+    def read_on(self, i: int) -> bool:
+        """Read on until the text from ``i`` is twice as long (or the stream ends), so that
+        a value parsed again after each read is parsed a logarithmic number of times, not
+        once per slice; False if there was nothing more to read."""
+        size = len(self.text) + max(len(self.text) - i, 1)
+        read = False
+        while len(self.text) < size and self.more():
+            read = True
+        return read
+
     def has(self, i: int) -> bool:
         """Whether there is a character at ``i``, reading on as needed."""
         while i >= len(self.text):
@@ -76,14 +86,14 @@ class _Text:
             except json.JSONDecodeError as exc:
                 # Cut off by the end of the slice (not by a mistake): read on and retry.
                 near_end = exc.pos >= len(self.text) - 6 or exc.msg.startswith("Unterminated")
-                if near_end and self.more():
+                if near_end and self.read_on(i):
                     continue
                 raise InputError(
                     f"{self.name}: not valid JSON: {exc.msg} at character {self.base + exc.pos}"
                 ) from exc
             except ValueError as exc:  # a number beyond Python's 4,300 digits
                 raise InputError(f"{self.name}: not valid JSON: {exc}") from exc
-            if end == len(self.text) and self.more():
+            if end == len(self.text) and self.read_on(i):
                 continue  # a number or a literal may go on in the next slice
             return value, end
 

@@ -269,7 +269,11 @@ def _batches_of(
     first = 1  # the number of the first element in ``objects``
     rows = others = given = 0
     for number, row in enumerate(elements, start=1):
-        if isinstance(row, dict):
+        if isinstance(row, _Deep):
+            source.rejected.append(Rejected(number, row.text, _TOO_DEEP))
+        elif isinstance(row, dict) and _deeper_than(row, MAX_NESTING):
+            source.rejected.append(Rejected(number, _cut(row), _TOO_DEEP))
+        elif isinstance(row, dict):
             if not objects:
                 first = number
             objects.append(row)
@@ -284,17 +288,44 @@ def _batches_of(
                         yield batch
                     pending = sum(t.num_rows for t in tables)
         else:
-            try:
-                text = json.dumps(row)[:200]
-            except (RecursionError, ValueError):
-                text = "(a nested value)"
-            source.rejected.append(Rejected(number, text, "a row must be a JSON object"))
+            source.rejected.append(Rejected(number, _cut(row), "a row must be a JSON object"))
             others += 1
     if objects or (not given and not tables):
         tables.append(_table_of(objects, source, first))
     yield from _joined(tables, batch_rows, last=True)
     if not rows and others:
         raise InputError(f"{name}: a JSON body must be an array of objects, one per row")
+
+
+@dataclass(frozen=True)
+class _Deep:
+    """An element nested beyond the parser's reach, by the start of its text."""
+
+    text: str
+
+
+def _cut(row: Any) -> str:
+    """The start of a rejected element's text."""
+    try:
+        return json.dumps(row)[:200]
+    except (RecursionError, ValueError):
+        return "(a nested value)"
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest deeper than ``limit`` in a parsed value. Python's parser
+    stops near its recursion limit on 3.11 but reads far deeper from 3.12 on, and Arrow
+    then recurses through the value without a limit (a 5,000-deep row exhausted memory):
+    so a row is refused past the same depth whatever the Python. Iterative, and it visits
+    each container once, so a flat row costs one look."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        found, depth = stack.pop()
+        if depth > limit:
+            return True
+        inner = found.values() if isinstance(found, dict) else found
+        stack.extend((v, depth + 1) for v in inner if isinstance(v, dict | list))
+    return False
 
 
 def _joined(
@@ -354,10 +385,8 @@ def _elements(fh: BinaryIO, source: Source, name: str) -> Iterator[Any]:
     while text.has(i) and text.text[i] != "]":
         number += 1
         row, end = text.value(decoder, i)
-        if row is _DEEP:
-            source.rejected.append(Rejected(number, text.text[i : min(end, i + 200)], _TOO_DEEP))
-        else:
-            yield row
+        # Too deep for the parser: its text stands for it, rejected where rows are numbered.
+        yield _Deep(text.text[i : min(end, i + 200)]) if row is _DEEP else row
         i = text.space(end)
         if text.at(i, ","):
             i = text.space(i + 1)
@@ -489,13 +518,17 @@ def _json_chunks(fh: Any, source: Source) -> Iterator[pa.RecordBatch]:
                     text = line.decode("utf-8", "replace")
                     source.rejected.append(Rejected(i, text, "a line must hold a JSON object"))
                     continue
+                if _deeper_than(row, MAX_NESTING):
+                    text = line.decode("utf-8", "replace")[:200]
+                    source.rejected.append(Rejected(i, text, _TOO_DEEP))
+                    continue
                 rows.append(row)
             if rows:
                 yield from _table_of(rows, source).to_batches()
         line_no += lines
 
 
-MAX_NESTING = 64  # deeper JSON goes through Python's parser, which stops at its limit
+MAX_NESTING = 64  # deeper JSON goes through Python's parser, and deeper rows are refused
 
 
 def nesting(chunk: bytes) -> int:

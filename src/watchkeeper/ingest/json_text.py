@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import codecs
 import json
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from watchkeeper.errors import InputError
 
-_DEEP = object()  # what _Text.value gives for such a value
+
+@dataclass(frozen=True)
+class Deep:
+    """What _Text.value gives for a value nested beyond Python's parser: the start of its
+    text, to stand for it when it is rejected."""
+
+    text: str
+
+
 _JSON_READ_BYTES = 1 << 20  # the slice of a large JSON array read and decoded at a time
 
 
@@ -70,7 +79,7 @@ class _Text:
         return 0
 
     def value(self, decoder: json.JSONDecoder, i: int) -> tuple[Any, int]:
-        """The JSON value starting at ``i`` and where it ends; _DEEP for a value nested
+        """The JSON value starting at ``i`` and where it ends; a Deep for a value nested
         beyond Python's parser, with its end found by counting brackets."""
         while True:
             try:
@@ -82,7 +91,7 @@ class _Text:
                     while len(self.text) < size and self.more():
                         pass
                     end = _value_end(self.text, i)
-                return _DEEP, end
+                return Deep(self.text[i : min(end, i + 200)]), end
             except json.JSONDecodeError as exc:
                 # Cut off by the end of the slice (not by a mistake): read on and retry.
                 near_end = exc.pos >= len(self.text) - 6 or exc.msg.startswith("Unterminated")

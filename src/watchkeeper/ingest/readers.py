@@ -27,7 +27,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from watchkeeper.errors import InputError
-from watchkeeper.ingest.json_text import _DEEP, _Text
+from watchkeeper.ingest.json_text import Deep, _Text
 
 DEFAULT_BATCH_ROWS = 2 * 122_880  # two of DuckDB's row groups
 _JSON_CHUNK_BYTES = 32 << 20
@@ -269,7 +269,7 @@ def _batches_of(
     first = 1  # the number of the first element in ``objects``
     rows = others = given = 0
     for number, row in enumerate(elements, start=1):
-        if isinstance(row, _Deep):
+        if isinstance(row, Deep):
             source.rejected.append(Rejected(number, row.text, _TOO_DEEP))
         elif isinstance(row, dict) and _deeper_than(row, MAX_NESTING):
             source.rejected.append(Rejected(number, _cut(row), _TOO_DEEP))
@@ -297,13 +297,6 @@ def _batches_of(
         raise InputError(f"{name}: a JSON body must be an array of objects, one per row")
 
 
-@dataclass(frozen=True)
-class _Deep:
-    """An element nested beyond the parser's reach, by the start of its text."""
-
-    text: str
-
-
 def _cut(row: Any) -> str:
     """The start of a rejected element's text."""
     try:
@@ -312,12 +305,18 @@ def _cut(row: Any) -> str:
         return "(a nested value)"
 
 
+_CONTAINERS = frozenset((dict, list))  # the containers json gives (exactly these types)
+
+
 def _deeper_than(value: Any, limit: int) -> bool:
     """Whether containers nest deeper than ``limit`` in a parsed value. Python's parser
     stops near its recursion limit on 3.11 but reads far deeper from 3.12 on, and Arrow
     then recurses through the value without a limit (a 5,000-deep row exhausted memory):
     so a row is refused past the same depth whatever the Python. Iterative, and it visits
-    each container once, so a flat row costs one look."""
+    each container once; a row with no container among its values (most) costs a type
+    look per value, about an eighth of parsing it."""
+    if _CONTAINERS.isdisjoint(map(type, value.values() if isinstance(value, dict) else value)):
+        return limit < 1
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         found, depth = stack.pop()
@@ -385,8 +384,7 @@ def _elements(fh: BinaryIO, source: Source, name: str) -> Iterator[Any]:
     while text.has(i) and text.text[i] != "]":
         number += 1
         row, end = text.value(decoder, i)
-        # Too deep for the parser: its text stands for it, rejected where rows are numbered.
-        yield _Deep(text.text[i : min(end, i + 200)]) if row is _DEEP else row
+        yield row  # a Deep too: rejected where rows are numbered
         i = text.space(end)
         if text.at(i, ","):
             i = text.space(i + 1)

@@ -547,7 +547,7 @@ def test_nesting_read_in_slices_of_lines_equals_nesting_read_whole(
     finds is the same, whatever brackets, quotes and escapes cross the slices."""
     import random
 
-    from watchkeeper.ingest import readers
+    from watchkeeper.ingest import json_text
 
     rng = random.Random(1)
     for _ in range(300):
@@ -557,10 +557,10 @@ def test_nesting_read_in_slices_of_lines_equals_nesting_read_whole(
             for _ in range(rng.randint(0, 200))
         ]
         chunk = "\n".join(lines).encode()
-        monkeypatch.setattr(readers, "_NESTING_SLICE", 1 << 40)
-        whole = readers.nesting(chunk)
-        monkeypatch.setattr(readers, "_NESTING_SLICE", rng.randint(1, 50))
-        assert readers.nesting(chunk) == whole, chunk
+        monkeypatch.setattr(json_text, "_NESTING_SLICE", 1 << 40)
+        whole = json_text.nesting(chunk)
+        monkeypatch.setattr(json_text, "_NESTING_SLICE", rng.randint(1, 50))
+        assert json_text.nesting(chunk) == whole, chunk
 
 
 @pytest.mark.parametrize("depth", [65, 900, 5_000])

@@ -1,4 +1,5 @@
-"""A large JSON text read a slice at a time: where its values begin and end."""
+"""JSON text: a large one read a slice at a time (where its values begin and end), and
+how deeply a text or a parsed value nests."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import codecs
 import json
 from dataclasses import dataclass
 from typing import Any, BinaryIO
+
+import numpy as np
 
 from watchkeeper.errors import InputError
 
@@ -134,3 +137,71 @@ def _value_end(text: str, i: int) -> int:
             if depth <= 0:
                 return j + 1
     return len(text)
+
+
+MAX_NESTING = 64  # deeper JSON goes through Python's parser, and deeper rows are refused
+
+
+def nesting(chunk: bytes) -> int:
+    """The deepest nesting of brackets in JSON text, outside strings, counted line by line
+    (a raw newline cannot be inside a JSON string, so a broken line cannot hide the next).
+    The text is read in slices of whole lines, so its memory is a few slices' worth, not
+    a few dozen bytes per byte of the text."""
+    deepest, depth, floor = 0, 0, 0
+    start = 0
+    while start < len(chunk):
+        cut = chunk.find(b"\n", start + _NESTING_SLICE)
+        end = len(chunk) if cut < 0 else cut + 1
+        found, depth, floor = _nesting(chunk[start:end], depth, floor)
+        deepest = max(deepest, found)
+        start = end
+    return deepest
+
+
+_NESTING_SLICE = 1 << 20
+
+
+def _nesting(text: bytes, carried: int, carried_floor: int) -> tuple[int, int, int]:
+    """The deepest nesting in one slice that starts a line, given the depth and its floor
+    carried from the slices before; and the depth and floor it ends with."""
+    b = np.frombuffer(text, dtype=np.uint8)
+    n = len(b)
+    idx = np.arange(n)
+    newline = b == 10
+    line_start = np.maximum.accumulate(np.where(newline, idx, -1))
+    # A quote is escaped when an odd run of backslashes precedes it.
+    backslash = b == 92
+    last_plain = np.maximum.accumulate(np.where(backslash, -1, idx))
+    run_before = np.zeros(n, dtype=np.int64)
+    run_before[1:] = idx[:-1] - last_plain[:-1]
+    quote = (b == 34) & (run_before % 2 == 0)
+    quotes = np.cumsum(quote)
+    at_line = np.where(line_start >= 0, quotes[np.maximum(line_start, 0)], 0)
+    inside = (quotes - at_line) % 2 == 1
+    opens = ((b == 91) | (b == 123)) & ~inside
+    closes = ((b == 93) | (b == 125)) & ~inside
+    depth = carried + np.cumsum(opens.astype(np.int64) - closes.astype(np.int64))
+    floor = np.minimum.accumulate(np.minimum(np.minimum(depth, 0), carried_floor))
+    return int((depth - floor).max()), int(depth[-1]), int(floor[-1])
+
+
+_CONTAINERS = frozenset((dict, list))  # the containers json gives (exactly these types)
+
+
+def deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest deeper than ``limit`` in a parsed value. Python's parser
+    stops near its recursion limit on 3.11 but reads far deeper from 3.12 on, and Arrow
+    then recurses through the value without a limit (a 5,000-deep row exhausted memory):
+    so a row is refused past the same depth whatever the Python. Iterative, and it visits
+    each container once; a row with no container among its values (most) costs a type
+    look per value, about an eighth of parsing it."""
+    if _CONTAINERS.isdisjoint(map(type, value.values() if isinstance(value, dict) else value)):
+        return limit < 1
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        found, depth = stack.pop()
+        if depth > limit:
+            return True
+        inner = found.values() if isinstance(found, dict) else found
+        stack.extend((v, depth + 1) for v in inner if isinstance(v, dict | list))
+    return False

@@ -25,8 +25,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The whole suite, spread over the machine's cores (pytest-xdist); PYTEST_FLAGS= runs it in
+# one process.
+PYTEST_FLAGS ?= -n auto
 pytest: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_FLAGS)
 
 test: lint typecheck pytest
 

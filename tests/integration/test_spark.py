@@ -3,9 +3,12 @@ for counts and histograms, within a tight tolerance for floating sums."""
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
 import shutil
+import sys
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,6 +39,9 @@ def spark() -> Iterator[Any]:
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Spark's Python workers must be this Python (another minor version is refused), not
+    # whatever `python3` is on the PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = (
         SparkSession.builder.master("local[2]")
         .appName("watchkeeper-test")
@@ -49,6 +55,11 @@ def spark() -> Iterator[Any]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+    # py4j's sockets are left to the garbage collector: collect them here, where their
+    # ResourceWarning is ignored, not in whichever test runs next in this process.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 def keyed(table: Any) -> dict[tuple[Any, ...], dict[str, Any]]:

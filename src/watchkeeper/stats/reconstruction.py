@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -102,7 +103,7 @@ class Reconstruction:
             out.append((x - c.mean) / c.scale)
         return np.column_stack(out) if out else np.zeros((0, 0))
 
-    @property
+    @cached_property
     def _kept(self) -> dict[str, frozenset[str]]:
         kept: dict[str, set[str]] = {}
         for c in self.columns:

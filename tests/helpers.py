@@ -33,6 +33,15 @@ from watchkeeper.store.tables import METRICS, SHARED
 # -- the engine's numbers in plain numpy ----------------------------------------------------------
 
 
+def correlated(rng: np.random.Generator, n: int, rho: float) -> dict[str, list[Any]]:
+    """Six standard normal features in three pairs correlated by ``rho``: each feature's
+    marginal is N(0, 1) whatever ``rho`` is."""
+    x = rng.normal(size=(n, 6))
+    for a in (0, 2, 4):
+        x[:, a + 1] = rho * x[:, a] + np.sqrt(1 - rho**2) * x[:, a + 1]
+    return {f"x{j}": x[:, j].tolist() for j in range(6)}
+
+
 def numeric_binning(reference: np.ndarray[Any, Any], name: str = "x") -> Binning:
     ref = reference[~np.isnan(reference)]
     distinct = np.unique(ref)

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tests.unit.test_reconstruction import correlated
+from tests.helpers import correlated
 from watchkeeper.stats.reconstruction import Reconstruction, fit
 
 pytestmark = pytest.mark.integration

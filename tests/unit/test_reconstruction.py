@@ -11,16 +11,8 @@ import pytest
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
+from tests.helpers import correlated
 from watchkeeper.stats.reconstruction import fit
-
-
-def correlated(rng: np.random.Generator, n: int, rho: float) -> dict[str, list[Any]]:
-    """Six standard normal features in three pairs correlated by ``rho``: each feature's
-    marginal is N(0, 1) whatever ``rho`` is."""
-    x = rng.normal(size=(n, 6))
-    for a in (0, 2, 4):
-        x[:, a + 1] = rho * x[:, a] + np.sqrt(1 - rho**2) * x[:, a + 1]
-    return {f"x{j}": x[:, j].tolist() for j in range(6)}
 
 
 def test_the_errors_equal_scikit_learns_pca_reconstruction() -> None:

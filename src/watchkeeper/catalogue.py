@@ -37,19 +37,6 @@ Unit = Literal[
 ]
 TASKS = frozenset({"binary_classification", "multiclass_classification", "regression", "ranking"})
 
-# Grafana's unit for each of ours.
-GRAFANA_UNITS: Mapping[str, str] = {
-    "ratio": "percentunit",
-    "score": "none",
-    "count": "short",
-    "ms": "ms",
-    "seconds": "s",
-    "currency": "currencyUSD",
-    "value": "none",
-    "difference": "none",
-    "times_usual": "none",
-}
-
 
 @dataclass(frozen=True)
 class PromFamily:
@@ -213,6 +200,7 @@ _FROM = {
     "service": PROFILE,
     "data_quality": PROFILE,
     "drift": f"{PROFILE}, against the reference's",
+    "multivariate": "the window's rows reconstructed from the reference's principal components",
     "labels": "events and their labels per window",
     "performance": LABELLED,
     "estimation": "the estimate and the labelled counts",
@@ -252,6 +240,10 @@ drift | drift | score | down | no | no | all | column | The drift decision of a 
 version_shift | drift | score | down | no | no | all | column | A version's scores (or predictions)
     against the established version's in the same window, during a rollout: the effect
     size, status drifted when the test agrees.
+reconstruction_error | multivariate | score | down | no | no | all | - | Mean distance of the
+    window's standardised feature values from their reconstruction by the reference's principal
+    components (a change in how features move together): drifted when outside the reference's
+    band at the window's size and moved at least min_change; the band's top is the threshold.
 label_coverage | labels | ratio | up | no | no | all | - | Share of the window's events with a
     label so far (provisional until the labels' maximum delay).
 label_lag_p50 | labels | seconds | down | no | yes | all | - | Median delay from an event to its
@@ -594,7 +586,6 @@ __all__ = [
     "CATALOGUE",
     "ESTIMABLE",
     "FAIRNESS_KEYS",
-    "GRAFANA_UNITS",
     "PROMETHEUS",
     "Catalogue",
     "Direction",

@@ -36,7 +36,7 @@ from tests.helpers import (
     ranking_sums_from_rows,
 )
 from watchkeeper import catalogue as cat
-from watchkeeper.catalogue import CATALOGUE, ESTIMABLE, GRAFANA_UNITS, PROMETHEUS
+from watchkeeper.catalogue import CATALOGUE, ESTIMABLE, PROMETHEUS
 from watchkeeper.config import ModelConfig, parse_config
 from watchkeeper.errors import UnknownMethodError
 from watchkeeper.metrics.family import Aggregates, Context, Family, declared
@@ -49,6 +49,7 @@ from watchkeeper.profiles.counts import (
     score_bins,
 )
 from watchkeeper.profiles.types import ColumnProfile
+from watchkeeper.server.exports import GRAFANA_UNITS
 from watchkeeper.stats import drift, quality
 from watchkeeper.stats import estimation as est
 from watchkeeper.stats import multiclass as mc

@@ -25,12 +25,28 @@ def test_the_errors_equal_scikit_learns_pca_reconstruction() -> None:
     pca = PCA(n_components=0.65, svd_solver="full").fit(scaler.transform(x[0::2]))
     held = scaler.transform(x[1::2])
     expected = np.linalg.norm(held - pca.inverse_transform(pca.transform(held)), axis=1)
-    assert len(fitted.components) == pca.n_components_
+    assert fitted.kept == pca.n_components_
     np.testing.assert_allclose(fitted.explained, pca.explained_variance_ratio_.sum(), rtol=1e-9)
     held_data = {f: v[1::2] for f, v in data.items()}
     np.testing.assert_allclose(fitted.errors(held_data), expected, rtol=1e-9, atol=1e-9)
     assert fitted.mean == pytest.approx(expected.mean(), rel=1e-9)
     assert fitted.spread == pytest.approx(expected.std(ddof=1), rel=1e-9)
+
+
+def test_keeping_most_components_stores_those_left_out_and_errs_the_same() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(3_000, 8)) * np.arange(1, 9)
+    data = {f"x{j}": x[:, j] for j in range(8)}
+    fitted = fit(data, dict.fromkeys(data, "numeric"), share=0.9)
+    assert fitted is not None and fitted.complement
+    assert len(fitted.components) == 8 - fitted.kept < fitted.kept
+    scaler = StandardScaler().fit(x[0::2])
+    pca = PCA(n_components=0.9, svd_solver="full").fit(scaler.transform(x[0::2]))
+    held = scaler.transform(x[1::2])
+    expected = np.linalg.norm(held - pca.inverse_transform(pca.transform(held)), axis=1)
+    assert fitted.kept == pca.n_components_
+    held_data = {f: v[1::2] for f, v in data.items()}
+    np.testing.assert_allclose(fitted.errors(held_data), expected, rtol=1e-9, atol=1e-9)
 
 
 def test_a_change_of_correlation_with_the_same_marginals_raises_the_error() -> None:

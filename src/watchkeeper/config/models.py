@@ -89,6 +89,26 @@ class FeatureConfig(_Frozen):
     drift: DriftConfig | None = None  # overrides the monitoring default for this feature
 
 
+def _switch(value: Any) -> Any:
+    """``multivariate: false`` turns every multivariate method off; ``true`` keeps the defaults."""
+    if value is False:
+        return {"reconstruction": False}
+    if value is True:
+        return {}
+    return value
+
+
+class MultivariateConfig(_Frozen):
+    """Drift of how the features move together, judged on the whole traffic of a window
+    (on for models with two features or more)."""
+
+    reconstruction: bool = True  # PCA reconstruction error against the reference's
+    variance_share: float = Field(default=0.65, gt=0, lt=1)  # of the components kept
+    # A window is drifted only when its error moved at least this share from the reference's
+    # (besides being beyond the reference's spread at the window's size).
+    min_change: float = Field(default=0.03, ge=0)
+
+
 class MonitoringConfig(_Frozen):
     window: PositiveDuration = timedelta(hours=1)
     min_rows: int = Field(default=100, ge=1)  # fewer rows: drift is insufficient_data
@@ -104,6 +124,7 @@ class MonitoringConfig(_Frozen):
     categorical_drift: DriftConfig = DriftConfig(effect="jensen_shannon", test="chi2")
     # Drift methods stored for every column besides those that decide; "all" for every one.
     drift_methods: tuple[str, ...] | Literal["all"] = ("psi",)
+    multivariate: Annotated[MultivariateConfig, BeforeValidator(_switch)] = MultivariateConfig()
 
 
 class ColumnsConfig(_Frozen):

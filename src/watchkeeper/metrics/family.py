@@ -20,6 +20,7 @@ import numpy as np
 from watchkeeper.catalogue import CATALOGUE
 from watchkeeper.config import ModelConfig
 from watchkeeper.profiles.base import Key
+from watchkeeper.profiles.multivariate import ErrorSums
 from watchkeeper.profiles.queries import Arrivals, OutcomeSum, Quantiles, WindowKey
 from watchkeeper.profiles.slices import SliceSums
 from watchkeeper.profiles.types import Profile
@@ -58,6 +59,8 @@ class Aggregates:
     trust: Mapping[str, Any] = field(default_factory=dict)  # backtests by estimated metric
     # per version: the realized metrics measured on its reference (what estimates are held to)
     reference_values: dict[str, dict[str, float]] = field(default_factory=dict)
+    # whole-traffic windows: the sums of the rows' reconstruction errors
+    reconstruction: dict[Key, ErrorSums] = field(default_factory=dict)
 
     @property
     def starts(self) -> list[datetime]:
@@ -108,7 +111,7 @@ class Family:
     # The aggregates it reads, so a run that computes only some families (a short window's
     # service metrics) gathers only those: columns (every column's profile), latency,
     # segments, labels (the join of events and labels), scores (score histograms),
-    # estimates, slices, outcomes, arrivals.
+    # estimates, slices, outcomes, arrivals, multivariate (the reconstruction errors).
     needs: tuple[str, ...] = ()
 
     def check(self, rows: Sequence[MetricRow]) -> None:

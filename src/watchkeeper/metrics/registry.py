@@ -9,6 +9,7 @@ from watchkeeper.metrics.estimation import ESTIMATION
 from watchkeeper.metrics.fairness import FAIRNESS
 from watchkeeper.metrics.family import Family
 from watchkeeper.metrics.labels import LABELS
+from watchkeeper.metrics.multivariate import MULTIVARIATE
 from watchkeeper.metrics.performance import PERFORMANCE
 from watchkeeper.metrics.proxies import PROXIES
 from watchkeeper.metrics.quality import QUALITY
@@ -21,6 +22,7 @@ FAMILIES: tuple[Family, ...] = (
     SERVICE,
     QUALITY,
     DRIFT,
+    MULTIVARIATE,
     VERSIONS,
     LABELS,
     PERFORMANCE,

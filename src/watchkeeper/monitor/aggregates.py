@@ -23,6 +23,7 @@ from watchkeeper.metrics.registry import FAMILIES
 from watchkeeper.profiles.base import Key, Segment, Source, Windowing
 from watchkeeper.profiles.binning import Binning
 from watchkeeper.profiles.columns import compute_profiles
+from watchkeeper.profiles.multivariate import reconstruction_sums
 from watchkeeper.profiles.queries import (
     arrivals,
     distinct_items,
@@ -153,6 +154,8 @@ def _version(
         binnings.append(latency_binning(model.columns.latency))
     source = Source(mine, ts, ibis.literal(version), model.columns.status, plan.segments)
     agg.profiles.update(compute_profiles(source, binnings, windowing, source_store, tick))
+    if "multivariate" in needs:
+        _multivariate(plan, agg, source_store, source, ref)
     inputs = EstimationInputs(
         model,
         version,
@@ -227,6 +230,21 @@ def _version(
             agg.counts.update(counts)
             if "segments" in needs and plan.segments:
                 agg.reference_counts[version] = segment_counts(store, model, ref, plan.segments)
+
+
+def _multivariate(
+    plan: Plan, agg: Aggregates, engine: Store, source: Source, ref: ReferenceProfile
+) -> None:
+    """The reconstruction errors of the version's whole-traffic windows (one query)."""
+    fitted = ref.reconstruction
+    if (
+        fitted is None
+        or not plan.model.monitoring.multivariate.reconstruction
+        or not all(f in source.table.columns for f in fitted.features)
+    ):
+        return
+    whole = replace(source, segments={})
+    agg.reconstruction.update(reconstruction_sums(whole, fitted, plan.windowing, engine))
 
 
 def _at_reference(

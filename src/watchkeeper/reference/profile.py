@@ -29,8 +29,11 @@ from watchkeeper.profiles.binning import (
 )
 from watchkeeper.profiles.columns import compute_profiles
 from watchkeeper.profiles.types import ColumnKind, ColumnProfile, Profile
+from watchkeeper.stats import reconstruction
 
 QUANTILE_SAMPLE = 200_000  # reference rows the quantile edges are taken from, at most
+RECONSTRUCTION_SAMPLE = 100_000  # reference rows reconstruction drift is fitted on, at most
+RECONSTRUCTION = "*reconstruction"  # the reference_profiles row that holds its fit
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class ReferenceProfile:
     binnings: tuple[Binning, ...]
     overall: Profile
     segments: Mapping[tuple[str, str], Profile] = field(default_factory=dict)
+    # multivariate drift's fit (None: fewer than two features, or turned off)
+    reconstruction: reconstruction.Reconstruction | None = None
 
     def binning(self, name: str) -> Binning | None:
         return self._by_name.get(name)
@@ -120,6 +125,8 @@ class ReferenceProfile:
             "segments": {f"{c}\x1f{v}": [p.rows, p.errors] for (c, v), p in self.segments.items()},
         }
         rows.append((ALL, json.dumps(totals)))
+        if self.reconstruction is not None:
+            rows.append((RECONSTRUCTION, json.dumps(self.reconstruction.to_json())))
         return rows
 
     @classmethod
@@ -128,6 +135,7 @@ class ReferenceProfile:
     ) -> ReferenceProfile:
         data = {column: json.loads(payload) for column, payload in rows}
         totals = data.pop(ALL)
+        fitted = data.pop(RECONSTRUCTION, None)
         binnings = tuple(Binning.from_json(d["binning"]) for d in data.values())
         overall_cols = {b.name: ColumnProfile.from_json(data[b.name]["overall"]) for b in binnings}
         overall = Profile(totals["overall"][0], totals["overall"][1], overall_cols)
@@ -140,7 +148,15 @@ class ReferenceProfile:
                 if key in data[b.name]["segments"]
             }
             segments[(col, val)] = Profile(n, errors, seg_cols)
-        return cls(model, version, reference_id, binnings, overall, segments)
+        return cls(
+            model,
+            version,
+            reference_id,
+            binnings,
+            overall,
+            segments,
+            None if fitted is None else reconstruction.Reconstruction.from_json(fitted),
+        )
 
 
 def fit(
@@ -172,6 +188,34 @@ def fit(
         final.append(b)
     segs = {(c, v): p for (_, _, c, v), p in profiles.items() if c != ALL}
     return ReferenceProfile(model, version, reference_id, tuple(final), overall, segs)
+
+
+def fit_reconstruction(
+    table: ir.Table, model: ModelConfig, engine: Engine
+) -> reconstruction.Reconstruction | None:
+    """Reconstruction drift fitted on a sample of the reference (in time order where it has
+    a timestamp): None when it is off or the model has fewer than two features."""
+    wanted = model.monitoring.multivariate
+    features = [f for f in model.columns.features if f.name in table.columns]
+    if not wanted.reconstruction or len(features) < 2:
+        return None
+    rows = int(engine.scalar(table.count()))
+    sample = table
+    if rows > RECONSTRUCTION_SAMPLE:
+        sample = table.sample(RECONSTRUCTION_SAMPLE / rows, method="row", seed=13)
+    ts = model.columns.timestamp
+    if ts in table.columns:
+        sample = sample.order_by(ts)
+    found = engine.execute(sample.select(*(f.name for f in features)))
+    data: dict[str, Sequence[object]] = {}
+    for f in features:
+        column = found[f.name]
+        if f.kind == "numeric":
+            data[f.name] = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        else:
+            data[f.name] = column.to_pylist()
+    kinds = {f.name: "numeric" if f.kind == "numeric" else "categorical" for f in features}
+    return reconstruction.fit(data, kinds, wanted.variance_share)
 
 
 def _fit_bins(
@@ -257,6 +301,7 @@ __all__ = [
     "ReferenceProfile",
     "column_roles",
     "fit",
+    "fit_reconstruction",
     "latency_binning",
     "top_values",
 ]

@@ -3,6 +3,7 @@ and the estimator) and storing it as data, and reading the fitted profile back."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,12 @@ import pyarrow as pa
 from watchkeeper.config import ModelConfig
 from watchkeeper.errors import NoReferenceError
 from watchkeeper.reference.estimators import estimator
-from watchkeeper.reference.profile import ReferenceProfile, column_roles, fit
+from watchkeeper.reference.profile import (
+    ReferenceProfile,
+    column_roles,
+    fit,
+    fit_reconstruction,
+)
 from watchkeeper.schema import BATCH, spec_for
 from watchkeeper.store import Store
 from watchkeeper.store.engine import arrow_schema
@@ -40,13 +46,15 @@ def reference_rows(store: Store, model: ModelConfig, version: str) -> ir.Table:
 def fit_reference(
     store: Store, model: ModelConfig, version: str, segments: list[str], now: datetime
 ) -> ReferenceProfile:
-    """Fit a version's reference profile (bins, vocabularies, per-segment profiles) and its
-    estimator from the stored reference, and store both."""
+    """Fit a version's reference profile (bins, vocabularies, per-segment profiles, the
+    multivariate drift's components) and its estimator from the stored reference, and
+    store both."""
     found = reference_id(store, model.name, version)
     if found is None:
         raise NoReferenceError(model.name)
+    rows_of = reference_rows(store, model, version)
     profile = fit(
-        reference_rows(store, model, version),
+        rows_of,
         column_roles(model),
         store,
         model=model.name,
@@ -55,6 +63,7 @@ def fit_reference(
         segments=segments,
         max_segment_values=model.monitoring.max_segment_values,
     )
+    profile = replace(profile, reconstruction=fit_reconstruction(rows_of, model, store))
     rows = profile.to_rows()
     table = pa.table(
         {

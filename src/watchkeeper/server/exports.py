@@ -9,9 +9,22 @@ from typing import Any
 
 import yaml
 
-from watchkeeper.catalogue import CATALOGUE, GRAFANA_UNITS, PROMETHEUS
+from watchkeeper.catalogue import CATALOGUE, PROMETHEUS
 from watchkeeper.config import ConditionConfig, Config, RuleConfig
 from watchkeeper.windows import format_duration
+
+# Grafana's unit for each of ours.
+GRAFANA_UNITS: dict[str, str] = {
+    "ratio": "percentunit",
+    "score": "none",
+    "count": "short",
+    "ms": "ms",
+    "seconds": "s",
+    "currency": "currencyUSD",
+    "value": "none",
+    "difference": "none",
+    "times_usual": "none",
+}
 
 # The queries of the dashboard: (panel title, the metric whose unit the panel has, PromQL with
 # $model). Units come from the catalogue.

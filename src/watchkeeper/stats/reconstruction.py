@@ -10,7 +10,10 @@ between its standardised values and their projection back from the kept componen
 the projection is linear and the components orthonormal, the squared error is
 ``sum(z_j^2) - sum_c (sum_j W_cj z_j)^2``: a polynomial in the row's values, so the engine
 computes a window's mean error as plain SQL over the columns, in one scan
-(``standardised_sql``, then ``error_sql`` over them).
+(``standardised_sql``, then ``error_sql`` over them). The squared error is also the sum of
+the squared projections on the components left out (all of them together are a basis), so
+when fewer are left out than kept those are stored instead (``complement``): the engine's
+work per row is the smaller number of projections, and no difference of large sums.
 
 The components are fitted on half of the sample and the reference's level (the mean row
 error, its per-row spread, and the spread of its chunks' means beyond sampling error) is
@@ -32,6 +35,7 @@ VARIANCE_SHARE = 0.65  # the share of the variance the kept components explain
 MIN_SHARE = 0.01  # a categorical value rarer than this among the sample joins "the rest"
 MAX_VALUES = 10  # one-hot columns per categorical feature, at most (then "the rest")
 CHUNKS = 20  # the held-out half is cut into this many chunks (in the order given)
+BAND = 3.0  # a window's mean error is drifted beyond this many standard errors
 
 
 @dataclass(frozen=True)
@@ -49,13 +53,15 @@ class Encoded:
 @dataclass(frozen=True)
 class Reconstruction:
     columns: tuple[Encoded, ...]
-    components: tuple[tuple[float, ...], ...]  # k × d, orthonormal rows
+    components: tuple[tuple[float, ...], ...]  # orthonormal rows: kept, or left out
     share: float  # the variance share asked for
     explained: float  # the share the kept components explain
     mean: float  # the reference's mean row error (held out)
     spread: float  # the standard deviation of a row's error around it
     chunk_spread: float  # between chunks of the reference, beyond sampling error
     rows: int  # held-out rows the level was measured on
+    complement: bool = False  # components are those left out: the error is their projection
+    kept: int = 0  # the components the variance share keeps
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -76,6 +82,8 @@ class Reconstruction:
             "spread": self.spread,
             "chunk_spread": self.chunk_spread,
             "rows": self.rows,
+            "complement": self.complement,
+            "kept": self.kept,
         }
 
     @classmethod
@@ -89,6 +97,8 @@ class Reconstruction:
             float(data["spread"]),
             float(data["chunk_spread"]),
             int(data["rows"]),
+            bool(data.get("complement", False)),
+            int(data.get("kept", len(data["components"]))),
         )
 
     def matrix(self, data: Mapping[str, Sequence[Any]]) -> Array:
@@ -96,7 +106,7 @@ class Reconstruction:
         out = []
         for c in self.columns:
             if c.kind == "numeric":
-                x = np.array([np.nan if v is None else float(v) for v in data[c.feature]])
+                x = _floats(data[c.feature])
                 x = np.where(np.isnan(x), c.mean, x)
             else:
                 x = _indicator(data[c.feature], c, self._kept[c.feature])
@@ -113,7 +123,7 @@ class Reconstruction:
 
     def errors(self, data: Mapping[str, Sequence[Any]]) -> Array:
         """Each row's reconstruction error (exactly what ``sql`` computes in the engine)."""
-        return _errors(self.matrix(data), np.array(self.components, dtype=float))
+        return _errors(self.matrix(data), np.array(self.components, dtype=float), self.complement)
 
     def standardised_sql(
         self, column: Callable[[str], str], text: Callable[[str], str]
@@ -140,14 +150,54 @@ class Reconstruction:
     def error_sql(self, z: Sequence[str]) -> str:
         """A row's error as SQL over its standardised columns ``z`` (names or expressions,
         in the order of ``columns``): what ``errors`` computes."""
-        square = " + ".join(f"{v} * {v}" for v in z)
         projections = []
         for row in self.components:
             terms = " + ".join(f"{w!r} * {v}" for w, v in zip(row, z, strict=True) if w != 0.0)
             p = f"({terms or '0.0'})"
             projections.append(f"{p} * {p}")
-        kept_part = " + ".join(projections) or "0.0"
-        return f"SQRT(GREATEST(({square}) - ({kept_part}), 0.0))"
+        projected = " + ".join(projections) or "0.0"
+        if self.complement:
+            return f"SQRT({projected})"
+        square = " + ".join(f"{v} * {v}" for v in z)
+        return f"SQRT(GREATEST(({square}) - ({projected}), 0.0))"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A window's mean error judged against the reference's level at the window's size."""
+
+    mean: float
+    lower: float  # the 95% interval of the window's mean (sampling)
+    upper: float
+    low: float  # the band: the reference's mean ± BAND standard errors at this size
+    high: float
+    change: float  # relative to the reference's mean
+    drifted: bool
+
+    def describe(self, reference: float) -> str:
+        way = "above" if self.mean > self.high else "below" if self.mean < self.low else "inside"
+        return (
+            f"mean error {self.mean:.4g} ({self.change:+.1%} on the reference's {reference:.4g}), "
+            f"{way} the band {self.low:.4g} to {self.high:.4g}"
+        )
+
+
+def judge(fitted: Reconstruction, rows: int, mean: float, std: float, min_change: float) -> Verdict:
+    """Drifted when the window's mean error is outside the reference's band at its size
+    (its own spread of windows included) and moved at least ``min_change`` of it."""
+    half = BAND * fitted.standard_error(rows)
+    margin = 1.96 * (std if np.isfinite(std) else fitted.spread) / np.sqrt(max(rows, 1))
+    change = mean / fitted.mean - 1 if fitted.mean > 0 else 0.0
+    outside = abs(mean - fitted.mean) > half
+    return Verdict(
+        mean,
+        mean - margin,
+        mean + margin,
+        fitted.mean - half,
+        fitted.mean + half,
+        change,
+        bool(outside and abs(change) >= min_change),
+    )
 
 
 def _indicator(values: Sequence[Any], c: Encoded, kept: frozenset[str]) -> Array:
@@ -164,11 +214,19 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _errors(z: Array, components: Array) -> Array:
+def _floats(values: Sequence[Any]) -> Array:
+    """Numbers as floats, None as NaN (a float array is taken as it is)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        return values.astype(float, copy=False)
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+
+
+def _errors(z: Array, components: Array, complement: bool = False) -> Array:
     projected = z @ components.T if len(components) else np.zeros((len(z), 0))
-    return np.asarray(
-        np.sqrt(np.maximum((z * z).sum(axis=1) - (projected * projected).sum(axis=1), 0.0))
-    )
+    inside = (projected * projected).sum(axis=1)
+    if not complement:
+        inside = np.maximum((z * z).sum(axis=1) - inside, 0.0)
+    return np.asarray(np.sqrt(inside))
 
 
 def fit(
@@ -183,12 +241,12 @@ def fit(
     n = len(data[names[0]]) if names else 0
     if len(names) < 2 or n < 4 * CHUNKS:
         return None
-    fit_half = {f: list(data[f])[0::2] for f in names}
-    held = {f: list(data[f])[1::2] for f in names}
+    fit_half = {f: data[f][0::2] for f in names}
+    held = {f: data[f][1::2] for f in names}
     columns: list[Encoded] = []
     for f in names:
         if kinds[f] == "numeric":
-            x = np.array([np.nan if v is None else float(v) for v in fit_half[f]])
+            x = _floats(fit_half[f])
             mean = float(np.nanmean(x)) if np.isfinite(x).any() else 0.0
             x = np.where(np.isnan(x), mean, x)
             columns.append(Encoded(f, "numeric", None, mean, _scale(x)))
@@ -212,19 +270,24 @@ def fit(
     k = min(int(np.searchsorted(ratio, share, side="right")) + 1, len(s))
     components = vt[:k]
     errors = _errors(unfitted.matrix(held), components)
+    # All of vt is a basis when there are at least as many rows as columns.
+    complement = vt.shape[0] == z.shape[1] and vt.shape[0] - k < k
+    stored = vt[k:] if complement else components
     m = len(errors) // CHUNKS
     means = errors[: m * CHUNKS].reshape(CHUNKS, m).mean(axis=1)
     spread = float(errors.std(ddof=1))
     between = float(means.var(ddof=1)) - spread**2 / m
     return Reconstruction(
         tuple(columns),
-        tuple(tuple(float(w) for w in row) for row in components),
+        tuple(tuple(float(w) for w in row) for row in stored),
         share,
         float(ratio[k - 1]),
         float(errors.mean()),
         spread,
         float(np.sqrt(max(between, 0.0))),
         len(errors),
+        complement,
+        k,
     )
 
 
@@ -234,4 +297,4 @@ def _scale(x: Array) -> float:
     return s if s > 1e-12 else 1.0
 
 
-__all__ = ["VARIANCE_SHARE", "Encoded", "Reconstruction", "fit"]
+__all__ = ["BAND", "VARIANCE_SHARE", "Encoded", "Reconstruction", "Verdict", "fit", "judge"]

@@ -15,6 +15,7 @@ from functools import cached_property
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from watchkeeper.config import ModelConfig
 from watchkeeper.profiles.base import ALL, Engine, Segment, Source
@@ -204,9 +205,12 @@ def fit_reconstruction(
     if rows > RECONSTRUCTION_SAMPLE:
         sample = table.sample(RECONSTRUCTION_SAMPLE / rows, method="row", seed=13)
     ts = model.columns.timestamp
-    if ts in table.columns:
-        sample = sample.order_by(ts)
-    found = engine.execute(sample.select(*(f.name for f in features)))
+    names = [f.name for f in features]
+    order = [ts, *names] if ts in table.columns and ts not in names else names
+    # Sorted here, not by the engine, so that every engine splits the sample alike (ties
+    # and nulls are ordered differently by each; arrow puts nulls last).
+    found = engine.execute(sample.select(*order))
+    found = found.take(pc.sort_indices(found, [(c, "ascending") for c in order]))
     data: dict[str, Sequence[object]] = {}
     for f in features:
         column = found[f.name]

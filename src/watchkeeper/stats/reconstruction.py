@@ -109,7 +109,7 @@ class Reconstruction:
                 x = _floats(data[c.feature])
                 x = np.where(np.isnan(x), c.mean, x)
             else:
-                x = _indicator(data[c.feature], c, self._kept[c.feature])
+                x = _indicator(data[c.feature], c, self._kept.get(c.feature, frozenset()))
             out.append((x - c.mean) / c.scale)
         return np.column_stack(out) if out else np.zeros((0, 0))
 
@@ -135,16 +135,16 @@ class Reconstruction:
         for c in self.columns:
             x = column(c.feature)
             if c.kind == "numeric":
-                value = f"COALESCE(CAST({x} AS DOUBLE), {c.mean!r})"
+                value = f"COALESCE(CAST({x} AS DOUBLE), {_lit(c.mean)})"
             else:
                 s = f"CAST({x} AS STRING)"
                 if c.value is not None:
-                    value = f"(CASE WHEN {s} = '{text(c.value)}' THEN 1.0 ELSE 0.0 END)"
+                    value = f"(CASE WHEN {s} = '{text(c.value)}' THEN 1E0 ELSE 0E0 END)"
                 else:
                     known = ", ".join(f"'{text(v)}'" for v in sorted(kept.get(c.feature, ())))
                     inside = f"{s} IN ({known})" if known else "FALSE"
-                    value = f"(CASE WHEN {s} IS NOT NULL AND {inside} THEN 0.0 ELSE 1.0 END)"
-            z.append(f"(({value} - {c.mean!r}) / {c.scale!r})")
+                    value = f"(CASE WHEN {s} IS NOT NULL AND {inside} THEN 0E0 ELSE 1E0 END)"
+            z.append(f"(({value} - {_lit(c.mean)}) / {_lit(c.scale)})")
         return z
 
     def error_sql(self, z: Sequence[str]) -> str:
@@ -152,14 +152,14 @@ class Reconstruction:
         in the order of ``columns``): what ``errors`` computes."""
         projections = []
         for row in self.components:
-            terms = " + ".join(f"{w!r} * {v}" for w, v in zip(row, z, strict=True) if w != 0.0)
-            p = f"({terms or '0.0'})"
+            terms = " + ".join(f"{_lit(w)} * {v}" for w, v in zip(row, z, strict=True) if w != 0.0)
+            p = f"({terms or '0E0'})"
             projections.append(f"{p} * {p}")
-        projected = " + ".join(projections) or "0.0"
+        projected = " + ".join(projections) or "0E0"
         if self.complement:
             return f"SQRT({projected})"
         square = " + ".join(f"{v} * {v}" for v in z)
-        return f"SQRT(GREATEST(({square}) - ({projected}), 0.0))"
+        return f"SQRT(GREATEST(({square}) - ({projected}), 0E0))"
 
 
 @dataclass(frozen=True)
@@ -200,6 +200,12 @@ def judge(fitted: Reconstruction, rows: int, mean: float, std: float, min_change
     )
 
 
+def _lit(x: float) -> str:
+    """A double literal in SQL: in exponent form, which Spark reads as a double (it reads
+    0.25 as a decimal, and decimal division rounds to six places)."""
+    return f"{float(x):.17E}"
+
+
 def _indicator(values: Sequence[Any], c: Encoded, kept: frozenset[str]) -> Array:
     text = [None if v is None else _text(v) for v in values]
     if c.value is not None:
@@ -237,7 +243,8 @@ def fit(
     """Fit on the sample ``data`` (feature → values, in the reference's time order) with
     ``kinds`` (feature → numeric or categorical): components on the even rows, the level on
     the odd ones. None when there are fewer than two features or too few rows to fit."""
-    names = [f for f in kinds if f in data]
+    # A feature with no value in the sample (a column the reference lacks) tells nothing.
+    names = [f for f in kinds if f in data and not _empty(data[f])]
     n = len(data[names[0]]) if names else 0
     if len(names) < 2 or n < 4 * CHUNKS:
         return None
@@ -289,6 +296,13 @@ def fit(
         complement,
         k,
     )
+
+
+def _empty(values: Sequence[Any]) -> bool:
+    """No value at all (None, or NaN in a float array)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        return not bool(np.isfinite(values).any())
+    return all(v is None for v in values)
 
 
 def _scale(x: Array) -> float:

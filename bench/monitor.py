@@ -16,6 +16,9 @@ run: a stored model, 24 hourly windows, three segment columns, 1M and 10M events
   a re-run, which should cost about one hour's share of the full run.
 windows: one run over many hourly windows of 1M events (a backfill): its seconds and peak
   memory at each window count (target: under 1.5 GB at 10,000, time linear in windows).
+multivariate: the run's 1M events (same features) with reconstruction drift on and off, in
+  two stores fed the same files, runs interleaved: the ratio of the run's seconds (target:
+  at most 1.2x), and the components the fit kept.
 """
 
 from __future__ import annotations
@@ -109,14 +112,21 @@ models:
       segments: [region, device, new_user]
       latency: latency_ms
       status: status
+    monitoring: {{multivariate: {multivariate}}}
 """
 
 
-def write_config(folder: Path) -> Path:
+def write_config(folder: Path, multivariate: bool = True) -> Path:
     lines = [f"        - {{name: num_{i}, kind: numeric}}" for i in range(N_NUMERIC)]
     lines += [f"        - {{name: cat_{j}, kind: categorical}}" for j in range(len(CATEGORIES))]
     path = folder / "watchkeeper.yaml"
-    path.write_text(CONFIG.format(store=folder / "store.duckdb", features="\n".join(lines)))
+    path.write_text(
+        CONFIG.format(
+            store=folder / "store.duckdb",
+            features="\n".join(lines),
+            multivariate=str(multivariate).lower(),
+        )
+    )
     return path
 
 
@@ -179,13 +189,13 @@ def child_sql(ref: str, cur: str) -> dict[str, float]:
     return {"cells": cells}
 
 
-def child_run(config: str, now: str) -> dict[str, float]:
+def child_run(config: str, now: str, full: str = "") -> dict[str, float]:
     import watchkeeper
 
     clock = datetime.fromisoformat(now)
     with watchkeeper.open(config, clock=lambda: clock) as ws:
         started = time.perf_counter()
-        result = ws.run("bench")
+        result = ws.run("bench", full=bool(full))
         seconds = time.perf_counter() - started
     return {
         "run_seconds": seconds,
@@ -294,6 +304,51 @@ def bench_run(folder: Path, rows: int) -> None:
     )
 
 
+def child_fit(config: str, now: str) -> dict[str, float]:
+    import watchkeeper
+
+    clock = datetime.fromisoformat(now)
+    with watchkeeper.open(config, clock=lambda: clock) as ws:
+        profile = ws.reference_profile("bench")
+    fitted = profile.reconstruction if profile is not None else None
+    if fitted is None:
+        return {"kept": 0, "columns": 0, "stored": 0}
+    return {
+        "kept": fitted.kept,
+        "columns": len(fitted.columns),
+        "stored": len(fitted.components),
+    }
+
+
+def bench_multivariate(folder: Path, rows: int, repeat: int) -> None:
+    ref, events = folder / "reference.parquet", folder / "events.parquet"
+    write_events(
+        ref, 200_000, seed=5, start=START - timedelta(days=30), hours=HOURS, first_id=10**9
+    )
+    write_events(events, rows, seed=6, start=START, hours=HOURS)
+    now = (START + timedelta(hours=HOURS, minutes=30)).isoformat()
+    configs = {}
+    for on in (True, False):
+        sub = folder / ("on" if on else "off")
+        sub.mkdir()
+        configs[on] = write_config(sub, multivariate=on)
+        measure("ingest", str(configs[on]), str(events), now, str(ref))
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(repeat):
+        for on in (False, True):
+            times[on].append(measure("run", str(configs[on]), now, "full")["run_seconds"])
+    fit = measure("fit", str(configs[True]), now)
+    on_s, off_s = min(times[True]), min(times[False])
+    print(f"multivariate: {rows:,} events, 20 numeric + 5 categorical features, {HOURS} windows")
+    print(
+        f"  reconstruction: {fit['kept']:.0f} components kept of {fit['columns']:.0f} "
+        f"standardised columns, {fit['stored']:.0f} projections per row in the engine"
+    )
+    print(f"  run without    {off_s:6.2f} s in run")
+    print(f"  run with       {on_s:6.2f} s in run")
+    print(f"  ratio          {on_s / off_s:6.2f}x   (target: <= 1.2x)")
+
+
 def bench_windows(folder: Path, rows: int, counts: list[int]) -> list[dict[str, float]]:
     """One run over many hourly windows (a backfill): its peak memory and seconds, at each
     window count, to show that memory stays bounded and time grows with the windows."""
@@ -323,7 +378,7 @@ def bench_windows(folder: Path, rows: int, counts: list[int]) -> list[dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=["compare", "run", "windows"])
+    parser.add_argument("--only", choices=["compare", "run", "windows", "multivariate"])
     parser.add_argument("--windows", type=int, nargs="+", default=[1_000, 10_000])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--repeat", type=int, default=2)
@@ -331,9 +386,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
-        fn = {"compare": child_compare, "sql": child_sql, "run": child_run, "ingest": child_ingest}[
-            kind
-        ]
+        fn = {
+            "compare": child_compare,
+            "sql": child_sql,
+            "run": child_run,
+            "ingest": child_ingest,
+            "fit": child_fit,
+        }[kind]
         figures = fn(*rest)
         figures["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(figures))
@@ -350,6 +409,10 @@ def main() -> None:
                 bench_run(folder, rows)
         if args.only == "windows":
             bench_windows(Path(tmp), 1_000_000, args.windows)
+        if args.only in (None, "multivariate"):
+            folder = Path(tmp) / "multivariate"
+            folder.mkdir()
+            bench_multivariate(folder, 1_000_000, args.repeat)
 
 
 if __name__ == "__main__":
